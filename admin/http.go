@@ -1,0 +1,173 @@
+package admin
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/internal/httpx"
+	"github.com/sigil-sts/sigil/secret"
+)
+
+// maxAdminBody bounds admin request bodies.
+const maxAdminBody = 256 << 10
+
+// Handler is the admin HTTP API. Every request must carry the admin token
+// as a Bearer token.
+type Handler struct {
+	Service *Service
+	// Token is the admin API token.
+	Token secret.Value
+	Log   *slog.Logger
+}
+
+// Mount registers the admin API under /admin/v1.
+func (h *Handler) Mount(mux *http.ServeMux) {
+	p := "/admin/v1"
+	mux.Handle("GET "+p+"/clients", h.auth(h.listClients))
+	mux.Handle("POST "+p+"/clients", h.auth(h.createClient))
+	mux.Handle("GET "+p+"/clients/{id}", h.auth(h.getClient))
+	mux.Handle("DELETE "+p+"/clients/{id}", h.auth(h.deleteClient))
+	mux.Handle("POST "+p+"/clients/{id}/rotate-secret", h.auth(h.rotateSecret))
+	mux.Handle("GET "+p+"/keys", h.auth(h.listKeys))
+	mux.Handle("POST "+p+"/keys/rotate", h.auth(h.rotateKey))
+	mux.Handle("POST "+p+"/revocations", h.auth(h.revoke))
+}
+
+type apiError struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+	RequestID   string `json:"request_id,omitempty"`
+}
+
+// auth checks the bearer token in constant time (both sides hashed first,
+// so neither length nor content leaks through timing).
+func (h *Handler) auth(next func(http.ResponseWriter, *http.Request) error) http.Handler {
+	want := sha256.Sum256([]byte(h.Token.Reveal()))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		got := sha256.Sum256([]byte(tok))
+		if !ok || h.Token.IsZero() || subtle.ConstantTimeCompare(want[:], got[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sigil-admin"`)
+			httpx.WriteJSON(w, http.StatusUnauthorized, apiError{Error: "unauthorized", Description: "send the admin token as a Bearer token"})
+			return
+		}
+		if err := next(w, r); err != nil {
+			h.writeError(w, r, err)
+		}
+	})
+}
+
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case IsValidation(err):
+		httpx.WriteJSON(w, http.StatusBadRequest, apiError{Error: "invalid_request", Description: err.Error()})
+	case errors.Is(err, sigil.ErrNotFound):
+		httpx.WriteJSON(w, http.StatusNotFound, apiError{Error: "not_found", Description: "no such object"})
+	case errors.Is(err, sigil.ErrConflict):
+		httpx.WriteJSON(w, http.StatusConflict, apiError{Error: "conflict", Description: "the object already exists"})
+	default:
+		id := httpx.RequestID(r.Context())
+		log := h.Log
+		if log == nil {
+			log = slog.Default()
+		}
+		log.ErrorContext(r.Context(), "admin API error", "path", r.URL.Path, "request_id", id, "err", err)
+		httpx.WriteJSON(w, http.StatusInternalServerError, apiError{Error: "server_error", RequestID: id})
+	}
+}
+
+func (h *Handler) listClients(w http.ResponseWriter, r *http.Request) error {
+	cs, err := h.Service.Clients(r.Context())
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, cs)
+	return nil
+}
+
+func (h *Handler) createClient(w http.ResponseWriter, r *http.Request) error {
+	var spec ClientSpec
+	if err := httpx.ReadJSON(w, r, maxAdminBody, &spec); err != nil {
+		return invalid("%v", err)
+	}
+	c, err := h.Service.CreateClient(r.Context(), spec)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusCreated, c)
+	return nil
+}
+
+func (h *Handler) getClient(w http.ResponseWriter, r *http.Request) error {
+	c, err := h.Service.Client(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, c)
+	return nil
+}
+
+func (h *Handler) deleteClient(w http.ResponseWriter, r *http.Request) error {
+	if err := h.Service.DeleteClient(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (h *Handler) rotateSecret(w http.ResponseWriter, r *http.Request) error {
+	c, err := h.Service.RotateSecret(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, c)
+	return nil
+}
+
+func (h *Handler) listKeys(w http.ResponseWriter, r *http.Request) error {
+	ks, err := h.Service.ListKeys(r.Context())
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, ks)
+	return nil
+}
+
+func (h *Handler) rotateKey(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Alg string `json:"alg"`
+	}
+	if r.ContentLength != 0 {
+		if err := httpx.ReadJSON(w, r, maxAdminBody, &req); err != nil {
+			return invalid("%v", err)
+		}
+	}
+	k, err := h.Service.RotateKey(r.Context(), req.Alg)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusCreated, k)
+	return nil
+}
+
+func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		JTI     string `json:"jti"`
+		Client  string `json:"client"`
+		Subject string `json:"subject"`
+	}
+	if err := httpx.ReadJSON(w, r, maxAdminBody, &req); err != nil {
+		return invalid("%v", err)
+	}
+	if err := h.Service.Revoke(r.Context(), req.JTI, req.Client, req.Subject); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

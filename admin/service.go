@@ -1,0 +1,390 @@
+package admin
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/keys"
+	"github.com/sigil-sts/sigil/secret"
+	"github.com/sigil-sts/sigil/token"
+	"github.com/sigil-sts/sigil/verify"
+)
+
+// ValidationError reports input that cannot be accepted; the CLI exits 2
+// on it and the HTTP API answers 400.
+type ValidationError struct{ Msg string }
+
+func (e *ValidationError) Error() string { return e.Msg }
+
+func invalid(format string, a ...any) error { return &ValidationError{Msg: fmt.Sprintf(format, a...)} }
+
+// Service performs management operations on a store. The zero value is not
+// usable: set Store, Keys and Secrets.
+type Service struct {
+	Store   sigil.Store
+	Keys    *keys.Set
+	Secrets *secret.Hasher
+	// Changed is called after every change, so an in-process cache can
+	// drop stale entries at once; nil means no call.
+	Changed func()
+	// MaxAccessTokenTTL caps a client's access-token TTL and bounds how long
+	// revocation records are kept; zero means 15 minutes.
+	MaxAccessTokenTTL time.Duration
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Service) maxTTL() time.Duration {
+	if s.MaxAccessTokenTTL > 0 {
+		return s.MaxAccessTokenTTL
+	}
+	return 15 * time.Minute
+}
+
+func (s *Service) changed() {
+	if s.Changed != nil {
+		s.Changed()
+	}
+}
+
+// ClientSpec is a client registration: RFC 7591 §2 metadata plus Sigil's
+// own members (default_scope, audience, claims, access_token_ttl,
+// introspect).
+type ClientSpec struct {
+	Name           string          `json:"client_name,omitempty"`
+	GrantTypes     []string        `json:"grant_types,omitempty"`
+	Scope          string          `json:"scope,omitempty"`
+	DefaultScope   string          `json:"default_scope,omitempty"`
+	Audience       []string        `json:"audience,omitempty"`
+	RedirectURIs   []string        `json:"redirect_uris,omitempty"`
+	AuthMethod     string          `json:"token_endpoint_auth_method,omitempty"`
+	JWKS           json.RawMessage `json:"jwks,omitempty"`
+	Claims         map[string]any  `json:"claims,omitempty"`
+	AccessTokenTTL int64           `json:"access_token_ttl,omitempty"` // seconds
+	DPoPBound      bool            `json:"dpop_bound_access_tokens,omitempty"`
+	Introspect     bool            `json:"introspect,omitempty"`
+}
+
+// ClientInfo is a client as the CLI and API show it (RFC 7591 §3.2.1
+// names). ClientSecret is set only in the response that creates or rotates
+// the secret.
+type ClientInfo struct {
+	ClientID              string `json:"client_id"`
+	ClientSecret          string `json:"client_secret,omitempty"`
+	ClientIDIssuedAt      int64  `json:"client_id_issued_at"`
+	ClientSecretExpiresAt *int64 `json:"client_secret_expires_at,omitempty"`
+	ClientSpec
+}
+
+var knownGrants = []string{sigil.GrantClientCredentials}
+
+var knownMethods = []string{sigil.AuthSecretBasic, sigil.AuthSecretPost, sigil.AuthPrivateKeyJWT, sigil.AuthNone}
+
+// CreateClient validates spec, registers the client and returns it with its
+// secret (when its auth method uses one), shown this once.
+func (s *Service) CreateClient(ctx context.Context, spec ClientSpec) (*ClientInfo, error) {
+	c, err := s.clientFromSpec(spec)
+	if err != nil {
+		return nil, err
+	}
+	c.ID = newClientID()
+	var sec secret.Value
+	if usesSecret(c.AuthMethod) {
+		sec = secret.Generate()
+		c.SecretHash = s.Secrets.Hash(sec)
+	}
+	if err := s.Store.CreateClient(ctx, c); err != nil {
+		return nil, fmt.Errorf("admin: create client: %w", err)
+	}
+	s.changed()
+	return info(c, sec), nil
+}
+
+func usesSecret(method string) bool {
+	return method == sigil.AuthSecretBasic || method == sigil.AuthSecretPost
+}
+
+// newClientID returns 128 random bits as lower-case hex: opaque, and never
+// mistaken for a command-line flag.
+func newClientID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (s *Service) clientFromSpec(spec ClientSpec) (*sigil.Client, error) {
+	c := &sigil.Client{
+		Name:         strings.TrimSpace(spec.Name),
+		GrantTypes:   spec.GrantTypes,
+		Scopes:       token.SplitScope(spec.Scope),
+		Audiences:    spec.Audience,
+		RedirectURIs: spec.RedirectURIs,
+		AuthMethod:   spec.AuthMethod,
+		Claims:       spec.Claims,
+		DPoPBound:    spec.DPoPBound,
+		Introspect:   spec.Introspect,
+	}
+	if c.Name == "" {
+		return nil, invalid("a client needs a name")
+	}
+	if len(c.GrantTypes) == 0 {
+		c.GrantTypes = []string{sigil.GrantClientCredentials}
+	}
+	for _, g := range c.GrantTypes {
+		if !slices.Contains(knownGrants, g) {
+			return nil, invalid("grant type %q is not supported (supported: %s)", g, strings.Join(knownGrants, ", "))
+		}
+	}
+	if c.AuthMethod == "" {
+		c.AuthMethod = sigil.AuthSecretBasic
+		if len(spec.JWKS) > 0 {
+			c.AuthMethod = sigil.AuthPrivateKeyJWT
+		}
+	}
+	if !slices.Contains(knownMethods, c.AuthMethod) {
+		return nil, invalid("auth method %q is not supported (supported: %s)", c.AuthMethod, strings.Join(knownMethods, ", "))
+	}
+	if c.AuthMethod == sigil.AuthNone && c.HasGrant(sigil.GrantClientCredentials) {
+		return nil, invalid("client_credentials needs a confidential client: choose an auth method other than none")
+	}
+	if err := s.checkJWKS(c, spec.JWKS); err != nil {
+		return nil, err
+	}
+	for _, sc := range c.Scopes {
+		if !validScope(sc) {
+			return nil, invalid("scope %q has characters RFC 6749 §3.3 forbids", sc)
+		}
+	}
+	for _, sc := range token.SplitScope(spec.DefaultScope) {
+		if !slices.Contains(c.Scopes, sc) {
+			return nil, invalid("default scope %q is not among the client's scopes", sc)
+		}
+		c.DefaultScopes = append(c.DefaultScopes, sc)
+	}
+	for _, a := range c.Audiences {
+		if u, err := url.Parse(a); err != nil || !u.IsAbs() || strings.Contains(a, "#") {
+			return nil, invalid("audience %q must be an absolute URI without a fragment", a)
+		}
+	}
+	for _, ru := range c.RedirectURIs {
+		if u, err := url.Parse(ru); err != nil || !u.IsAbs() || strings.Contains(ru, "#") {
+			return nil, invalid("redirect URI %q must be an absolute URI without a fragment", ru)
+		}
+	}
+	for k := range c.Claims {
+		if token.IsRegistered(k) {
+			return nil, invalid("claim %q is a registered claim and cannot be set per client", k)
+		}
+	}
+	if spec.AccessTokenTTL < 0 || time.Duration(spec.AccessTokenTTL)*time.Second > s.maxTTL() {
+		return nil, invalid("access token TTL must be between 1s and %s", s.maxTTL())
+	}
+	c.AccessTokenTTL = time.Duration(spec.AccessTokenTTL) * time.Second
+	return c, nil
+}
+
+func (s *Service) checkJWKS(c *sigil.Client, raw json.RawMessage) error {
+	if c.AuthMethod != sigil.AuthPrivateKeyJWT {
+		if len(raw) > 0 {
+			return invalid("a JWK Set is only used with private_key_jwt")
+		}
+		return nil
+	}
+	if len(raw) == 0 {
+		return invalid("private_key_jwt needs the client's public keys (a JWK Set)")
+	}
+	set, err := verify.ParseJWKS(raw)
+	if err != nil {
+		return invalid("client JWK Set: %v", err)
+	}
+	if len(set) == 0 {
+		return invalid("client JWK Set holds no usable public signing key (each needs alg ES256, EdDSA, RS256 or PS256, a fitting key, no private members)")
+	}
+	c.JWKS = raw
+	return nil
+}
+
+func validScope(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b < 0x21 || b == 0x22 || b == 0x5C || b > 0x7E {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func info(c *sigil.Client, sec secret.Value) *ClientInfo {
+	i := &ClientInfo{
+		ClientID:         c.ID,
+		ClientIDIssuedAt: c.CreatedAt.Unix(),
+		ClientSpec: ClientSpec{
+			Name:           c.Name,
+			GrantTypes:     c.GrantTypes,
+			Scope:          strings.Join(c.Scopes, " "),
+			DefaultScope:   strings.Join(c.DefaultScopes, " "),
+			Audience:       c.Audiences,
+			RedirectURIs:   c.RedirectURIs,
+			AuthMethod:     c.AuthMethod,
+			JWKS:           c.JWKS,
+			Claims:         c.Claims,
+			AccessTokenTTL: int64(c.AccessTokenTTL / time.Second),
+			DPoPBound:      c.DPoPBound,
+			Introspect:     c.Introspect,
+		},
+	}
+	if !sec.IsZero() {
+		i.ClientSecret = sec.Reveal()
+		var never int64
+		i.ClientSecretExpiresAt = &never // RFC 7591 §3.2.1: 0 = no expiry
+	}
+	return i
+}
+
+// Client returns one client, without its secret.
+func (s *Service) Client(ctx context.Context, id string) (*ClientInfo, error) {
+	c, err := s.Store.Client(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("admin: client %q: %w", id, err)
+	}
+	return info(c, secret.Value{}), nil
+}
+
+// Clients lists every client, without secrets.
+func (s *Service) Clients(ctx context.Context) ([]*ClientInfo, error) {
+	cs, err := s.Store.Clients(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("admin: list clients: %w", err)
+	}
+	out := make([]*ClientInfo, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, info(c, secret.Value{}))
+	}
+	return out, nil
+}
+
+// DeleteClient removes a client. Its tokens stop introspecting as active
+// at once.
+func (s *Service) DeleteClient(ctx context.Context, id string) error {
+	if err := s.Store.DeleteClient(ctx, id); err != nil {
+		return fmt.Errorf("admin: delete client %q: %w", id, err)
+	}
+	s.changed()
+	return nil
+}
+
+// RotateSecret replaces a client's secret and returns the new one, shown
+// this once. The old secret stops working at once.
+func (s *Service) RotateSecret(ctx context.Context, id string) (*ClientInfo, error) {
+	c, err := s.Store.Client(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("admin: client %q: %w", id, err)
+	}
+	if !usesSecret(c.AuthMethod) {
+		return nil, invalid("client %s uses %s, which has no secret", id, c.AuthMethod)
+	}
+	sec := secret.Generate()
+	c.SecretHash = s.Secrets.Hash(sec)
+	if err := s.Store.UpdateClient(ctx, c); err != nil {
+		return nil, fmt.Errorf("admin: rotate secret of %q: %w", id, err)
+	}
+	s.changed()
+	return info(c, sec), nil
+}
+
+// KeyInfo is a key as `sigil keys list --json` shows it.
+type KeyInfo struct {
+	KID       string     `json:"kid"`
+	Alg       string     `json:"alg"`
+	State     string     `json:"state"`
+	CreatedAt time.Time  `json:"created_at"`
+	RetiredAt *time.Time `json:"retired_at,omitempty"`
+}
+
+func keyInfo(k *sigil.SigningKey) KeyInfo {
+	i := KeyInfo{KID: k.ID, Alg: k.Alg, State: string(k.State), CreatedAt: k.CreatedAt.UTC().Truncate(time.Second)}
+	if !k.RetiredAt.IsZero() {
+		t := k.RetiredAt.UTC().Truncate(time.Second)
+		i.RetiredAt = &t
+	}
+	return i
+}
+
+// ListKeys returns every stored key, oldest first.
+func (s *Service) ListKeys(ctx context.Context) ([]KeyInfo, error) {
+	ks, err := s.Store.Keys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("admin: list keys: %w", err)
+	}
+	out := make([]KeyInfo, 0, len(ks))
+	for _, k := range ks {
+		out = append(out, keyInfo(k))
+	}
+	return out, nil
+}
+
+// RotateKey adds a key in state next for alg (keys.DefaultAlg when empty).
+func (s *Service) RotateKey(ctx context.Context, alg string) (KeyInfo, error) {
+	if alg == "" {
+		alg = keys.DefaultAlg
+	}
+	if !keys.Supported(alg) {
+		return KeyInfo{}, invalid("algorithm %q is not supported (supported: %s)", alg, strings.Join(keys.Algorithms, ", "))
+	}
+	k, err := s.Keys.Rotate(ctx, alg)
+	if err != nil {
+		return KeyInfo{}, err
+	}
+	s.changed()
+	return keyInfo(k), nil
+}
+
+// Revoke revokes by jti, by client (every token issued to it so far) or by
+// subject. Exactly one of the three must be set.
+func (s *Service) Revoke(ctx context.Context, jti, client, subject string) error {
+	var r sigil.Revocation
+	n := 0
+	for _, v := range []struct {
+		kind  sigil.RevocationKind
+		value string
+	}{{sigil.RevokeJTI, jti}, {sigil.RevokeClient, client}, {sigil.RevokeSubject, subject}} {
+		if v.value != "" {
+			r.Kind, r.Value = v.kind, v.value
+			n++
+		}
+	}
+	if n != 1 {
+		return invalid("name exactly one of jti, client or subject to revoke")
+	}
+	now := s.now()
+	r.Cutoff = now
+	// Any token the record can match expires within the longest TTL, plus
+	// a minute for verification leeway.
+	r.ExpiresAt = now.Add(s.maxTTL() + time.Minute)
+	if err := s.Store.Revoke(ctx, r); err != nil {
+		return fmt.Errorf("admin: revoke: %w", err)
+	}
+	s.changed()
+	return nil
+}
+
+// IsValidation reports whether err is a ValidationError.
+func IsValidation(err error) bool {
+	var v *ValidationError
+	return errors.As(err, &v)
+}

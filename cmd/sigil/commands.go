@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/sigil-sts/sigil/config"
+	"github.com/sigil-sts/sigil/server"
+)
+
+// options holds every flag value; each command registers the ones it uses.
+type options struct {
+	cfg        config.Config
+	configFile string
+	json       bool
+	args       []string
+
+	// client create
+	name, grantTypes, scopes, audiences, defaultScopes, redirectURIs string
+	authMethod, jwksFile, claims                                   string
+	clientTTL                                                      durationFlag
+	dpopBound, introspect                                          bool
+	// keys rotate
+	alg string
+	// token, decode
+	issuer, clientID, clientSecret, scope, resource string
+	// revoke
+	revokeJTI, revokeClient, revokeSubject string
+}
+
+type command struct {
+	path    string
+	summary string
+	args    int
+	argHelp string
+	flags   func(*flag.FlagSet, *options)
+	run     func(context.Context, *Main, *options) error
+}
+
+var commands []*command
+
+func init() {
+	commands = []*command{
+		{path: "serve", summary: "run the token service", flags: serverFlags, run: runServe},
+		{path: "dev", summary: "run everything on ./.sigil with a demo client, for a first try", flags: serverFlags, run: runDev},
+		{path: "client create", summary: "register a client", flags: clientCreateFlags, run: runClientCreate},
+		{path: "client list", summary: "list clients", flags: storeFlags, run: runClientList},
+		{path: "client get", summary: "show a client", args: 1, argHelp: "CLIENT_ID", flags: storeFlags, run: runClientGet},
+		{path: "client delete", summary: "delete a client", args: 1, argHelp: "CLIENT_ID", flags: storeFlags, run: runClientDelete},
+		{path: "client rotate-secret", summary: "replace a client's secret", args: 1, argHelp: "CLIENT_ID", flags: storeFlags, run: runClientRotate},
+		{path: "keys list", summary: "list signing keys", flags: storeFlags, run: runKeysList},
+		{path: "keys rotate", summary: "add a signing key (published now, signing after keys.prepublish)", flags: keysRotateFlags, run: runKeysRotate},
+		{path: "revoke", summary: "revoke tokens by --jti, --client or --subject", flags: revokeFlags, run: runRevoke},
+		{path: "token", summary: "get an access token with client credentials", flags: tokenFlags, run: runToken},
+		{path: "decode", summary: "print a JWT's header and claims; with --issuer, verify its signature", args: 1, argHelp: "TOKEN (or - for stdin)", flags: decodeFlags, run: runDecode},
+	}
+}
+
+func findCommand(path []string) *command {
+	p := strings.Join(path, " ")
+	for _, c := range commands {
+		if c.path == p {
+			return c
+		}
+	}
+	return nil
+}
+
+func (m *Main) printUsage() {
+	fmt.Fprintln(m.Stderr, "usage: sigil COMMAND [flags]   (sigil COMMAND -h lists a command's flags)")
+	tw := tabwriter.NewWriter(m.Stderr, 0, 4, 2, ' ', 0)
+	for _, c := range commands {
+		fmt.Fprintf(tw, "  %s %s\t%s\n", c.path, c.argHelp, c.summary)
+	}
+	tw.Flush()
+}
+
+// storeFlags are the flags of every command that touches state.
+func storeFlags(fs *flag.FlagSet, o *options) {
+	fs.StringVar(&o.cfg.DataDir, "data-dir", o.cfg.DataDir, "embedded store directory (created 0700)")
+	fs.StringVar(&o.cfg.DSN, "dsn", "", "PostgreSQL store URL instead of --data-dir")
+	fs.StringVar(&o.configFile, "config", "", "YAML config file")
+	fs.BoolVar(&o.json, "json", false, "print JSON on stdout")
+	fs.DurationVar(&o.cfg.AccessTokenMaxTTL, "access-token-max-ttl", o.cfg.AccessTokenMaxTTL, "longest access-token lifetime any client may get")
+	fs.DurationVar(&o.cfg.KeysPrepublish, "keys-prepublish", o.cfg.KeysPrepublish, "how long a new key is published before it signs")
+	fs.StringVar(&o.cfg.AccessTokenAlg, "access-token-alg", o.cfg.AccessTokenAlg, "access-token signing algorithm: ES256, EdDSA, RS256 or PS256")
+}
+
+func serverFlags(fs *flag.FlagSet, o *options) {
+	storeFlags(fs, o)
+	fs.StringVar(&o.cfg.Listen, "listen", o.cfg.Listen, "public listener address")
+	fs.StringVar(&o.cfg.AdminListen, "admin-listen", o.cfg.AdminListen, "admin API listener address (empty: off)")
+	fs.StringVar(&o.cfg.Issuer, "issuer", "", "issuer URL (default http:// + --listen)")
+	fs.DurationVar(&o.cfg.AccessTokenTTL, "access-token-ttl", o.cfg.AccessTokenTTL, "access-token lifetime for clients that set none")
+	fs.DurationVar(&o.cfg.Leeway, "leeway", o.cfg.Leeway, "clock skew tolerated on incoming JWTs")
+	fs.DurationVar(&o.cfg.CacheRefresh, "cache-refresh", o.cfg.CacheRefresh, "how often to look for changes made by the CLI or other nodes")
+	fs.DurationVar(&o.cfg.ShutdownTimeout, "shutdown-timeout", o.cfg.ShutdownTimeout, "how long SIGTERM waits for in-flight requests")
+}
+
+// openCore opens the store and keys for a CLI command.
+func openCore(ctx context.Context, o *options) (*server.Core, error) {
+	return server.OpenCore(ctx, o.cfg)
+}

@@ -1,0 +1,127 @@
+// Package config is Sigil's configuration schema: plain structs with
+// documented defaults and Validate. Only cmd/sigil reads flags, environment
+// and files; it fills a Config and hands it on.
+//
+// Every setting has one name used everywhere: the flag --access-token-ttl,
+// the environment variable SIGIL_ACCESS_TOKEN_TTL, and the config-file key
+// access-token-ttl, which may also be written nested (keys.prepublish is
+// the flag --keys-prepublish). See File.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/sigil-sts/sigil/keys"
+)
+
+// Config holds the settings of a Sigil node.
+type Config struct {
+	// DataDir holds the embedded store, the master key file and the admin
+	// token. Default ./.sigil.
+	DataDir string
+	// DSN selects a PostgreSQL store instead of SQLite (a later release).
+	DSN string
+	// Listen is the public listener address. Default 127.0.0.1:8080.
+	Listen string
+	// AdminListen is the admin API listener address. Default
+	// 127.0.0.1:8081; empty disables the admin API.
+	AdminListen string
+	// Issuer is the issuer URL; default "http://" + Listen.
+	Issuer string
+	// MasterKey is SIGIL_MASTER_KEY; empty means DataDir/master-key.
+	MasterKey string
+	// AccessTokenTTL is the default access-token lifetime. Default 5m.
+	AccessTokenTTL time.Duration
+	// AccessTokenMaxTTL caps every client's lifetime. Default 15m.
+	AccessTokenMaxTTL time.Duration
+	// AccessTokenAlg signs access tokens. Default ES256.
+	AccessTokenAlg string
+	// KeysPrepublish is how long a rotated key is published before it
+	// signs. Default 10m; tests may set 0.
+	KeysPrepublish time.Duration
+	// Leeway is the clock skew tolerated on incoming JWTs. Default 30s.
+	Leeway time.Duration
+	// CacheRefresh is how often a node checks the store for changes made
+	// elsewhere (CLI, other nodes). Default 250ms.
+	CacheRefresh time.Duration
+	// ShutdownTimeout bounds how long SIGTERM waits for in-flight
+	// requests. Default 15s.
+	ShutdownTimeout time.Duration
+}
+
+// Default returns the defaults.
+func Default() Config {
+	return Config{
+		DataDir:           ".sigil",
+		Listen:            "127.0.0.1:8080",
+		AdminListen:       "127.0.0.1:8081",
+		AccessTokenTTL:    5 * time.Minute,
+		AccessTokenMaxTTL: 15 * time.Minute,
+		AccessTokenAlg:    keys.DefaultAlg,
+		KeysPrepublish:    10 * time.Minute,
+		Leeway:            30 * time.Second,
+		CacheRefresh:      250 * time.Millisecond,
+		ShutdownTimeout:   15 * time.Second,
+	}
+}
+
+// IssuerURL returns Issuer, or the default derived from Listen.
+func (c *Config) IssuerURL() string {
+	if c.Issuer != "" {
+		return c.Issuer
+	}
+	return "http://" + c.Listen
+}
+
+// Validate reports the first setting that is wrong, naming it and why.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) { errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, a...)...)) }
+	if c.DSN == "" && c.DataDir == "" {
+		bad("data-dir", "is empty")
+	}
+	if c.DSN != "" && !strings.HasPrefix(c.DSN, "postgres://") && !strings.HasPrefix(c.DSN, "postgresql://") {
+		bad("dsn", "must be a postgres:// URL")
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "%q is not host:port", c.Listen)
+	}
+	if c.AdminListen != "" {
+		if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
+			bad("admin-listen", "%q is not host:port", c.AdminListen)
+		}
+	}
+	if c.Issuer != "" {
+		u, err := url.Parse(c.Issuer)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(c.Issuer, "/") {
+			bad("issuer", "%q must be an http(s) URL with a host, no query, fragment or trailing slash", c.Issuer)
+		}
+	}
+	if c.AccessTokenTTL <= 0 || c.AccessTokenTTL > c.AccessTokenMaxTTL {
+		bad("access-token-ttl", "%s must be positive and at most access-token-max-ttl (%s)", c.AccessTokenTTL, c.AccessTokenMaxTTL)
+	}
+	if c.AccessTokenMaxTTL <= 0 || c.AccessTokenMaxTTL > 24*time.Hour {
+		bad("access-token-max-ttl", "%s must be positive and at most 24h", c.AccessTokenMaxTTL)
+	}
+	if !keys.Supported(c.AccessTokenAlg) {
+		bad("access-token-alg", "%q is not one of %v", c.AccessTokenAlg, keys.Algorithms)
+	}
+	if c.KeysPrepublish < 0 {
+		bad("keys-prepublish", "must not be negative")
+	}
+	if c.Leeway < 0 || c.Leeway > 5*time.Minute {
+		bad("leeway", "%s must be between 0 and 5m", c.Leeway)
+	}
+	if c.CacheRefresh < 10*time.Millisecond || c.CacheRefresh > time.Minute {
+		bad("cache-refresh", "%s must be between 10ms and 1m", c.CacheRefresh)
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown-timeout", "must be positive")
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,11 @@
+// Package issuer is Sigil's OAuth 2.0 authorization server: the token
+// endpoint (RFC 6749 §3.2) with client authentication (§2.3, RFC 7523 §2.2
+// private_key_jwt), the grants (one file each behind the Grant interface),
+// introspection (RFC 7662), revocation (RFC 7009), and the metadata
+// documents (RFC 8414, OpenID Connect Discovery 1.0) with the JWKS.
+//
+// Access tokens are JWTs per RFC 9068, signed by package keys through
+// package token. Every error at these endpoints is RFC 6749 §5.2 JSON
+// written by one writer (errors.go); unexpected failures become
+// server_error with a request id and are logged, never shown.
+package issuer

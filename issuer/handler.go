@@ -1,0 +1,211 @@
+package issuer
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/internal/httpx"
+	"github.com/sigil-sts/sigil/keys"
+	"github.com/sigil-sts/sigil/secret"
+	"github.com/sigil-sts/sigil/verify"
+)
+
+// Endpoint paths, relative to the issuer URL.
+const (
+	PathToken         = "/token"
+	PathIntrospect    = "/introspect"
+	PathRevoke        = "/revoke"
+	PathJWKS          = "/.well-known/jwks.json"
+	PathOIDCDiscovery = "/.well-known/openid-configuration"
+	PathASMetadata    = "/.well-known/oauth-authorization-server"
+)
+
+// Handler serves the authorization server endpoints. Set the exported
+// fields, call Init, then Mount; it is safe for concurrent use afterwards.
+type Handler struct {
+	// Issuer is the issuer identifier: the iss of every token and the base
+	// URL of every endpoint. https in production; no query or fragment.
+	Issuer string
+	// Store persists clients, revocations and the replay cache.
+	Store sigil.Store
+	// Clients caches client lookups in front of Store.
+	Clients *ClientCache
+	// Keys signs tokens and verifies them.
+	Keys *keys.Set
+	// Secrets checks client secrets.
+	Secrets *secret.Hasher
+	// AccessTokenAlg signs access tokens; empty means keys.DefaultAlg.
+	AccessTokenAlg string
+	// AccessTokenTTL is the lifetime for clients that set none; zero means
+	// 5 minutes.
+	AccessTokenTTL time.Duration
+	// MaxAccessTokenTTL caps every client's lifetime; zero means 15 minutes.
+	MaxAccessTokenTTL time.Duration
+	// Leeway is the clock skew tolerated on incoming JWTs; zero means
+	// verify.DefaultLeeway.
+	Leeway time.Duration
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+	// Log receives operational events; nil means slog.Default().
+	Log *slog.Logger
+
+	prefix   string // the issuer URL's path
+	grants   map[string]Grant
+	verifier *verify.Verifier
+	metadata []byte
+}
+
+// Defaults for the Handler's zero fields.
+const (
+	DefaultAccessTokenTTL    = 5 * time.Minute
+	DefaultMaxAccessTokenTTL = 15 * time.Minute
+)
+
+// Init checks the configuration and prepares the handler.
+func (h *Handler) Init() error {
+	u, err := url.Parse(h.Issuer)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("issuer: %q is not a valid issuer URL (want scheme://host[/path], no query or fragment)", h.Issuer)
+	}
+	if strings.HasSuffix(h.Issuer, "/") {
+		return fmt.Errorf("issuer: %q must not end with a slash", h.Issuer)
+	}
+	h.prefix = u.Path
+	if h.Log == nil {
+		h.Log = slog.Default()
+	}
+	if h.AccessTokenAlg == "" {
+		h.AccessTokenAlg = keys.DefaultAlg
+	}
+	if h.AccessTokenTTL == 0 {
+		h.AccessTokenTTL = DefaultAccessTokenTTL
+	}
+	if h.MaxAccessTokenTTL == 0 {
+		h.MaxAccessTokenTTL = DefaultMaxAccessTokenTTL
+	}
+	if h.AccessTokenTTL > h.MaxAccessTokenTTL {
+		return fmt.Errorf("issuer: access token TTL %s exceeds the maximum %s", h.AccessTokenTTL, h.MaxAccessTokenTTL)
+	}
+	h.verifier = &verify.Verifier{Keys: h.Keys, Issuer: h.Issuer, IgnoreAudience: true, Leeway: h.Leeway, Now: h.Now}
+	h.grants = map[string]Grant{}
+	for _, g := range []Grant{clientCredentials{h}} {
+		h.grants[g.Type()] = g
+	}
+	h.metadata, err = h.buildMetadata()
+	return err
+}
+
+func (h *Handler) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
+}
+
+// endpoint returns the absolute URL of path.
+func (h *Handler) endpoint(path string) string { return h.Issuer + path }
+
+// Mount registers the endpoints on mux under the issuer URL's path.
+func (h *Handler) Mount(mux *http.ServeMux) {
+	p := h.prefix
+	mux.HandleFunc("POST "+p+PathToken, h.serveToken)
+	mux.HandleFunc("POST "+p+PathIntrospect, h.serveIntrospect)
+	mux.HandleFunc("POST "+p+PathRevoke, h.serveRevoke)
+	mux.HandleFunc("GET "+p+PathJWKS, h.serveJWKS)
+	mux.HandleFunc("GET "+p+PathOIDCDiscovery, h.serveMetadata)
+	mux.HandleFunc("GET "+p+PathASMetadata, h.serveMetadata)
+	if p != "" {
+		// RFC 8414 §3.1: the well-known suffix goes before the issuer path.
+		mux.HandleFunc("GET "+PathASMetadata+p, h.serveMetadata)
+	}
+}
+
+// Metadata is the authorization server metadata (RFC 8414 §2), which is
+// also the OpenID Provider metadata (OpenID Connect Discovery 1.0 §3).
+type Metadata struct {
+	Issuer                                    string   `json:"issuer"`
+	TokenEndpoint                             string   `json:"token_endpoint"`
+	JWKSURI                                   string   `json:"jwks_uri"`
+	IntrospectionEndpoint                     string   `json:"introspection_endpoint"`
+	RevocationEndpoint                        string   `json:"revocation_endpoint"`
+	GrantTypesSupported                       []string `json:"grant_types_supported"`
+	ResponseTypesSupported                    []string `json:"response_types_supported"`
+	SubjectTypesSupported                     []string `json:"subject_types_supported"`
+	IDTokenSigningAlgValuesSupported          []string `json:"id_token_signing_alg_values_supported"`
+	TokenEndpointAuthMethodsSupported         []string `json:"token_endpoint_auth_methods_supported"`
+	TokenEndpointAuthSigningAlgValues         []string `json:"token_endpoint_auth_signing_alg_values_supported"`
+	IntrospectionEndpointAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthSigningAlgValues []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
+	RevocationEndpointAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthSigningAlgValues    []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
+	AccessTokenSigningAlgValuesSupported      []string `json:"access_token_signing_alg_values_supported"`
+}
+
+// authMethods are the client authentication methods the endpoints accept.
+var authMethods = []string{sigil.AuthSecretBasic, sigil.AuthSecretPost, sigil.AuthPrivateKeyJWT}
+
+func (h *Handler) buildMetadata() ([]byte, error) {
+	var grants []string
+	for g := range h.grants {
+		grants = append(grants, g)
+	}
+	m := Metadata{
+		Issuer:                 h.Issuer,
+		TokenEndpoint:          h.endpoint(PathToken),
+		JWKSURI:                h.endpoint(PathJWKS),
+		IntrospectionEndpoint:  h.endpoint(PathIntrospect),
+		RevocationEndpoint:     h.endpoint(PathRevoke),
+		GrantTypesSupported:    grants,
+		ResponseTypesSupported: []string{}, // no authorization endpoint yet
+		SubjectTypesSupported:  []string{"public"},
+		// OpenID Connect Discovery requires RS256 here; the RS256 key kept
+		// beside the access-token key serves ID tokens.
+		IDTokenSigningAlgValuesSupported:          []string{"RS256"},
+		TokenEndpointAuthMethodsSupported:         authMethods,
+		TokenEndpointAuthSigningAlgValues:         keys.Algorithms,
+		IntrospectionEndpointAuthMethodsSupported: authMethods,
+		IntrospectionEndpointAuthSigningAlgValues: keys.Algorithms,
+		RevocationEndpointAuthMethodsSupported:    authMethods,
+		RevocationEndpointAuthSigningAlgValues:    keys.Algorithms,
+		AccessTokenSigningAlgValuesSupported:      []string{h.AccessTokenAlg},
+	}
+	return jsonMarshal(m)
+}
+
+func (h *Handler) serveMetadata(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	httpx.WriteRawJSON(w, http.StatusOK, h.metadata)
+}
+
+// serveJWKS serves the public keys with a max-age below the
+// pre-publication delay (see keys.Set.JWKSMaxAge) and an ETag so clients
+// can revalidate cheaply.
+func (h *Handler) serveJWKS(w http.ResponseWriter, r *http.Request) {
+	body := h.Keys.JWKS()
+	sum := sha256.Sum256(body)
+	etag := `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`
+	hdr := w.Header()
+	hdr.Set("ETag", etag)
+	hdr.Set("Access-Control-Allow-Origin", "*")
+	if age := int(h.Keys.JWKSMaxAge().Seconds()); age > 0 {
+		hdr.Set("Cache-Control", "public, max-age="+strconv.Itoa(age)+", must-revalidate")
+	} else {
+		hdr.Set("Cache-Control", "no-cache")
+	}
+	if r.Header.Get("If-None-Match") == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	hdr.Set("Content-Type", "application/jwk-set+json")
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	w.Write(body)
+}

@@ -1,0 +1,108 @@
+package issuer
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/internal/httpx"
+	"github.com/sigil-sts/sigil/token"
+)
+
+// inactive is the whole answer for any token that is not active, whatever
+// the reason (RFC 7662 §2.2): the caller learns nothing more.
+var inactive = []byte(`{"active":false}`)
+
+// serveIntrospect answers RFC 7662. The caller authenticates as a client;
+// it may introspect tokens issued to itself, and a resource server client
+// (Introspect) tokens whose aud includes one of its audiences. Any other
+// token reads as inactive.
+func (h *Handler) serveIntrospect(w http.ResponseWriter, r *http.Request) {
+	form, oerr := readForm(w, r)
+	if oerr != nil {
+		writeError(w, r, h.Log, oerr)
+		return
+	}
+	caller, oerr := h.authenticate(r.Context(), r, form, h.endpoint(PathIntrospect))
+	if oerr != nil {
+		writeError(w, r, h.Log, oerr)
+		return
+	}
+	raw := form.Get("token")
+	if raw == "" {
+		writeError(w, r, h.Log, invalidRequest("token is required"))
+		return
+	}
+	httpx.NoStore(w)
+	c, err := h.activeToken(r.Context(), raw)
+	if err != nil {
+		writeError(w, r, h.Log, err)
+		return
+	}
+	if c == nil || !mayIntrospect(caller, c) {
+		httpx.WriteRawJSON(w, http.StatusOK, inactive)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, introspection{Claims: c, Active: true, TokenType: "Bearer"})
+}
+
+// activeToken returns the claims of raw when it is an active access token
+// of this issuer: it verifies, its client still exists, and it is not
+// revoked. It returns nil claims for an inactive token, and an error only
+// when the store fails.
+func (h *Handler) activeToken(ctx context.Context, raw string) (*token.Claims, error) {
+	c, err := h.verifier.Verify(ctx, raw)
+	if err != nil {
+		return nil, nil
+	}
+	if _, err := h.Clients.Client(ctx, c.ClientID); err != nil {
+		if errors.Is(err, sigil.ErrNotFound) {
+			return nil, nil // the client was deleted: its tokens die with it
+		}
+		return nil, internal(err)
+	}
+	revoked, err := h.Store.Revoked(ctx, sigil.TokenRef{JTI: c.JTI, ClientID: c.ClientID, Subject: c.Subject, IssuedAt: c.IssuedAt.Time()})
+	if err != nil {
+		return nil, internal(err)
+	}
+	if revoked {
+		return nil, nil
+	}
+	return c, nil
+}
+
+func mayIntrospect(caller *sigil.Client, c *token.Claims) bool {
+	if caller.ID == c.ClientID {
+		return true
+	}
+	if !caller.Introspect {
+		return false
+	}
+	for _, a := range c.Audience {
+		if caller.HasAudience(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// introspection is the RFC 7662 §2.2 response for an active token: the
+// token's claims plus active and token_type.
+type introspection struct {
+	*token.Claims
+	Active    bool
+	TokenType string
+}
+
+func (i introspection) MarshalJSON() ([]byte, error) {
+	b, err := i.Claims.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	head := `{"active":true,"token_type":"` + i.TokenType + `"`
+	if len(b) > 2 {
+		head += ","
+	}
+	return append([]byte(head), b[1:]...), nil
+}

@@ -1,0 +1,47 @@
+package issuer
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/internal/httpx"
+)
+
+// serveRevoke answers RFC 7009. A client revokes its own access tokens by
+// presenting them; the revocation is stored by jti until the token expires.
+// An invalid, expired or unknown token gets 200 (§2.2: nothing to do); a
+// valid token of another client is refused.
+func (h *Handler) serveRevoke(w http.ResponseWriter, r *http.Request) {
+	form, oerr := readForm(w, r)
+	if oerr != nil {
+		writeError(w, r, h.Log, oerr)
+		return
+	}
+	caller, oerr := h.authenticate(r.Context(), r, form, h.endpoint(PathRevoke))
+	if oerr != nil {
+		writeError(w, r, h.Log, oerr)
+		return
+	}
+	raw := form.Get("token")
+	if raw == "" {
+		writeError(w, r, h.Log, invalidRequest("token is required"))
+		return
+	}
+	httpx.NoStore(w)
+	c, err := h.verifier.Verify(r.Context(), raw)
+	if err != nil {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	if c.ClientID != caller.ID {
+		writeError(w, r, h.Log, badRequest(CodeUnauthorizedClient, "the token was not issued to this client"))
+		return
+	}
+	rev := sigil.Revocation{Kind: sigil.RevokeJTI, Value: c.JTI, Cutoff: h.now(), ExpiresAt: c.Expiry.Time().Add(time.Minute)}
+	if err := h.Store.Revoke(r.Context(), rev); err != nil {
+		writeError(w, r, h.Log, internal(err))
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}

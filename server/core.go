@@ -1,0 +1,81 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/admin"
+	"github.com/sigil-sts/sigil/config"
+	"github.com/sigil-sts/sigil/keys"
+	"github.com/sigil-sts/sigil/secret"
+	"github.com/sigil-sts/sigil/store/sqlite"
+)
+
+// Core is what every command that touches state needs: the store, the
+// signing keys, the secret hasher and the admin service over them.
+type Core struct {
+	Config  config.Config
+	Store   sigil.Store
+	Keys    *keys.Set
+	Secrets *secret.Hasher
+	Admin   *admin.Service
+}
+
+// initialAlgs are the algorithms that get a key on first start: ES256 for
+// access tokens and RS256, which OpenID Connect requires for ID tokens.
+func initialAlgs(cfg config.Config) []string {
+	algs := []string{cfg.AccessTokenAlg}
+	if cfg.AccessTokenAlg != "RS256" {
+		algs = append(algs, "RS256")
+	}
+	return algs
+}
+
+// OpenCore validates cfg, opens the store and loads the keys, creating the
+// first keys on a new store.
+func OpenCore(ctx context.Context, cfg config.Config) (*Core, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.DSN != "" {
+		return nil, errors.New("the PostgreSQL store (--dsn) is not available in this release; use --data-dir")
+	}
+	mk, err := keys.LoadMasterKey(cfg.MasterKey, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	st, err := sqlite.Open(ctx, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	secrets, err := secret.NewHasher(mk.Derive("client secrets"))
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	ks := &keys.Set{
+		Store:      st,
+		Sealer:     keys.NewSealer(mk),
+		Prepublish: cfg.KeysPrepublish,
+		// A retired key stays published until the longest-lived token it
+		// signed has expired, plus leeway.
+		RetainRetired: cfg.AccessTokenMaxTTL + cfg.Leeway + time.Minute,
+	}
+	if err := ks.Init(ctx, initialAlgs(cfg)...); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("load keys: %w", err)
+	}
+	return &Core{
+		Config:  cfg,
+		Store:   st,
+		Keys:    ks,
+		Secrets: secrets,
+		Admin:   &admin.Service{Store: st, Keys: ks, Secrets: secrets, MaxAccessTokenTTL: cfg.AccessTokenMaxTTL},
+	}, nil
+}
+
+// Close closes the store.
+func (c *Core) Close() error { return c.Store.Close() }

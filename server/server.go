@@ -1,0 +1,212 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sigil-sts/sigil/admin"
+	"github.com/sigil-sts/sigil/internal/httpx"
+	"github.com/sigil-sts/sigil/issuer"
+	"github.com/sigil-sts/sigil/secret"
+)
+
+// Listener limits: every listener has them (slowloris, huge headers).
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 15 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 32 << 10
+	keyRefresh        = time.Second
+	purgeInterval     = time.Minute
+)
+
+// Server is a running node: the public listener (issuer endpoints, health)
+// and the admin listener.
+type Server struct {
+	Core       *Core
+	Issuer     *issuer.Handler
+	AdminToken secret.Value
+	Log        *slog.Logger
+
+	public, admin     *http.Server
+	publicLn, adminLn net.Listener
+	ready             atomic.Bool
+	cancel            context.CancelFunc
+	wg                sync.WaitGroup
+}
+
+// Start builds the handlers on core, listens on the configured addresses
+// and serves until Shutdown. It returns once both listeners accept
+// connections.
+func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
+	cfg := core.Config
+	if log == nil {
+		log = slog.Default()
+	}
+	core.Keys.Lifecycle = true
+	if err := core.Keys.Refresh(ctx); err != nil {
+		return nil, err
+	}
+	clients := &issuer.ClientCache{Store: core.Store}
+	core.Admin.Changed = clients.Invalidate
+	iss := &issuer.Handler{
+		Issuer:            cfg.IssuerURL(),
+		Store:             core.Store,
+		Clients:           clients,
+		Keys:              core.Keys,
+		Secrets:           core.Secrets,
+		AccessTokenAlg:    cfg.AccessTokenAlg,
+		AccessTokenTTL:    cfg.AccessTokenTTL,
+		MaxAccessTokenTTL: cfg.AccessTokenMaxTTL,
+		Leeway:            cfg.Leeway,
+		Log:               log,
+	}
+	if err := iss.Init(); err != nil {
+		return nil, err
+	}
+	s := &Server{Core: core, Issuer: iss, Log: log}
+
+	mux := http.NewServeMux()
+	iss.Mount(mux)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteRawJSON(w, http.StatusOK, []byte(`{"status":"ok"}`))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !s.ready.Load() {
+			httpx.WriteRawJSON(w, http.StatusServiceUnavailable, []byte(`{"status":"starting"}`))
+			return
+		}
+		httpx.WriteRawJSON(w, http.StatusOK, []byte(`{"status":"ready"}`))
+	})
+	var err error
+	if s.publicLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	s.public = newHTTPServer(httpx.WithRequestID(mux), log)
+
+	if cfg.AdminListen != "" {
+		if s.AdminToken, err = admin.LoadToken(cfg.DataDir); err != nil {
+			s.publicLn.Close()
+			return nil, err
+		}
+		amux := http.NewServeMux()
+		(&admin.Handler{Service: core.Admin, Token: s.AdminToken, Log: log}).Mount(amux)
+		if s.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+			s.publicLn.Close()
+			return nil, fmt.Errorf("listen %s: %w", cfg.AdminListen, err)
+		}
+		s.admin = newHTTPServer(httpx.WithRequestID(amux), log)
+	}
+
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	s.goLoop(func() { clients.Watch(bg, core.Store.Version, cfg.CacheRefresh) })
+	s.goLoop(func() { s.refreshKeys(bg) })
+	s.goLoop(func() { s.purge(bg) })
+	s.goLoop(func() { s.serve(s.public, s.publicLn) })
+	if s.admin != nil {
+		s.goLoop(func() { s.serve(s.admin, s.adminLn) })
+	}
+	s.ready.Store(true)
+	return s, nil
+}
+
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+func (s *Server) goLoop(f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
+
+func (s *Server) serve(srv *http.Server, ln net.Listener) {
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		s.Log.Error("listener failed", "addr", ln.Addr().String(), "err", err)
+	}
+}
+
+// PublicAddr is the public listener's address (useful with port 0).
+func (s *Server) PublicAddr() string { return s.publicLn.Addr().String() }
+
+// AdminAddr is the admin listener's address, or "" when disabled.
+func (s *Server) AdminAddr() string {
+	if s.adminLn == nil {
+		return ""
+	}
+	return s.adminLn.Addr().String()
+}
+
+// refreshKeys reloads the key set every second: it picks up rotations made
+// elsewhere and promotes keys whose pre-publication delay has passed.
+func (s *Server) refreshKeys(ctx context.Context) {
+	t := time.NewTicker(keyRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.Core.Keys.Refresh(ctx); err != nil && ctx.Err() == nil {
+				s.Log.Error("key refresh failed", "err", err)
+			}
+		}
+	}
+}
+
+// purge deletes expired replay-cache entries and revocations.
+func (s *Server) purge(ctx context.Context) {
+	t := time.NewTicker(purgeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			now := time.Now()
+			if _, err := s.Core.Store.PurgeReplay(ctx, now); err != nil && ctx.Err() == nil {
+				s.Log.Error("purge replay cache failed", "err", err)
+			}
+			if _, err := s.Core.Store.PurgeRevocations(ctx, now); err != nil && ctx.Err() == nil {
+				s.Log.Error("purge revocations failed", "err", err)
+			}
+		}
+	}
+}
+
+// Shutdown stops accepting connections, lets in-flight requests finish
+// (until ctx ends), stops the background loops and closes the store.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.ready.Store(false)
+	var errs []error
+	for _, srv := range []*http.Server{s.public, s.admin} {
+		if srv != nil {
+			if err := srv.Shutdown(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	s.cancel()
+	s.wg.Wait()
+	errs = append(errs, s.Core.Close())
+	return errors.Join(errs...)
+}

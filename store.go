@@ -1,0 +1,28 @@
+package sigil
+
+import (
+	"context"
+	"errors"
+)
+
+// Sentinel errors returned by stores; check them with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("already exists")
+	ErrReplay   = errors.New("already seen")
+)
+
+// Store is the whole persistence layer: one value per aggregate interface.
+// Users, refresh tokens and the audit trail join it in later releases as
+// interfaces of their own.
+type Store interface {
+	ClientStore
+	KeyStore
+	RevocationStore
+	ReplayCache
+	// Version returns a number that changes whenever any process commits a
+	// change to the store. Caches poll it to learn when to reload.
+	Version(ctx context.Context) (int64, error)
+	// Close releases the store's resources.
+	Close() error
+}

@@ -1,0 +1,222 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	sigil "github.com/sigil-sts/sigil"
+)
+
+// clientColumns lists the clients columns in the order scanClient reads
+// them.
+const clientColumns = `id, name, secret_hash, auth_method, grant_types, scopes,
+	default_scopes, audiences, redirect_uris, jwks, claims, access_token_ttl,
+	dpop_bound, introspect, created_at, updated_at`
+
+const clientByIDSQL = `SELECT ` + clientColumns + ` FROM clients WHERE id = ?`
+
+// clientRow is a Client encoded for its row.
+type clientRow struct {
+	grantTypes, scopes, defaultScopes, audiences, redirectURIs, claims string
+}
+
+func encodeClient(c *sigil.Client) (clientRow, error) {
+	var r clientRow
+	var err error
+	for _, f := range []struct {
+		dst  *string
+		list []string
+	}{
+		{&r.grantTypes, c.GrantTypes},
+		{&r.scopes, c.Scopes},
+		{&r.defaultScopes, c.DefaultScopes},
+		{&r.audiences, c.Audiences},
+		{&r.redirectURIs, c.RedirectURIs},
+	} {
+		if *f.dst, err = encodeList(f.list); err != nil {
+			return r, err
+		}
+	}
+	claims := c.Claims
+	if claims == nil {
+		claims = map[string]any{}
+	}
+	b, err := json.Marshal(claims)
+	if err != nil {
+		return r, fmt.Errorf("encode claims: %w", err)
+	}
+	r.claims = string(b)
+	return r, nil
+}
+
+func encodeList(list []string) (string, error) {
+	if list == nil {
+		list = []string{}
+	}
+	b, err := json.Marshal(list)
+	return string(b), err
+}
+
+// scanClient reads one row selected with clientColumns. Empty lists, maps
+// and byte slices read back as nil.
+func scanClient(row interface{ Scan(...any) error }) (*sigil.Client, error) {
+	var (
+		c                                            sigil.Client
+		grantTypes, scopes, defaultScopes, audiences string
+		redirectURIs, claims                         string
+		ttl, created, updated                        int64
+	)
+	err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.AuthMethod, &grantTypes, &scopes,
+		&defaultScopes, &audiences, &redirectURIs, &c.JWKS, &claims, &ttl,
+		&c.DPoPBound, &c.Introspect, &created, &updated)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range []struct {
+		dst *[]string
+		src string
+	}{
+		{&c.GrantTypes, grantTypes},
+		{&c.Scopes, scopes},
+		{&c.DefaultScopes, defaultScopes},
+		{&c.Audiences, audiences},
+		{&c.RedirectURIs, redirectURIs},
+	} {
+		if err := json.Unmarshal([]byte(f.src), f.dst); err != nil {
+			return nil, fmt.Errorf("decode client %q: %w", c.ID, err)
+		}
+		if len(*f.dst) == 0 {
+			*f.dst = nil
+		}
+	}
+	if err := json.Unmarshal([]byte(claims), &c.Claims); err != nil {
+		return nil, fmt.Errorf("decode client %q claims: %w", c.ID, err)
+	}
+	if len(c.Claims) == 0 {
+		c.Claims = nil
+	}
+	if len(c.SecretHash) == 0 {
+		c.SecretHash = nil
+	}
+	if len(c.JWKS) == 0 {
+		c.JWKS = nil
+	}
+	c.AccessTokenTTL = time.Duration(ttl)
+	c.CreatedAt, c.UpdatedAt = fromUnixNano(created), fromUnixNano(updated)
+	return &c, nil
+}
+
+// CreateClient stores c and sets c.CreatedAt and c.UpdatedAt to the current
+// time; ErrConflict if the ID exists. c is not modified on failure.
+func (s *Store) CreateClient(ctx context.Context, c *sigil.Client) error {
+	if c == nil || c.ID == "" {
+		return errors.New("sqlite: create client: empty client ID")
+	}
+	r, err := encodeClient(c)
+	if err != nil {
+		return fmt.Errorf("sqlite: create client %q: %w", c.ID, err)
+	}
+	now := s.now()
+	res, err := s.db.ExecContext(ctx, `INSERT INTO clients (`+clientColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO NOTHING`,
+		c.ID, c.Name, c.SecretHash, c.AuthMethod, r.grantTypes, r.scopes,
+		r.defaultScopes, r.audiences, r.redirectURIs, c.JWKS, r.claims, int64(c.AccessTokenTTL),
+		c.DPoPBound, c.Introspect, unixNano(now), unixNano(now))
+	if err != nil {
+		return fmt.Errorf("sqlite: create client %q: %w", c.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: create client %q: %w", c.ID, err)
+	} else if n == 0 {
+		return fmt.Errorf("sqlite: create client %q: %w", c.ID, sigil.ErrConflict)
+	}
+	c.CreatedAt, c.UpdatedAt = now, now
+	return nil
+}
+
+// Client returns the client with the given ID; ErrNotFound if there is
+// none.
+func (s *Store) Client(ctx context.Context, id string) (*sigil.Client, error) {
+	c, err := scanClient(s.clientStmt.QueryRowContext(ctx, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlite: get client %q: %w", id, sigil.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get client %q: %w", id, err)
+	}
+	return c, nil
+}
+
+// Clients returns every client, ordered by ID (byte-wise, as Go compares
+// strings).
+func (s *Store) Clients(ctx context.Context) ([]*sigil.Client, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+clientColumns+` FROM clients ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list clients: %w", err)
+	}
+	defer rows.Close()
+	var cs []*sigil.Client
+	for rows.Next() {
+		c, err := scanClient(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list clients: %w", err)
+		}
+		cs = append(cs, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list clients: %w", err)
+	}
+	return cs, nil
+}
+
+// UpdateClient replaces every field of the stored client c.ID except
+// CreatedAt, sets UpdatedAt to the current time, and writes both
+// timestamps back into c; ErrNotFound if absent.
+func (s *Store) UpdateClient(ctx context.Context, c *sigil.Client) error {
+	if c == nil {
+		return errors.New("sqlite: update client: nil client")
+	}
+	r, err := encodeClient(c)
+	if err != nil {
+		return fmt.Errorf("sqlite: update client %q: %w", c.ID, err)
+	}
+	now := s.now()
+	var created int64
+	err = s.db.QueryRowContext(ctx, `UPDATE clients SET
+		name = ?, secret_hash = ?, auth_method = ?, grant_types = ?, scopes = ?,
+		default_scopes = ?, audiences = ?, redirect_uris = ?, jwks = ?, claims = ?,
+		access_token_ttl = ?, dpop_bound = ?, introspect = ?, updated_at = ?
+		WHERE id = ? RETURNING created_at`,
+		c.Name, c.SecretHash, c.AuthMethod, r.grantTypes, r.scopes,
+		r.defaultScopes, r.audiences, r.redirectURIs, c.JWKS, r.claims,
+		int64(c.AccessTokenTTL), c.DPoPBound, c.Introspect, unixNano(now),
+		c.ID).Scan(&created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("sqlite: update client %q: %w", c.ID, sigil.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: update client %q: %w", c.ID, err)
+	}
+	c.CreatedAt, c.UpdatedAt = fromUnixNano(created), now
+	return nil
+}
+
+// DeleteClient removes the client with the given ID; ErrNotFound if
+// absent.
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM clients WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("sqlite: delete client %q: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: delete client %q: %w", id, err)
+	} else if n == 0 {
+		return fmt.Errorf("sqlite: delete client %q: %w", id, sigil.ErrNotFound)
+	}
+	return nil
+}

@@ -1,0 +1,49 @@
+// Package sqlite implements sigil.Store on an embedded SQLite database,
+// using the pure-Go driver modernc.org/sqlite (no cgo). It is the default
+// store: one machine, several processes (a `sigil serve` and the admin CLI)
+// sharing one database file.
+//
+// # Files
+//
+// Open keeps everything in one directory: it creates the directory with
+// mode 0700 when it is missing and the database file dir/sigil.db with mode
+// 0600 before SQLite first opens it, and narrows the -wal and -shm files to
+// 0600 after opening. The database holds sealed private keys and client
+// secret hashes; nothing in it is meant for other local users. An existing
+// directory or database file keeps the mode it has.
+//
+// # Connection settings
+//
+// Every pooled connection runs with
+//
+//   - busy_timeout(5000): wait up to five seconds for another writer
+//     (another connection or another process) instead of failing at once;
+//   - journal_mode(WAL): readers never block the writer and vice versa;
+//   - synchronous(NORMAL): in WAL mode a commit survives a process crash;
+//     only an operating-system crash or power loss may lose the last
+//     commits, never corrupt the file;
+//   - foreign_keys(1);
+//   - _txlock=immediate: every read-write transaction begins with BEGIN
+//     IMMEDIATE and so takes the write lock up front. A deferred
+//     transaction that reads and then writes can fail with SQLITE_BUSY
+//     without waiting when two processes upgrade at once; an immediate one
+//     simply queues behind the busy timeout.
+//
+// # Migrations
+//
+// The schema lives in numbered files embedded from migrations/
+// (0001_init.sql, 0002_….sql, …). Open applies the missing ones in order,
+// each in its own immediate transaction that first re-checks
+// schema_migrations(version, applied_at), so two processes opening a new
+// database at the same moment apply each migration exactly once. Open
+// refuses a database whose schema is newer than the binary knows.
+//
+// # Concurrency
+//
+// A Store is safe for concurrent use. Reads run in parallel on up to
+// eight pooled connections; writes are serialised by SQLite. The hot
+// paths (Client by ID, Revoked, MarkJTI) use statements prepared once in
+// Open. Version reads PRAGMA data_version on a connection reserved for
+// it, which never writes, so a commit by any other connection, pooled or
+// in another process, changes the value it sees.
+package sqlite

@@ -1,0 +1,303 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	sigil "github.com/sigil-sts/sigil"
+	msqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// FileName is the name of the database file inside the directory given to
+// Open.
+const FileName = "sigil.db"
+
+// maxConns bounds the connection pool. WAL lets readers run in parallel;
+// writers queue on SQLite's lock whatever the pool size. One connection
+// is reserved for Version.
+const maxConns = 8
+
+// Store is a sigil.Store backed by one SQLite database file. Create it with
+// Open; it is safe for concurrent use once Open has returned.
+type Store struct {
+	// Now returns the current time. Open sets it to time.Now; tests may
+	// replace it before the Store is used. It stamps client CreatedAt and
+	// UpdatedAt, key CreatedAt when the caller leaves it zero, and is the
+	// "now" against which MarkJTI decides whether an entry has expired.
+	Now func() time.Time
+
+	db *sql.DB
+
+	// Statements prepared once in Open for the hot paths. A *sql.Stmt is
+	// safe for concurrent use; database/sql prepares it again on each
+	// pooled connection that first runs it.
+	clientStmt  *sql.Stmt
+	revokedStmt *sql.Stmt
+	markStmt    *sql.Stmt
+
+	// verMu guards the fields below it.
+	verMu sync.Mutex
+	// verConn is the connection reserved for PRAGMA data_version. It never
+	// writes, so every commit made anywhere else changes what it reads.
+	// Nil after a failed read until the next Version call replaces it.
+	verConn *sql.Conn
+	verRaw  int64 // the last data_version read on verConn
+	version int64 // the value Version reports
+	closed  bool
+}
+
+// Open opens (creating if needed) the store in dir: the directory with mode
+// 0700, the database file dir/sigil.db with mode 0600. It applies pending
+// migrations and prepares the hot-path statements. Several processes may
+// open the same directory at once.
+func Open(ctx context.Context, dir string) (*Store, error) {
+	if dir == "" {
+		return nil, errors.New("sqlite: open: empty directory")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: create directory: %w", err)
+	}
+	path, err := filepath.Abs(filepath.Join(dir, FileName))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	// Create the file ourselves so that SQLite never creates it with the
+	// process umask (typically 0644): it holds sealed keys and secret
+	// hashes. SQLite gives the -wal and -shm files the mode of the main
+	// file; chmodFiles below makes sure of it.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		if err := f.Close(); err != nil {
+			return nil, fmt.Errorf("sqlite: create database file: %w", err)
+		}
+	case errors.Is(err, fs.ErrExist):
+	default:
+		return nil, fmt.Errorf("sqlite: create database file: %w", err)
+	}
+
+	db, err := sql.Open("sqlite", dsn(path))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(maxConns)
+	// Keep idle connections: each new one re-runs the pragmas and
+	// re-prepares the statements.
+	db.SetMaxIdleConns(maxConns)
+
+	s := &Store{Now: time.Now, db: db}
+	if err := s.open(ctx, path); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// dsn returns the driver name for the database file at the absolute path.
+// The path goes into a file: URI, percent-encoded, so that '?', '#' or '%'
+// in a directory name cannot be read as URI syntax.
+func dsn(path string) string {
+	q := url.Values{
+		"_pragma": {
+			"busy_timeout(5000)",
+			"journal_mode(WAL)",
+			"synchronous(NORMAL)",
+			"foreign_keys(1)",
+		},
+		"_txlock": {"immediate"},
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path), RawQuery: q.Encode()}
+	return u.String()
+}
+
+func (s *Store) open(ctx context.Context, path string) error {
+	if err := migrate(ctx, s.db); err != nil {
+		return err
+	}
+	if err := chmodFiles(path); err != nil {
+		return err
+	}
+	var err error
+	if s.clientStmt, err = s.db.PrepareContext(ctx, clientByIDSQL); err != nil {
+		return fmt.Errorf("sqlite: prepare client query: %w", err)
+	}
+	if s.revokedStmt, err = s.db.PrepareContext(ctx, revokedSQL); err != nil {
+		return fmt.Errorf("sqlite: prepare revocation query: %w", err)
+	}
+	if s.markStmt, err = s.db.PrepareContext(ctx, markJTISQL); err != nil {
+		return fmt.Errorf("sqlite: prepare replay statement: %w", err)
+	}
+	s.verMu.Lock()
+	defer s.verMu.Unlock()
+	return s.connectVersion(ctx)
+}
+
+// chmodFiles narrows the WAL and shared-memory files to 0600 when they
+// exist.
+func chmodFiles(path string) error {
+	for _, suffix := range []string{"-wal", "-shm"} {
+		err := os.Chmod(path+suffix, 0o600)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("sqlite: chmod %s: %w", filepath.Base(path+suffix), err)
+		}
+	}
+	return nil
+}
+
+// Version returns a counter that changes whenever a change to the store is
+// committed by any connection of this Store or by any other process using
+// the same database file. Values are meaningful only when compared with
+// earlier values from the same Store; it never changes without a commit,
+// except that it also moves after it had to replace its connection, since
+// commits may have been missed meanwhile.
+func (s *Store) Version(ctx context.Context) (int64, error) {
+	s.verMu.Lock()
+	defer s.verMu.Unlock()
+	if s.closed {
+		return 0, errors.New("sqlite: version: store is closed")
+	}
+	if s.verConn == nil {
+		if err := s.connectVersion(ctx); err != nil {
+			return 0, err
+		}
+		return s.version, nil
+	}
+	raw, err := dataVersion(ctx, s.verConn)
+	if err != nil {
+		// Drop the connection: the next call starts over on a fresh one.
+		s.verConn.Close()
+		s.verConn = nil
+		return 0, err
+	}
+	if raw != s.verRaw {
+		s.verRaw = raw
+		s.version++
+	}
+	return s.version, nil
+}
+
+// connectVersion reserves a connection for Version and takes its first
+// reading. The counter moves, since the previous connection, if any, may
+// have missed commits. Callers hold verMu.
+func (s *Store) connectVersion(ctx context.Context) error {
+	c, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlite: version: %w", err)
+	}
+	raw, err := dataVersion(ctx, c)
+	if err != nil {
+		c.Close()
+		return err
+	}
+	s.verConn, s.verRaw = c, raw
+	s.version++
+	return nil
+}
+
+func dataVersion(ctx context.Context, c *sql.Conn) (int64, error) {
+	var v int64
+	if err := c.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
+		return 0, fmt.Errorf("sqlite: read data_version: %w", err)
+	}
+	return v, nil
+}
+
+// Close closes the prepared statements, the reserved connection and the
+// database. It is safe to call more than once; the Store must not be used
+// afterwards.
+func (s *Store) Close() error {
+	s.verMu.Lock()
+	defer s.verMu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	var errs []error
+	for _, st := range []*sql.Stmt{s.clientStmt, s.revokedStmt, s.markStmt} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	if s.verConn != nil {
+		errs = append(errs, s.verConn.Close())
+		s.verConn = nil
+	}
+	errs = append(errs, s.db.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("sqlite: close: %w", err)
+	}
+	return nil
+}
+
+// inTx runs fn in one read-write transaction, which (through _txlock)
+// begins with BEGIN IMMEDIATE, and commits it when fn returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	return inTx(ctx, s.db, fn)
+}
+
+func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// now returns s.Now in UTC, truncated to microseconds so that a stored
+// timestamp reads back equal in every store implementation (PostgreSQL
+// keeps microseconds).
+func (s *Store) now() time.Time {
+	return s.Now().UTC().Truncate(time.Microsecond)
+}
+
+var (
+	minNano = time.Unix(0, math.MinInt64)
+	maxNano = time.Unix(0, math.MaxInt64)
+)
+
+// unixNano returns t in unix nanoseconds, clamped to the int64 range
+// (years 1677 to 2262) instead of overflowing as time.Time.UnixNano does.
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.Before(minNano):
+		return math.MinInt64
+	case t.After(maxNano):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+// fromUnixNano is the inverse of unixNano, in UTC.
+func fromUnixNano(n int64) time.Time {
+	return time.Unix(0, n).UTC()
+}
+
+// isConstraint reports whether err is a SQLite UNIQUE or PRIMARY KEY
+// constraint violation.
+func isConstraint(err error) bool {
+	var se *msqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() {
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return true
+	}
+	return false
+}
+
+var _ sigil.Store = (*Store)(nil)

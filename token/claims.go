@@ -1,0 +1,173 @@
+package token
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+)
+
+// Registered lists the claim names that extra claims (a client's ABAC
+// entitlements) may never set: RFC 7519 §4.1, RFC 9068 §2.2, RFC 8693 §4,
+// RFC 9449 cnf, the status list claim and the OIDC claims with protocol
+// meaning.
+var Registered = []string{
+	"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope",
+	"cnf", "act", "may_act", "status", "azp", "nonce", "auth_time", "acr", "amr",
+}
+
+// IsRegistered reports whether name is a registered claim name.
+func IsRegistered(name string) bool { return slices.Contains(Registered, name) }
+
+// Claims are the claims of a Sigil JWT. Extra holds every other claim; on
+// encoding, Extra never overrides a registered claim.
+type Claims struct {
+	Issuer    string         `json:"iss,omitempty"`
+	Subject   string         `json:"sub,omitempty"`
+	Audience  Audience       `json:"aud,omitempty"`
+	Expiry    NumericDate    `json:"exp,omitempty"`
+	NotBefore NumericDate    `json:"nbf,omitempty"`
+	IssuedAt  NumericDate    `json:"iat,omitempty"`
+	JTI       string         `json:"jti,omitempty"`
+	ClientID  string         `json:"client_id,omitempty"`
+	Scope     string         `json:"scope,omitempty"`
+	Extra     map[string]any `json:"-"`
+}
+
+type plainClaims Claims // no methods: avoids recursion
+
+// MarshalJSON encodes the registered claims followed by Extra, skipping any
+// Extra member with a registered name.
+func (c Claims) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(plainClaims(c))
+	if err != nil {
+		return nil, err
+	}
+	if len(c.Extra) == 0 {
+		return b, nil
+	}
+	extra := make(map[string]any, len(c.Extra))
+	for k, v := range c.Extra {
+		if !IsRegistered(k) {
+			extra[k] = v
+		}
+	}
+	if len(extra) == 0 {
+		return b, nil
+	}
+	e, err := json.Marshal(extra)
+	if err != nil {
+		return nil, fmt.Errorf("token: encode extra claims: %w", err)
+	}
+	if len(b) == 2 { // "{}"
+		return e, nil
+	}
+	out := make([]byte, 0, len(b)+len(e))
+	out = append(out, b[:len(b)-1]...)
+	out = append(out, ',')
+	return append(out, e[1:]...), nil
+}
+
+// UnmarshalJSON decodes registered claims into their fields and every other
+// member into Extra.
+func (c *Claims) UnmarshalJSON(b []byte) error {
+	var p plainClaims
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return err
+	}
+	for k, v := range all {
+		if IsRegistered(k) {
+			continue
+		}
+		var x any
+		d := json.NewDecoder(bytes.NewReader(v))
+		d.UseNumber()
+		if err := d.Decode(&x); err != nil {
+			return err
+		}
+		if p.Extra == nil {
+			p.Extra = map[string]any{}
+		}
+		p.Extra[k] = x
+	}
+	*c = Claims(p)
+	return nil
+}
+
+// Scopes returns the space-delimited scope claim as a list.
+func (c *Claims) Scopes() []string { return SplitScope(c.Scope) }
+
+// SplitScope splits a space-delimited scope string (RFC 6749 §3.3).
+func SplitScope(s string) []string {
+	var out []string
+	for _, f := range bytes.Fields([]byte(s)) {
+		out = append(out, string(f))
+	}
+	return out
+}
+
+// Audience is the aud claim: one string or an array (RFC 7519 §4.1.3). A
+// single audience is encoded as a string.
+type Audience []string
+
+// Contains reports whether aud is one of the audiences.
+func (a Audience) Contains(aud string) bool { return slices.Contains(a, aud) }
+
+// MarshalJSON encodes one audience as a string, several as an array.
+func (a Audience) MarshalJSON() ([]byte, error) {
+	if len(a) == 1 {
+		return json.Marshal(a[0])
+	}
+	return json.Marshal([]string(a))
+}
+
+// UnmarshalJSON accepts a string or an array of strings.
+func (a *Audience) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*a = Audience{s}
+		return nil
+	}
+	var l []string
+	if err := json.Unmarshal(b, &l); err != nil {
+		return errors.New("token: aud is neither a string nor an array of strings")
+	}
+	*a = l
+	return nil
+}
+
+// NumericDate is a JWT time: seconds since the epoch (RFC 7519 §2). Zero
+// means absent.
+type NumericDate int64
+
+// NewNumericDate converts t, dropping sub-second precision.
+func NewNumericDate(t time.Time) NumericDate { return NumericDate(t.Unix()) }
+
+// Time returns the date as a time.Time; the zero value for an absent date.
+func (n NumericDate) Time() time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(int64(n), 0)
+}
+
+// UnmarshalJSON accepts an integer or a finite non-negative number, whose
+// fraction is dropped.
+func (n *NumericDate) UnmarshalJSON(b []byte) error {
+	var f float64
+	if err := json.Unmarshal(b, &f); err != nil {
+		return errors.New("token: date claim is not a number")
+	}
+	if math.IsNaN(f) || f < 0 || f > 1<<53 {
+		return errors.New("token: date claim out of range")
+	}
+	*n = NumericDate(int64(f))
+	return nil
+}

@@ -1,0 +1,153 @@
+package token
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/sigil-sts/sigil/keys"
+)
+
+// Token types for the JOSE typ header (RFC 9068 §2.1 and friends).
+const (
+	TypeAccess = "at+jwt"
+)
+
+// MaxSize bounds the compact serialization Parse accepts.
+const MaxSize = 16 << 10
+
+// ErrInvalid is wrapped by every error Parse returns for a token that is
+// malformed, forged or signed under the wrong rules.
+var ErrInvalid = errors.New("invalid token")
+
+// NewJTI returns a new token identifier: 128 random bits, base64url.
+func NewJTI() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// Sign encodes claims and signs them with k, setting typ and kid in the
+// protected header. The algorithm is the key's.
+func Sign(k *keys.Key, typ string, claims *Claims) (string, error) {
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", fmt.Errorf("token: encode claims: %w", err)
+	}
+	s, err := k.SignerFor(typ)
+	if err != nil {
+		return "", err
+	}
+	jws, err := s.Sign(payload)
+	if err != nil {
+		return "", fmt.Errorf("token: sign: %w", err)
+	}
+	return jws.CompactSerialize()
+}
+
+// KeySource finds a verification key and its algorithm by kid. The issuer's
+// keys.Set and the verify package's JWKS cache implement it.
+type KeySource interface {
+	Lookup(ctx context.Context, kid string) (pub crypto.PublicKey, alg string, err error)
+}
+
+// Header is what Parse reports of a token's protected header.
+type Header struct {
+	Alg string
+	KID string
+	Typ string
+}
+
+// forbiddenHeaders name keys or key references a token may not carry: the
+// verification key comes from the key source alone.
+var forbiddenHeaders = []string{"jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256", "crit", "b64"}
+
+// Parse checks the signature of a compact JWS under the rules in the
+// package doc and returns its header and claims. It validates no claim.
+func Parse(ctx context.Context, raw string, src KeySource) (*Header, *Claims, error) {
+	if len(raw) > MaxSize {
+		return nil, nil, fmt.Errorf("token: longer than %d bytes: %w", MaxSize, ErrInvalid)
+	}
+	if strings.Count(raw, ".") != 2 {
+		return nil, nil, fmt.Errorf("token: not a compact JWS: %w", ErrInvalid)
+	}
+	hdr, err := policyHeader(raw[:strings.IndexByte(raw, '.')])
+	if err != nil {
+		return nil, nil, err
+	}
+	jws, err := jose.ParseSignedCompact(raw, keys.JOSEAlgorithms)
+	if err != nil {
+		return nil, nil, fmt.Errorf("token: %v: %w", err, ErrInvalid)
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, nil, fmt.Errorf("token: want one signature: %w", ErrInvalid)
+	}
+	h := jws.Signatures[0].Protected
+	if h.Algorithm != hdr.Alg || h.KeyID != hdr.KID {
+		return nil, nil, fmt.Errorf("token: header mismatch: %w", ErrInvalid)
+	}
+	pub, alg, err := src.Lookup(ctx, hdr.KID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("token: key %q: %v: %w", hdr.KID, err, ErrInvalid)
+	}
+	if alg != hdr.Alg {
+		return nil, nil, fmt.Errorf("token: alg %s does not match the key's %s: %w", hdr.Alg, alg, ErrInvalid)
+	}
+	if err := keys.CheckPublic(alg, pub); err != nil {
+		return nil, nil, fmt.Errorf("token: %v: %w", err, ErrInvalid)
+	}
+	payload, err := jws.Verify(pub)
+	if err != nil {
+		return nil, nil, fmt.Errorf("token: signature: %w", ErrInvalid)
+	}
+	var c Claims
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return nil, nil, fmt.Errorf("token: claims: %v: %w", err, ErrInvalid)
+	}
+	return hdr, &c, nil
+}
+
+// policyHeader decodes the protected header and applies the header rules.
+func policyHeader(seg string) (*Header, error) {
+	b, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		return nil, fmt.Errorf("token: header encoding: %w", ErrInvalid)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("token: header is not a JSON object: %w", ErrInvalid)
+	}
+	for _, name := range forbiddenHeaders {
+		if _, ok := m[name]; ok {
+			return nil, fmt.Errorf("token: header %q is not accepted: %w", name, ErrInvalid)
+		}
+	}
+	var h struct {
+		Alg string `json:"alg"`
+		KID string `json:"kid"`
+		Typ string `json:"typ"`
+	}
+	if err := json.Unmarshal(b, &h); err != nil {
+		return nil, fmt.Errorf("token: header: %w", ErrInvalid)
+	}
+	if !keys.Supported(h.Alg) {
+		return nil, fmt.Errorf("token: alg %q is not accepted: %w", h.Alg, ErrInvalid)
+	}
+	return &Header{Alg: h.Alg, KID: h.KID, Typ: h.Typ}, nil
+}
+
+// TypeIs reports whether a typ header value names the media type want,
+// compared case-insensitively with the optional "application/" prefix
+// (RFC 7515 §4.1.9; RFC 9068 §4).
+func TypeIs(typ, want string) bool {
+	if len(typ) > len("application/") && strings.EqualFold(typ[:len("application/")], "application/") {
+		typ = typ[len("application/"):]
+	}
+	return strings.EqualFold(typ, want)
+}

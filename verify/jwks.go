@@ -1,0 +1,208 @@
+package verify
+
+import (
+	"context"
+	"crypto"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/sigil-sts/sigil/keys"
+)
+
+// Limits on what JWKS fetches read and how often they run.
+const (
+	maxJWKSBytes = 1 << 20
+	// DefaultMinRefresh is the least time between two fetches caused by an
+	// unknown kid, so forged kids cannot make the cache hammer the issuer.
+	DefaultMinRefresh = 10 * time.Second
+	// DefaultMaxAge is how long a fetched set is used when the response
+	// names no max-age.
+	DefaultMaxAge = 5 * time.Minute
+)
+
+// JWKS is a cache of an issuer's public keys, fetched from its jwks_uri. A
+// key without alg, with a use other than "sig", or of the wrong type or
+// size for its alg is ignored. It is safe for concurrent use.
+type JWKS struct {
+	// URL is the jwks_uri.
+	URL string
+	// Client fetches the set; nil means http.DefaultClient.
+	Client *http.Client
+	// MinRefresh is the least time between fetches; zero means
+	// DefaultMinRefresh.
+	MinRefresh time.Duration
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+
+	mu      sync.Mutex
+	keys    KeySet
+	fetched time.Time
+	expires time.Time
+}
+
+// KeySet is a fixed set of verification keys by kid, as ParseJWKS returns
+// it. It implements token.KeySource.
+type KeySet map[string]Key
+
+// Key is one verification key with the algorithm it is for.
+type Key struct {
+	Public crypto.PublicKey
+	Alg    string
+}
+
+// Lookup returns the key for kid. An empty kid finds the only key of a set
+// that has exactly one (client assertions often carry no kid).
+func (s KeySet) Lookup(_ context.Context, kid string) (crypto.PublicKey, string, error) {
+	if kid == "" && len(s) == 1 {
+		for _, k := range s {
+			return k.Public, k.Alg, nil
+		}
+	}
+	k, ok := s[kid]
+	if !ok || kid == "" {
+		return nil, "", fmt.Errorf("verify: no key with kid %q", kid)
+	}
+	return k.Public, k.Alg, nil
+}
+
+func (j *JWKS) now() time.Time {
+	if j.Now != nil {
+		return j.Now()
+	}
+	return time.Now()
+}
+
+// Lookup returns the key for kid, fetching the set when it is stale or the
+// kid is unknown (at most once per MinRefresh).
+func (j *JWKS) Lookup(ctx context.Context, kid string) (crypto.PublicKey, string, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	now := j.now()
+	k, ok := j.keys[kid]
+	minRefresh := j.MinRefresh
+	if minRefresh == 0 {
+		minRefresh = DefaultMinRefresh
+	}
+	stale := now.After(j.expires)
+	if (!ok || stale) && (j.fetched.IsZero() || now.Sub(j.fetched) >= minRefresh || stale) {
+		if err := j.fetch(ctx, now); err != nil && !ok {
+			return nil, "", err
+		}
+		k, ok = j.keys[kid]
+	}
+	if !ok {
+		return nil, "", fmt.Errorf("verify: no key with kid %q in %s", kid, j.URL)
+	}
+	return k.Public, k.Alg, nil
+}
+
+func (j *JWKS) fetch(ctx context.Context, now time.Time) error {
+	j.fetched = now
+	client := j.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, j.URL, nil)
+	if err != nil {
+		return fmt.Errorf("verify: jwks request: %w", err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("verify: fetch jwks: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("verify: fetch jwks: %s", resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes))
+	if err != nil {
+		return fmt.Errorf("verify: read jwks: %w", err)
+	}
+	set, err := ParseJWKS(body)
+	if err != nil {
+		return err
+	}
+	j.keys = set
+	j.expires = now.Add(maxAge(resp.Header.Get("Cache-Control")))
+	return nil
+}
+
+// ParseJWKS decodes a JWK Set and keeps the usable signature keys by kid.
+func ParseJWKS(body []byte) (KeySet, error) {
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(body, &set); err != nil {
+		return nil, fmt.Errorf("verify: decode jwks: %w", err)
+	}
+	out := KeySet{}
+	for _, k := range set.Keys {
+		if !keys.Supported(k.Algorithm) || (k.Use != "" && k.Use != "sig") || !k.IsPublic() {
+			continue
+		}
+		if keys.CheckPublic(k.Algorithm, k.Key) != nil {
+			continue
+		}
+		out[k.KeyID] = Key{Public: k.Key, Alg: k.Algorithm}
+	}
+	return out, nil
+}
+
+func maxAge(cc string) time.Duration {
+	for _, d := range strings.Split(cc, ",") {
+		d = strings.TrimSpace(d)
+		if v, ok := strings.CutPrefix(d, "max-age="); ok {
+			if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+				return time.Duration(n) * time.Second
+			}
+		}
+	}
+	return DefaultMaxAge
+}
+
+// Metadata is the part of an issuer's RFC 8414 metadata that verify uses.
+type Metadata struct {
+	Issuer                string `json:"issuer"`
+	JWKSURI               string `json:"jwks_uri"`
+	TokenEndpoint         string `json:"token_endpoint"`
+	IntrospectionEndpoint string `json:"introspection_endpoint"`
+	RevocationEndpoint    string `json:"revocation_endpoint"`
+}
+
+// Discover fetches issuer's authorization server metadata (RFC 8414 §3)
+// and checks that it names the same issuer (§3.3).
+func Discover(ctx context.Context, client *http.Client, issuer string) (*Metadata, error) {
+	if client == nil {
+		client = http.DefaultClient
+	}
+	u := strings.TrimSuffix(issuer, "/") + "/.well-known/oauth-authorization-server"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("verify: metadata request: %w", err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("verify: fetch metadata: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("verify: fetch metadata from %s: %s", u, resp.Status)
+	}
+	var m Metadata
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxJWKSBytes)).Decode(&m); err != nil {
+		return nil, fmt.Errorf("verify: decode metadata: %w", err)
+	}
+	if m.Issuer != issuer {
+		return nil, fmt.Errorf("verify: metadata names issuer %q, want %q", m.Issuer, issuer)
+	}
+	if m.JWKSURI == "" {
+		return nil, errors.New("verify: metadata has no jwks_uri")
+	}
+	return &m, nil
+}

@@ -1,0 +1,91 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sigil-sts/sigil/token"
+)
+
+// DefaultLeeway is the clock skew Verifier tolerates on exp, nbf and iat
+// when Leeway is zero.
+const DefaultLeeway = 30 * time.Second
+
+// ErrInvalid is wrapped by every error Verify returns: a resource server
+// answers it with RFC 6750 invalid_token, the issuer's introspection with
+// active=false.
+var ErrInvalid = token.ErrInvalid
+
+// Verifier checks access tokens. Set the fields before first use; it is
+// safe for concurrent use afterwards.
+type Verifier struct {
+	// Keys finds verification keys by kid.
+	Keys token.KeySource
+	// Issuer is the exact expected iss (RFC 9068 §4: exact string match).
+	Issuer string
+	// Audience must be one of the token's aud values. It is required unless
+	// IgnoreAudience is set.
+	Audience string
+	// IgnoreAudience skips the audience check. Only the issuer sets it, for
+	// introspection, where the caller's own rules decide.
+	IgnoreAudience bool
+	// Type is the expected typ header; empty means token.TypeAccess.
+	Type string
+	// Leeway is the tolerated clock skew; zero means DefaultLeeway.
+	Leeway time.Duration
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Verify checks raw's signature (token.Parse), its typ, and its iss, aud,
+// exp, nbf and iat claims, and returns the claims.
+func (v *Verifier) Verify(ctx context.Context, raw string) (*token.Claims, error) {
+	if v.Issuer == "" || (v.Audience == "" && !v.IgnoreAudience) {
+		return nil, errors.New("verify: Verifier needs Issuer and Audience")
+	}
+	h, c, err := token.Parse(ctx, raw, v.Keys)
+	if err != nil {
+		return nil, err
+	}
+	want := v.Type
+	if want == "" {
+		want = token.TypeAccess
+	}
+	if !token.TypeIs(h.Typ, want) {
+		return nil, fmt.Errorf("verify: typ %q, want %q: %w", h.Typ, want, ErrInvalid)
+	}
+	if c.Issuer != v.Issuer {
+		return nil, fmt.Errorf("verify: iss %q, want %q: %w", c.Issuer, v.Issuer, ErrInvalid)
+	}
+	if !v.IgnoreAudience && !c.Audience.Contains(v.Audience) {
+		return nil, fmt.Errorf("verify: aud %q does not include %q: %w", []string(c.Audience), v.Audience, ErrInvalid)
+	}
+	if err := v.checkTimes(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (v *Verifier) checkTimes(c *token.Claims) error {
+	now := time.Now()
+	if v.Now != nil {
+		now = v.Now()
+	}
+	leeway := v.Leeway
+	if leeway == 0 {
+		leeway = DefaultLeeway
+	}
+	switch {
+	case c.Expiry == 0:
+		return fmt.Errorf("verify: no exp: %w", ErrInvalid)
+	case !now.Before(c.Expiry.Time().Add(leeway)):
+		return fmt.Errorf("verify: expired at %s: %w", c.Expiry.Time().UTC().Format(time.RFC3339), ErrInvalid)
+	case c.NotBefore != 0 && now.Add(leeway).Before(c.NotBefore.Time()):
+		return fmt.Errorf("verify: not valid before %s: %w", c.NotBefore.Time().UTC().Format(time.RFC3339), ErrInvalid)
+	case c.IssuedAt != 0 && now.Add(leeway).Before(c.IssuedAt.Time()):
+		return fmt.Errorf("verify: issued in the future: %w", ErrInvalid)
+	}
+	return nil
+}
