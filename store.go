@@ -8,7 +8,7 @@ import (
 // Sentinel errors returned by stores; check them with errors.Is.
 var (
 	ErrNotFound = errors.New("not found")
-	ErrConflict = errors.New("already exists")
+	ErrConflict = errors.New("conflict")
 	ErrReplay   = errors.New("already seen")
 )
 
@@ -21,7 +21,9 @@ type Store interface {
 	RevocationStore
 	ReplayCache
 	// Version returns a number that changes whenever any process commits a
-	// change to the store. Caches poll it to learn when to reload.
+	// change to clients, signing keys or revocations; replay-cache writes
+	// do not move it. Values from any Store on the same database are
+	// comparable. Caches poll it to learn when to reload.
 	Version(ctx context.Context) (int64, error)
 	// Close releases the store's resources.
 	Close() error

@@ -22,6 +22,9 @@ const assertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 // may lie: assertions are single-use and short-lived (OIDC Core §9).
 const maxAssertionLife = 5 * time.Minute
 
+// maxJTILength bounds a client assertion's jti.
+const maxJTILength = 256
+
 // dummyHash is compared against when the client is unknown, so the response
 // time does not tell whether a client id exists.
 var dummyHash = make([]byte, 32)
@@ -136,6 +139,9 @@ func (h *Handler) checkAssertion(ctx context.Context, form url.Values, endpoint 
 		return nil, invalidClient(false, fmt.Errorf("assertion aud %q names neither the issuer nor the endpoint", []string(c.Audience)))
 	case c.Expiry == 0 || c.JTI == "":
 		return nil, invalidClient(false, errors.New("assertion needs exp and jti"))
+	case len(c.JTI) > maxJTILength:
+		// Bounds what an attacker with a valid key can put in the store.
+		return nil, invalidClient(false, errors.New("assertion jti too long"))
 	case !now.Before(c.Expiry.Time().Add(leeway)):
 		return nil, invalidClient(false, errors.New("assertion expired"))
 	case c.Expiry.Time().After(now.Add(maxAssertionLife + leeway)):

@@ -105,7 +105,7 @@ func (s *Store) Keys(ctx context.Context) ([]*sigil.SigningKey, error) {
 // promoting an active key is a no-op; promoting a retired key is
 // ErrConflict.
 func (s *Store) PromoteKey(ctx context.Context, kid string, at time.Time) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
 		var alg, state string
 		err := tx.QueryRowContext(ctx, `SELECT alg, state FROM signing_keys WHERE id = ?`, kid).Scan(&alg, &state)
 		if errors.Is(err, sql.ErrNoRows) {

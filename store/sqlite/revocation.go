@@ -10,10 +10,11 @@ import (
 
 // revokedSQL answers Revoked in one statement. Parameters: ?1 jti, ?2
 // client_id, ?3 subject, ?4 iat in unix seconds. Each arm is a lookup on
-// the (kind, value) primary key; the `<> ''` guards make an empty field
-// match nothing, not a revocation stored with an empty value. Cutoff and
-// iat are whole seconds, so a token issued in the same second as the
-// cutoff is revoked (RFC 7519 §2 NumericDate; see sigil.Revocation).
+// the (kind, value) primary key, guarded by its parameter being non-empty:
+// an empty token field matches nothing, not even a revocation stored with
+// an empty value. Cutoff and iat are whole seconds, so a token issued in
+// the same second as the cutoff is revoked (iat is a NumericDate, RFC 7519
+// §2; see sigil.Revocation).
 const revokedSQL = `SELECT EXISTS (
 	SELECT 1 FROM revocations WHERE ?1 <> '' AND kind = 'jti' AND value = ?1
 	UNION ALL

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,8 +24,7 @@ import (
 const FileName = "sigil.db"
 
 // maxConns bounds the connection pool. WAL lets readers run in parallel;
-// writers queue on SQLite's lock whatever the pool size. One connection
-// is reserved for Version.
+// writers queue on SQLite's lock whatever the pool size.
 const maxConns = 8
 
 // Store is a sigil.Store backed by one SQLite database file. Create it with
@@ -45,15 +45,10 @@ type Store struct {
 	revokedStmt *sql.Stmt
 	markStmt    *sql.Stmt
 
-	// verMu guards the fields below it.
-	verMu sync.Mutex
-	// verConn is the connection reserved for PRAGMA data_version. It never
-	// writes, so every commit made anywhere else changes what it reads.
-	// Nil after a failed read until the next Version call replaces it.
-	verConn *sql.Conn
-	verRaw  int64 // the last data_version read on verConn
-	version int64 // the value Version reports
-	closed  bool
+	versionStmt *sql.Stmt
+
+	mu     sync.Mutex // guards closed
+	closed bool
 }
 
 // Open opens (creating if needed) the store in dir: the directory with mode
@@ -116,7 +111,11 @@ func dsn(path string) string {
 		},
 		"_txlock": {"immediate"},
 	}
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path), RawQuery: q.Encode()}
+	p := filepath.ToSlash(path)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p // a Windows volume: file:///C:/…
+	}
+	u := url.URL{Scheme: "file", Path: p, RawQuery: q.Encode()}
 	return u.String()
 }
 
@@ -137,15 +136,17 @@ func (s *Store) open(ctx context.Context, path string) error {
 	if s.markStmt, err = s.db.PrepareContext(ctx, markJTISQL); err != nil {
 		return fmt.Errorf("sqlite: prepare replay statement: %w", err)
 	}
-	s.verMu.Lock()
-	defer s.verMu.Unlock()
-	return s.connectVersion(ctx)
+	if s.versionStmt, err = s.db.PrepareContext(ctx, "SELECT n FROM changes WHERE id = 1"); err != nil {
+		return fmt.Errorf("sqlite: prepare change counter query: %w", err)
+	}
+	return nil
 }
 
-// chmodFiles narrows the WAL and shared-memory files to 0600 when they
-// exist.
+// chmodFiles narrows the database file and its WAL and shared-memory files
+// to 0600 when they exist, also for a database created by an older release
+// or by hand. The directory is left alone: it may be shared.
 func chmodFiles(path string) error {
-	for _, suffix := range []string{"-wal", "-shm"} {
+	for _, suffix := range []string{"", "-wal", "-shm"} {
 		err := os.Chmod(path+suffix, 0o600)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("sqlite: chmod %s: %w", filepath.Base(path+suffix), err)
@@ -154,83 +155,34 @@ func chmodFiles(path string) error {
 	return nil
 }
 
-// Version returns a counter that changes whenever a change to the store is
-// committed by any connection of this Store or by any other process using
-// the same database file. Values are meaningful only when compared with
-// earlier values from the same Store; it never changes without a commit,
-// except that it also moves after it had to replace its connection, since
-// commits may have been missed meanwhile.
+// Version returns the store's change counter: a number that a trigger
+// bumps with every committed write to clients, signing keys or revocations,
+// by this or any other process on the same file (migration 0002). Writes to
+// the replay cache do not move it. Values from any Store on the same
+// database are comparable.
 func (s *Store) Version(ctx context.Context) (int64, error) {
-	s.verMu.Lock()
-	defer s.verMu.Unlock()
-	if s.closed {
-		return 0, errors.New("sqlite: version: store is closed")
+	var n int64
+	if err := s.versionStmt.QueryRowContext(ctx).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: read change counter: %w", err)
 	}
-	if s.verConn == nil {
-		if err := s.connectVersion(ctx); err != nil {
-			return 0, err
-		}
-		return s.version, nil
-	}
-	raw, err := dataVersion(ctx, s.verConn)
-	if err != nil {
-		// Drop the connection: the next call starts over on a fresh one.
-		s.verConn.Close()
-		s.verConn = nil
-		return 0, err
-	}
-	if raw != s.verRaw {
-		s.verRaw = raw
-		s.version++
-	}
-	return s.version, nil
-}
-
-// connectVersion reserves a connection for Version and takes its first
-// reading. The counter moves, since the previous connection, if any, may
-// have missed commits. Callers hold verMu.
-func (s *Store) connectVersion(ctx context.Context) error {
-	c, err := s.db.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("sqlite: version: %w", err)
-	}
-	raw, err := dataVersion(ctx, c)
-	if err != nil {
-		c.Close()
-		return err
-	}
-	s.verConn, s.verRaw = c, raw
-	s.version++
-	return nil
-}
-
-func dataVersion(ctx context.Context, c *sql.Conn) (int64, error) {
-	var v int64
-	if err := c.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
-		return 0, fmt.Errorf("sqlite: read data_version: %w", err)
-	}
-	return v, nil
+	return n, nil
 }
 
 // Close closes the prepared statements, the reserved connection and the
 // database. It is safe to call more than once; the Store must not be used
 // afterwards.
 func (s *Store) Close() error {
-	s.verMu.Lock()
-	defer s.verMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
 		return nil
 	}
 	s.closed = true
 	var errs []error
-	for _, st := range []*sql.Stmt{s.clientStmt, s.revokedStmt, s.markStmt} {
+	for _, st := range []*sql.Stmt{s.clientStmt, s.revokedStmt, s.markStmt, s.versionStmt} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
-	}
-	if s.verConn != nil {
-		errs = append(errs, s.verConn.Close())
-		s.verConn = nil
 	}
 	errs = append(errs, s.db.Close())
 	if err := errors.Join(errs...); err != nil {
@@ -241,10 +193,6 @@ func (s *Store) Close() error {
 
 // inTx runs fn in one read-write transaction, which (through _txlock)
 // begins with BEGIN IMMEDIATE, and commits it when fn returns nil.
-func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	return inTx(ctx, s.db, fn)
-}
-
 func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {

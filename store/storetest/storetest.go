@@ -135,14 +135,28 @@ func testVersionChanges(t *testing.T, s sigil.Store) {
 			return s.Revoke(ctx, sigil.Revocation{Kind: sigil.RevokeJTI, Value: "j1", Cutoff: now, ExpiresAt: now.Add(-time.Hour)})
 		}},
 		{"PurgeRevocations", func() error { _, err := s.PurgeRevocations(ctx, now); return err }},
-		{"MarkJTI", func() error { return s.MarkJTI(ctx, "m1", now.Add(-time.Hour)) }},
-		{"PurgeReplay", func() error { _, err := s.PurgeReplay(ctx, now); return err }},
 	}
 	for _, w := range writes {
 		before := version(t, s)
 		must(t, w.name, w.fn())
 		if after := version(t, s); after == before {
 			t.Errorf("Version stayed %d after %s", before, w.name)
+		}
+	}
+	// The replay cache is written on every client assertion; moving the
+	// version there would flush every cache under load.
+	quiet := []struct {
+		name string
+		fn   func() error
+	}{
+		{"MarkJTI", func() error { return s.MarkJTI(ctx, "m1", now.Add(time.Hour)) }},
+		{"PurgeReplay", func() error { _, err := s.PurgeReplay(ctx, now.Add(2*time.Hour)); return err }},
+	}
+	for _, w := range quiet {
+		before := version(t, s)
+		must(t, w.name, w.fn())
+		if after := version(t, s); after != before {
+			t.Errorf("Version moved from %d to %d after %s", before, after, w.name)
 		}
 	}
 }
