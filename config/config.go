@@ -81,7 +81,9 @@ func (c *Config) IssuerURL() string {
 // Validate reports the first setting that is wrong, naming it and why.
 func (c *Config) Validate() error {
 	var errs []error
-	bad := func(key, format string, a ...any) { errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, a...)...)) }
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, a...)...))
+	}
 	if c.DSN == "" && c.DataDir == "" {
 		bad("data-dir", "is empty")
 	}

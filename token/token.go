@@ -64,9 +64,26 @@ type Header struct {
 	Typ string
 }
 
-// forbiddenHeaders name keys or key references a token may not carry: the
-// verification key comes from the key source alone.
-var forbiddenHeaders = []string{"jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256", "crit", "b64"}
+// protectedHeader is decoded once per token. The json.RawMessage members
+// are headers a token may not carry: the verification key comes from the
+// key source alone (jwk, jku, x5u, x5c, x5t, x5t#S256), Sigil understands no
+// extension (crit), and payloads are always base64url (b64). encoding/json
+// matches member names case-insensitively, so this also refuses "JWK" and
+// the like, which is harmless; alg and kid are cross-checked against
+// go-jose's case-sensitive parse.
+type protectedHeader struct {
+	Alg     string          `json:"alg"`
+	KID     string          `json:"kid"`
+	Typ     string          `json:"typ"`
+	JWK     json.RawMessage `json:"jwk"`
+	JKU     json.RawMessage `json:"jku"`
+	X5U     json.RawMessage `json:"x5u"`
+	X5C     json.RawMessage `json:"x5c"`
+	X5T     json.RawMessage `json:"x5t"`
+	X5TS256 json.RawMessage `json:"x5t#S256"`
+	Crit    json.RawMessage `json:"crit"`
+	B64     json.RawMessage `json:"b64"`
+}
 
 // Parse checks the signature of a compact JWS under the rules in the
 // package doc and returns its header and claims. It validates no claim.
@@ -102,10 +119,12 @@ func Parse(ctx context.Context, raw string, src KeySource) (*Header, *Claims, er
 	if err := keys.CheckPublic(alg, pub); err != nil {
 		return nil, nil, fmt.Errorf("token: %v: %w", err, ErrInvalid)
 	}
-	payload, err := jws.Verify(pub)
-	if err != nil {
+	dot := strings.LastIndexByte(raw, '.')
+	if err := VerifySignature(alg, pub, []byte(raw[:dot]), jws.Signatures[0].Signature); err != nil {
 		return nil, nil, fmt.Errorf("token: signature: %w", ErrInvalid)
 	}
+	// Verified just above by VerifySignature over the same signing input.
+	payload := jws.UnsafePayloadWithoutVerification()
 	var c Claims
 	if err := json.Unmarshal(payload, &c); err != nil {
 		return nil, nil, fmt.Errorf("token: claims: %v: %w", err, ErrInvalid)
@@ -119,22 +138,18 @@ func policyHeader(seg string) (*Header, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token: header encoding: %w", ErrInvalid)
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
+	var h protectedHeader
+	if err := json.Unmarshal(b, &h); err != nil {
 		return nil, fmt.Errorf("token: header is not a JSON object: %w", ErrInvalid)
 	}
-	for _, name := range forbiddenHeaders {
-		if _, ok := m[name]; ok {
-			return nil, fmt.Errorf("token: header %q is not accepted: %w", name, ErrInvalid)
+	forbidden := [...]struct {
+		name string
+		v    json.RawMessage
+	}{{"jwk", h.JWK}, {"jku", h.JKU}, {"x5u", h.X5U}, {"x5c", h.X5C}, {"x5t", h.X5T}, {"x5t#S256", h.X5TS256}, {"crit", h.Crit}, {"b64", h.B64}}
+	for _, f := range forbidden {
+		if f.v != nil {
+			return nil, fmt.Errorf("token: header %q is not accepted: %w", f.name, ErrInvalid)
 		}
-	}
-	var h struct {
-		Alg string `json:"alg"`
-		KID string `json:"kid"`
-		Typ string `json:"typ"`
-	}
-	if err := json.Unmarshal(b, &h); err != nil {
-		return nil, fmt.Errorf("token: header: %w", ErrInvalid)
 	}
 	if !keys.Supported(h.Alg) {
 		return nil, fmt.Errorf("token: alg %q is not accepted: %w", h.Alg, ErrInvalid)

@@ -20,9 +20,9 @@ type options struct {
 
 	// client create
 	name, grantTypes, scopes, audiences, defaultScopes, redirectURIs string
-	authMethod, jwksFile, claims                                   string
-	clientTTL                                                      durationFlag
-	dpopBound, introspect                                          bool
+	authMethod, jwksFile, claims                                     string
+	clientTTL                                                        durationFlag
+	dpopBound, introspect                                            bool
 	// keys rotate
 	alg string
 	// token, decode
