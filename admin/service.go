@@ -92,6 +92,10 @@ type ClientInfo struct {
 	ClientSpec
 }
 
+// introspectionMembers are RFC 7662 §2.2 response members that are not
+// JWT claims; a per-client claim of that name would be ambiguous there.
+var introspectionMembers = []string{"active", "token_type", "username"}
+
 var knownGrants = []string{sigil.GrantClientCredentials}
 
 var knownMethods = []string{sigil.AuthSecretBasic, sigil.AuthSecretPost, sigil.AuthPrivateKeyJWT, sigil.AuthNone}
@@ -190,6 +194,9 @@ func (s *Service) clientFromSpec(spec ClientSpec) (*sigil.Client, error) {
 	for k := range c.Claims {
 		if token.IsRegistered(k) {
 			return nil, invalid("claim %q is a registered claim and cannot be set per client", k)
+		}
+		if slices.ContainsFunc(introspectionMembers, func(m string) bool { return strings.EqualFold(m, k) }) {
+			return nil, invalid("claim %q would collide with the introspection response member of that name (RFC 7662 §2.2)", k)
 		}
 	}
 	if spec.AccessTokenTTL < 0 || time.Duration(spec.AccessTokenTTL)*time.Second > s.maxTTL() {
@@ -354,6 +361,11 @@ func (s *Service) RotateKey(ctx context.Context, alg string) (KeyInfo, error) {
 	return keyInfo(k), nil
 }
 
+// maxLeeway is the largest verification leeway a node may be configured
+// with (config.Validate). Revocation records outlive every token they can
+// match by at least this much, whatever the node's leeway.
+const maxLeeway = 5 * time.Minute
+
 // Revoke revokes by jti, by client (every token issued to it so far) or by
 // subject. Exactly one of the three must be set.
 func (s *Service) Revoke(ctx context.Context, jti, client, subject string) error {
@@ -373,9 +385,10 @@ func (s *Service) Revoke(ctx context.Context, jti, client, subject string) error
 	}
 	now := s.now()
 	r.Cutoff = now
-	// Any token the record can match expires within the longest TTL, plus
-	// a minute for verification leeway.
-	r.ExpiresAt = now.Add(s.maxTTL() + time.Minute)
+	// Any token the record can match expires within the longest TTL and
+	// is accepted until then plus the verification leeway, which the
+	// configuration caps at maxLeeway; a minute more for clock steps.
+	r.ExpiresAt = now.Add(s.maxTTL() + maxLeeway + time.Minute)
 	if err := s.Store.Revoke(ctx, r); err != nil {
 		return fmt.Errorf("admin: revoke: %w", err)
 	}

@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -11,8 +13,9 @@ import (
 // File reads a YAML config file and returns its settings by flag name:
 // nested keys are joined with "-", and "." or "_" in a key become "-", so
 // `keys: {prepublish: 0s}`, `keys.prepublish: 0s` and `keys-prepublish: 0s`
-// all set --keys-prepublish. Values are returned as strings for the flag
-// parser to check.
+// all set --keys-prepublish. A list becomes its elements joined with ",".
+// Values are returned as strings for the flag parser to check. Two keys
+// that name the same setting are an error, as is a list of mappings.
 func File(path string) (map[string]string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -23,34 +26,52 @@ func File(path string) (map[string]string, error) {
 		return nil, fmt.Errorf("config: %s: %w", path, err)
 	}
 	out := map[string]string{}
-	if err := flatten("", doc, out); err != nil {
+	from := map[string]string{}
+	if err := flatten("", "", doc, out, from); err != nil {
 		return nil, fmt.Errorf("config: %s: %w", path, err)
 	}
 	return out, nil
 }
 
-func flatten(prefix string, m map[string]any, out map[string]string) error {
-	for k, v := range m {
-		name := strings.NewReplacer(".", "-", "_", "-").Replace(strings.ToLower(k))
+var keyReplacer = strings.NewReplacer(".", "-", "_", "-")
+
+// flatten adds m's settings to out under prefix. from records each
+// name's key as written (dotted path), to report two spellings of one
+// setting.
+func flatten(prefix, written string, m map[string]any, out, from map[string]string) error {
+	// Sorted, so that an error names the same keys on every run.
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		name, key := keyReplacer.Replace(strings.ToLower(k)), k
 		if prefix != "" {
-			name = prefix + "-" + name
+			name, key = prefix+"-"+name, written+"."+k
 		}
-		switch v := v.(type) {
+		var value string
+		switch v := m[k].(type) {
 		case map[string]any:
-			if err := flatten(name, v, out); err != nil {
+			if err := flatten(name, key, v, out, from); err != nil {
 				return err
 			}
+			continue
+		case map[any]any:
+			return fmt.Errorf("key %s: mapping keys must be strings", key)
 		case []any:
 			parts := make([]string, len(v))
 			for i, e := range v {
+				switch e.(type) {
+				case map[string]any, map[any]any, []any:
+					return fmt.Errorf("key %s: a list may hold only plain values", key)
+				}
 				parts[i] = fmt.Sprint(e)
 			}
-			out[name] = strings.Join(parts, ",")
+			value = strings.Join(parts, ",")
 		case nil:
-			out[name] = ""
 		default:
-			out[name] = fmt.Sprint(v)
+			value = fmt.Sprint(v)
 		}
+		if other, ok := from[name]; ok {
+			return fmt.Errorf("keys %s and %s both set %s", other, key, name)
+		}
+		out[name], from[name] = value, key
 	}
 	return nil
 }

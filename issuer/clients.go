@@ -18,8 +18,9 @@ import (
 type ClientCache struct {
 	Store sigil.ClientStore
 
-	mu sync.RWMutex
-	m  map[string]*cachedClient
+	mu  sync.RWMutex
+	m   map[string]*cachedClient
+	gen uint64 // incremented by Invalidate
 }
 
 type cachedClient struct {
@@ -35,6 +36,7 @@ const maxCachedClients = 100_000
 func (c *ClientCache) Client(ctx context.Context, id string) (*cachedClient, error) {
 	c.mu.RLock()
 	e, ok := c.m[id]
+	gen := c.gen
 	c.mu.RUnlock()
 	if ok {
 		return e, nil
@@ -48,10 +50,15 @@ func (c *ClientCache) Client(ctx context.Context, id string) (*cachedClient, err
 		e.jwks, e.err = verify.ParseJWKS(cl.JWKS)
 	}
 	c.mu.Lock()
-	if c.m == nil || len(c.m) >= maxCachedClients {
-		c.m = map[string]*cachedClient{}
+	// A read that overlapped an Invalidate may have seen the client as it
+	// was before the change (an old secret, a deleted client): use it for
+	// this request, which raced with the change anyway, but do not cache it.
+	if c.gen == gen {
+		if c.m == nil || len(c.m) >= maxCachedClients {
+			c.m = map[string]*cachedClient{}
+		}
+		c.m[id] = e
 	}
-	c.m[id] = e
 	c.mu.Unlock()
 	return e, nil
 }
@@ -60,6 +67,7 @@ func (c *ClientCache) Client(ctx context.Context, id string) (*cachedClient, err
 func (c *ClientCache) Invalidate() {
 	c.mu.Lock()
 	c.m = nil
+	c.gen++
 	c.mu.Unlock()
 }
 

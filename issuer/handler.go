@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -122,6 +123,11 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+p+PathJWKS, h.serveJWKS)
 	mux.HandleFunc("GET "+p+PathOIDCDiscovery, h.serveMetadata)
 	mux.HandleFunc("GET "+p+PathASMetadata, h.serveMetadata)
+	// Other methods on the form endpoints get an RFC 6749 §5.2 body too,
+	// not the mux's plain-text 405.
+	for _, path := range []string{PathToken, PathIntrospect, PathRevoke} {
+		mux.HandleFunc(p+path, h.methodNotAllowed)
+	}
 	if p != "" {
 		// RFC 8414 §3.1: the well-known suffix goes before the issuer path.
 		mux.HandleFunc("GET "+PathASMetadata+p, h.serveMetadata)
@@ -157,6 +163,7 @@ func (h *Handler) buildMetadata() ([]byte, error) {
 	for g := range h.grants {
 		grants = append(grants, g)
 	}
+	slices.Sort(grants) // a stable document: caches and golden files
 	m := Metadata{
 		Issuer:                 h.Issuer,
 		TokenEndpoint:          h.endpoint(PathToken),
@@ -208,4 +215,9 @@ func (h *Handler) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("Content-Type", "application/jwk-set+json")
 	hdr.Set("Content-Length", strconv.Itoa(len(body)))
 	w.Write(body)
+}
+
+func (h *Handler) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", http.MethodPost)
+	writeError(w, r, h.Log, &Error{Code: CodeInvalidRequest, Description: "use POST", Status: http.StatusMethodNotAllowed})
 }

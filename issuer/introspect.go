@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/internal/httpx"
@@ -95,8 +97,34 @@ type introspection struct {
 	TokenType string
 }
 
+// responseMembers are the members the introspection response sets itself
+// that are not registered claims. A client's extra claim of the same name,
+// or of a name differing only in case, is left out: a member twice in one
+// object is read differently by different JSON parsers (Go's takes the
+// last and matches struct fields case-insensitively, so "Active":false
+// from a client's claims would hide an active token, or the reverse
+// elsewhere).
+var responseMembers = []string{"active", "token_type"}
+
+func isResponseMember(name string) bool {
+	return slices.ContainsFunc(responseMembers, func(m string) bool { return strings.EqualFold(m, name) })
+}
+
 func (i introspection) MarshalJSON() ([]byte, error) {
-	b, err := i.Claims.MarshalJSON()
+	c := *i.Claims
+	for k := range c.Extra {
+		if isResponseMember(k) {
+			extra := make(map[string]any, len(c.Extra))
+			for name, v := range c.Extra {
+				if !isResponseMember(name) {
+					extra[name] = v
+				}
+			}
+			c.Extra = extra
+			break
+		}
+	}
+	b, err := c.MarshalJSON()
 	if err != nil {
 		return nil, err
 	}

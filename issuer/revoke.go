@@ -6,6 +6,7 @@ import (
 
 	"github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/internal/httpx"
+	"github.com/sigil-sts/sigil/verify"
 )
 
 // serveRevoke answers RFC 7009. A client revokes its own access tokens by
@@ -38,7 +39,13 @@ func (h *Handler) serveRevoke(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, h.Log, badRequest(CodeUnauthorizedClient, "the token was not issued to this client"))
 		return
 	}
-	rev := sigil.Revocation{Kind: sigil.RevokeJTI, Value: c.JTI, Cutoff: h.now(), ExpiresAt: c.Expiry.Time().Add(time.Minute)}
+	// The record must outlive the last moment the verifier accepts the
+	// token, exp + leeway; once purged, the token would read as active again.
+	leeway := h.Leeway
+	if leeway == 0 {
+		leeway = verify.DefaultLeeway
+	}
+	rev := sigil.Revocation{Kind: sigil.RevokeJTI, Value: c.JTI, Cutoff: h.now(), ExpiresAt: c.Expiry.Time().Add(leeway + time.Minute)}
 	if err := h.Store.Revoke(r.Context(), rev); err != nil {
 		writeError(w, r, h.Log, internal(err))
 		return

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -19,8 +20,16 @@ var Registered = []string{
 	"cnf", "act", "may_act", "status", "azp", "nonce", "auth_time", "acr", "amr",
 }
 
-// IsRegistered reports whether name is a registered claim name.
-func IsRegistered(name string) bool { return slices.Contains(Registered, name) }
+// IsRegistered reports whether name is a registered claim name or differs
+// from one only in case (Unicode simple folding, as strings.EqualFold and
+// encoding/json's member matching use). Claim names are case-sensitive
+// (RFC 7519 §4), but verifiers built on encoding/json match struct fields
+// case-insensitively, so an extra claim "ISS" or "ſub" would be read as iss
+// or sub there: such names are treated as registered and never emitted
+// from Extra.
+func IsRegistered(name string) bool {
+	return slices.ContainsFunc(Registered, func(r string) bool { return strings.EqualFold(r, name) })
+}
 
 // Claims are the claims of a Sigil JWT. Extra holds every other claim; on
 // encoding, Extra never overrides a registered claim.
@@ -72,32 +81,56 @@ func (c Claims) MarshalJSON() ([]byte, error) {
 }
 
 // UnmarshalJSON decodes registered claims into their fields and every other
-// member into Extra.
+// member into Extra. Member names are matched exactly (RFC 7519 §4): unlike
+// encoding/json's struct decoding, "ISS" or "ſub" (U+017F) never sets a
+// registered field; names that fold to a registered one are dropped. A
+// repeated member takes its last value.
 func (c *Claims) UnmarshalJSON(b []byte) error {
-	var p plainClaims
-	if err := json.Unmarshal(b, &p); err != nil {
-		return err
-	}
 	var all map[string]json.RawMessage
 	if err := json.Unmarshal(b, &all); err != nil {
 		return err
 	}
+	var p Claims
 	for k, v := range all {
-		if IsRegistered(k) {
-			continue
+		var err error
+		switch k {
+		case "iss":
+			err = json.Unmarshal(v, &p.Issuer)
+		case "sub":
+			err = json.Unmarshal(v, &p.Subject)
+		case "aud":
+			err = json.Unmarshal(v, &p.Audience)
+		case "exp":
+			err = json.Unmarshal(v, &p.Expiry)
+		case "nbf":
+			err = json.Unmarshal(v, &p.NotBefore)
+		case "iat":
+			err = json.Unmarshal(v, &p.IssuedAt)
+		case "jti":
+			err = json.Unmarshal(v, &p.JTI)
+		case "client_id":
+			err = json.Unmarshal(v, &p.ClientID)
+		case "scope":
+			err = json.Unmarshal(v, &p.Scope)
+		default:
+			if IsRegistered(k) {
+				continue
+			}
+			var x any
+			d := json.NewDecoder(bytes.NewReader(v))
+			d.UseNumber()
+			if err = d.Decode(&x); err == nil {
+				if p.Extra == nil {
+					p.Extra = map[string]any{}
+				}
+				p.Extra[k] = x
+			}
 		}
-		var x any
-		d := json.NewDecoder(bytes.NewReader(v))
-		d.UseNumber()
-		if err := d.Decode(&x); err != nil {
-			return err
+		if err != nil {
+			return fmt.Errorf("token: claim %q: %w", k, err)
 		}
-		if p.Extra == nil {
-			p.Extra = map[string]any{}
-		}
-		p.Extra[k] = x
 	}
-	*c = Claims(p)
+	*c = p
 	return nil
 }
 

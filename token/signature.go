@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha256"
 	"errors"
@@ -25,8 +26,11 @@ import (
 func VerifySignature(alg string, pub crypto.PublicKey, input, sig []byte) error {
 	switch alg {
 	case "ES256":
+		// The curve is checked here too, not only by keys.CheckPublic in
+		// Parse: a P-224 signature (r and s zero-padded) also fits in 64
+		// bytes and would otherwise verify under a name promising P-256.
 		k, ok := pub.(*ecdsa.PublicKey)
-		if !ok || len(sig) != 64 {
+		if !ok || k.Curve != elliptic.P256() || len(sig) != 64 {
 			return errBadSignature
 		}
 		h := sha256.Sum256(input)

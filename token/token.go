@@ -69,7 +69,7 @@ type Header struct {
 // key source alone (jwk, jku, x5u, x5c, x5t, x5t#S256), Sigil understands no
 // extension (crit), and payloads are always base64url (b64). encoding/json
 // matches member names case-insensitively, so this also refuses "JWK" and
-// the like, which is harmless; alg and kid are cross-checked against
+// the like, which is harmless; alg, kid and typ are cross-checked against
 // go-jose's case-sensitive parse.
 type protectedHeader struct {
 	Alg     string          `json:"alg"`
@@ -106,7 +106,11 @@ func Parse(ctx context.Context, raw string, src KeySource) (*Header, *Claims, er
 		return nil, nil, fmt.Errorf("token: want one signature: %w", ErrInvalid)
 	}
 	h := jws.Signatures[0].Protected
-	if h.Algorithm != hdr.Alg || h.KeyID != hdr.KID {
+	// typ too: encoding/json would read a "TYP" member as typ, go-jose
+	// (case-sensitive, RFC 7515 §4) does not; a token on which they
+	// disagree is refused.
+	typ, _ := h.ExtraHeaders[jose.HeaderType].(string)
+	if h.Algorithm != hdr.Alg || h.KeyID != hdr.KID || typ != hdr.Typ {
 		return nil, nil, fmt.Errorf("token: header mismatch: %w", ErrInvalid)
 	}
 	pub, alg, err := src.Lookup(ctx, hdr.KID)

@@ -91,8 +91,12 @@ func (j *JWKS) Lookup(ctx context.Context, kid string) (crypto.PublicKey, string
 	if minRefresh == 0 {
 		minRefresh = DefaultMinRefresh
 	}
+	// Every fetch, for a stale set as for an unknown kid, waits MinRefresh
+	// after the previous one: otherwise an issuer that fails (so the set
+	// stays stale) or sends max-age=0 would be fetched on every request,
+	// under this lock.
 	stale := now.After(j.expires)
-	if (!ok || stale) && (j.fetched.IsZero() || now.Sub(j.fetched) >= minRefresh || stale) {
+	if (!ok || stale) && (j.fetched.IsZero() || now.Sub(j.fetched) >= minRefresh) {
 		if err := j.fetch(ctx, now); err != nil && !ok {
 			return nil, "", err
 		}
@@ -122,9 +126,12 @@ func (j *JWKS) fetch(ctx context.Context, now time.Time) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("verify: fetch jwks: %s", resp.Status)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes+1))
 	if err != nil {
 		return fmt.Errorf("verify: read jwks: %w", err)
+	}
+	if len(body) > maxJWKSBytes {
+		return fmt.Errorf("verify: jwks larger than %d bytes", maxJWKSBytes)
 	}
 	set, err := ParseJWKS(body)
 	if err != nil {
@@ -136,13 +143,22 @@ func (j *JWKS) fetch(ctx context.Context, now time.Time) error {
 }
 
 // ParseJWKS decodes a JWK Set and keeps the usable signature keys by kid.
+// A member that does not decode as a key (an unknown kty or curve, a
+// missing parameter) is ignored like any other unusable key (RFC 7517
+// §5), so one such key cannot hide the others.
 func ParseJWKS(body []byte) (KeySet, error) {
-	var set jose.JSONWebKeySet
+	var set struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
 	if err := json.Unmarshal(body, &set); err != nil {
 		return nil, fmt.Errorf("verify: decode jwks: %w", err)
 	}
 	out := KeySet{}
-	for _, k := range set.Keys {
+	for _, raw := range set.Keys {
+		var k jose.JSONWebKey
+		if err := k.UnmarshalJSON(raw); err != nil {
+			continue
+		}
 		if !keys.Supported(k.Algorithm) || (k.Use != "" && k.Use != "sig") || !k.IsPublic() {
 			continue
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/admin"
 )
 
@@ -105,9 +107,26 @@ func runClientCreate(ctx context.Context, m *Main, o *options) error {
 	return printClient(m.Stdout, o.json, c)
 }
 
+// clientJSON is a client as --json prints it: the RFC 7591 §3.2.1 fields,
+// with scope always present (CONTRACT.md), empty when the client has none.
+type clientJSON struct {
+	*admin.ClientInfo
+	Scope string `json:"scope"`
+}
+
+func newClientJSON(c *admin.ClientInfo) clientJSON { return clientJSON{c, c.Scope} }
+
+// notFound turns a missing client into an error that says what to do.
+func notFound(id string, err error) error {
+	if errors.Is(err, sigil.ErrNotFound) {
+		return fmt.Errorf("client %q not found; \"sigil client list\" shows the registered clients", id)
+	}
+	return err
+}
+
 func printClient(w io.Writer, asJSON bool, c *admin.ClientInfo) error {
 	if asJSON {
-		return json.NewEncoder(w).Encode(c)
+		return json.NewEncoder(w).Encode(newClientJSON(c))
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "client_id\t%s\n", c.ClientID)
@@ -142,7 +161,11 @@ func runClientList(ctx context.Context, m *Main, o *options) error {
 		return err
 	}
 	if o.json {
-		return json.NewEncoder(m.Stdout).Encode(cs)
+		out := make([]clientJSON, len(cs))
+		for i, c := range cs {
+			out[i] = newClientJSON(c)
+		}
+		return json.NewEncoder(m.Stdout).Encode(out)
 	}
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CLIENT ID\tNAME\tAUTH METHOD\tSCOPES")
@@ -160,7 +183,7 @@ func runClientGet(ctx context.Context, m *Main, o *options) error {
 	defer core.Close()
 	c, err := core.Admin.Client(ctx, o.args[0])
 	if err != nil {
-		return err
+		return notFound(o.args[0], err)
 	}
 	return printClient(m.Stdout, o.json, c)
 }
@@ -172,7 +195,7 @@ func runClientDelete(ctx context.Context, m *Main, o *options) error {
 	}
 	defer core.Close()
 	if err := core.Admin.DeleteClient(ctx, o.args[0]); err != nil {
-		return err
+		return notFound(o.args[0], err)
 	}
 	if o.json {
 		return json.NewEncoder(m.Stdout).Encode(map[string]any{"client_id": o.args[0], "deleted": true})
@@ -189,7 +212,7 @@ func runClientRotate(ctx context.Context, m *Main, o *options) error {
 	defer core.Close()
 	c, err := core.Admin.RotateSecret(ctx, o.args[0])
 	if err != nil {
-		return err
+		return notFound(o.args[0], err)
 	}
 	return printClient(m.Stdout, o.json, c)
 }

@@ -14,7 +14,9 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/sigil-sts/sigil/admin"
 	"github.com/sigil-sts/sigil/config"
@@ -63,31 +65,48 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	path, flagArgs, positional := splitArgs(args)
 	cmd := findCommand(path)
 	if cmd == nil {
-		if len(path) == 0 && slices.Contains(flagArgs, "--help") || slices.Contains(flagArgs, "-h") {
+		help := slices.Contains(flagArgs, "--help") || slices.Contains(flagArgs, "-help") || slices.Contains(flagArgs, "-h")
+		switch {
+		case len(path) == 0 && help, len(path) == 1 && path[0] == "help":
 			m.printUsage()
 			return nil
+		case len(path) == 0:
+			return usagef("no command given; run \"sigil -h\" for the list of commands")
 		}
-		m.printUsage()
-		return usagef("unknown command %q; see the list above", strings.Join(path, " "))
+		return usagef("unknown command %q; run \"sigil -h\" for the list of commands", strings.Join(path, " "))
 	}
 	o := &options{cfg: config.Default()}
 	fs := flag.NewFlagSet("sigil "+cmd.path, flag.ContinueOnError)
-	fs.SetOutput(m.Stderr)
+	// The flag package would print the whole flag list on every mistake;
+	// errors are one line (CONTRACT.md), so it prints nothing and -h
+	// prints the list on purpose.
+	fs.SetOutput(io.Discard)
 	cmd.flags(fs, o)
 	if err := fs.Parse(flagArgs); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			m.printCommandUsage(cmd, fs)
 			return nil
 		}
-		return usagef("%v", err)
+		return usagef("%v; run \"sigil %s -h\" for its flags", err, cmd.path)
 	}
 	if err := m.fillFromEnvAndFile(fs, o); err != nil {
 		return err
 	}
+	if err := o.cfg.Validate(); err != nil {
+		return &usageError{err.Error()}
+	}
 	if len(positional) != cmd.args {
-		return usagef("%s takes %d argument(s) (%s), got %d", cmd.path, cmd.args, cmd.argHelp, len(positional))
+		return usagef("%s takes %d argument(s) (%s), got %d; run \"sigil %s -h\" for help", cmd.path, cmd.args, cmd.argHelp, len(positional), cmd.path)
 	}
 	o.args = positional
 	return cmd.run(ctx, m, o)
+}
+
+func (m *Main) printCommandUsage(cmd *command, fs *flag.FlagSet) {
+	fmt.Fprintf(m.Stderr, "usage: sigil %s [flags] %s\n  %s\n", cmd.path, cmd.argHelp, cmd.summary)
+	fs.SetOutput(m.Stderr)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
 }
 
 // fillFromEnvAndFile sets every flag not given on the command line from
@@ -111,7 +130,7 @@ func (m *Main) fillFromEnvAndFile(fs *flag.FlagSet, o *options) error {
 		}
 		for k := range file {
 			if fs.Lookup(k) == nil && !knownElsewhere(k) {
-				return usagef("config %s: unknown key %q", o.configFile, k)
+				return usagef("config %s: unknown key %q; keys are flag names (nested keys join with \"-\"), see \"sigil %s -h\"", o.configFile, k, cmdPath(fs))
 			}
 		}
 	}
@@ -122,13 +141,13 @@ func (m *Main) fillFromEnvAndFile(fs *flag.FlagSet, o *options) error {
 		}
 		if v := m.Getenv(envName(f.Name)); v != "" {
 			if e := fs.Set(f.Name, v); e != nil {
-				err = usagef("%s: %v", envName(f.Name), e)
+				err = usagef("environment %s=%q: %s", envName(f.Name), v, valueProblem(f, e))
 			}
 			return
 		}
 		if v, ok := file[f.Name]; ok {
 			if e := fs.Set(f.Name, v); e != nil {
-				err = usagef("config %s: key %s: %v", o.configFile, f.Name, e)
+				err = usagef("config %s: key %s: %q: %s", o.configFile, f.Name, v, valueProblem(f, e))
 			}
 		}
 	})
@@ -136,6 +155,28 @@ func (m *Main) fillFromEnvAndFile(fs *flag.FlagSet, o *options) error {
 		o.cfg.MasterKey = v
 	}
 	return err
+}
+
+// cmdPath is the command words of a flag set named "sigil WORDS".
+func cmdPath(fs *flag.FlagSet) string { return strings.TrimPrefix(fs.Name(), "sigil ") }
+
+// valueProblem says what is wrong with a value that flag f refused, and
+// what it wants: the flag package's own error for durations and booleans
+// is a bare "parse error".
+func valueProblem(f *flag.Flag, err error) string {
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return err.Error()
+	}
+	switch g.Get().(type) {
+	case time.Duration:
+		return "not a duration; write one like 30s, 5m or 1h"
+	case bool:
+		return "not a boolean; write true or false"
+	case int, int64, uint, uint64:
+		return "not a whole number"
+	}
+	return err.Error()
 }
 
 // knownElsewhere reports whether a config-file key belongs to another
@@ -151,9 +192,24 @@ func knownElsewhere(name string) bool {
 	return false
 }
 
-// boolFlags take no value, which splitArgs must know to find where the
-// command words are.
-var boolFlags = []string{"json", "dpop-bound", "introspect", "password-stdin", "follow", "help", "h"}
+// isBoolFlag reports whether a flag name takes no value, which splitArgs
+// must know to find where the command words are. It asks every command's
+// flag set, so a new boolean flag needs no list kept by hand.
+func isBoolFlag(name string) bool { return boolFlags()[name] }
+
+var boolFlags = sync.OnceValue(func() map[string]bool {
+	out := map[string]bool{"help": true, "h": true}
+	for _, c := range commands {
+		fs := flag.NewFlagSet("", flag.ContinueOnError)
+		c.flags(fs, &options{cfg: config.Default()})
+		fs.VisitAll(func(f *flag.Flag) {
+			if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+				out[f.Name] = true
+			}
+		})
+	}
+	return out
+})
 
 // splitArgs separates the command words, the flags and the positional
 // arguments. Flags may stand anywhere after "sigil": before, between or
@@ -169,7 +225,7 @@ func splitArgs(args []string) (path, flags, positional []string) {
 		case strings.HasPrefix(a, "-") && a != "-":
 			flags = append(flags, a)
 			name := strings.TrimLeft(a, "-")
-			if !strings.Contains(name, "=") && !slices.Contains(boolFlags, name) && i+1 < len(args) {
+			if !strings.Contains(name, "=") && !isBoolFlag(name) && i+1 < len(args) {
 				i++
 				flags = append(flags, args[i])
 			}

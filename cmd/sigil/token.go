@@ -67,11 +67,30 @@ func runToken(ctx context.Context, m *Main, o *options) error {
 		fmt.Fprintln(m.Stdout, t.AccessToken)
 		return nil
 	}
-	out := map[string]any{"access_token": t.AccessToken, "token_type": t.TokenType, "expires_in": t.ExpiresIn}
+	return json.NewEncoder(m.Stdout).Encode(tokenJSON(t, o.scope))
+}
+
+// tokenJSON is the RFC 6749 §5.1 response as `sigil token --json` prints
+// it. The oauth2 package keeps only the absolute expiry, so expires_in is
+// taken from the raw response; an omitted scope means the requested one
+// (§5.1), so scope is always printed.
+func tokenJSON(t *oauth2.Token, requested string) map[string]any {
+	out := map[string]any{"access_token": t.AccessToken, "token_type": t.TokenType, "scope": requested}
+	switch v := t.Extra("expires_in").(type) {
+	case float64:
+		out["expires_in"] = int64(v)
+	case json.Number:
+		n, _ := v.Int64()
+		out["expires_in"] = n
+	default:
+		if !t.Expiry.IsZero() {
+			out["expires_in"] = int64(time.Until(t.Expiry).Round(time.Second) / time.Second)
+		}
+	}
 	if s, ok := t.Extra("scope").(string); ok {
 		out["scope"] = s
 	}
-	return json.NewEncoder(m.Stdout).Encode(out)
+	return out
 }
 
 func decodeFlags(fs *flag.FlagSet, o *options) {

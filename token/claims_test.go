@@ -1,0 +1,194 @@
+package token_test
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/sigil-sts/sigil/token"
+)
+
+func TestClaimsJSON(t *testing.T) {
+	tests := []struct {
+		name   string
+		claims token.Claims
+		want   string
+	}{
+		{"empty", token.Claims{}, `{}`},
+		{"one audience is a string", token.Claims{Audience: token.Audience{"a"}}, `{"aud":"a"}`},
+		{"two audiences are an array", token.Claims{Audience: token.Audience{"a", "b"}}, `{"aud":["a","b"]}`},
+		{"extra only", token.Claims{Extra: map[string]any{"role": "x"}}, `{"role":"x"}`},
+		{"registered then extra", token.Claims{Issuer: "i", Extra: map[string]any{"role": "x"}}, `{"iss":"i","role":"x"}`},
+		{"extra never overrides", token.Claims{Issuer: "i", Extra: map[string]any{"iss": "evil", "Iss": "evil", "cnf": 1}}, `{"iss":"i"}`},
+		{"dates are integers", token.Claims{Expiry: 1700000000}, `{"exp":1700000000}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := json.Marshal(tt.claims)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(b) != tt.want {
+				t.Errorf("Marshal = %s, want %s", b, tt.want)
+			}
+		})
+	}
+}
+
+func TestClaimsUnmarshal(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    token.Claims
+		wantErr bool
+	}{
+		{"RFC 9068 §2.2 example", rfc9068Claims, token.Claims{
+			Issuer: "https://authorization-server.example.com/", Subject: "5ba552d67",
+			Audience: token.Audience{"https://rs.example.com/"}, Expiry: 1639528912, IssuedAt: 1618354090,
+			JTI: "dbe39bf3a3ba4238a513f51d6e1691c4", ClientID: "s6BhdRkqt3", Scope: "openid profile reademail",
+		}, false},
+		{"aud array", `{"aud":["a","b"]}`, token.Claims{Audience: token.Audience{"a", "b"}}, false},
+		{"fractional date truncated", `{"exp":1700000000.9}`, token.Claims{Expiry: 1700000000}, false},
+		{"exponent date", `{"exp":1.7e9}`, token.Claims{Expiry: 1700000000}, false},
+		{"extra numbers stay exact", `{"n":12345678901234567890}`, token.Claims{Extra: map[string]any{"n": json.Number("12345678901234567890")}}, false},
+		{"registered non-field claims are not extra", `{"cnf":{"jkt":"x"},"act":{"sub":"y"},"nonce":"n"}`, token.Claims{}, false},
+		{"null claims", `null`, token.Claims{}, false},
+		{"negative date", `{"exp":-5}`, token.Claims{}, true},
+		{"date beyond 2^53", `{"exp":1e300}`, token.Claims{}, true},
+		{"string date", `{"iat":"now"}`, token.Claims{}, true},
+		{"iss number", `{"iss":1}`, token.Claims{}, true},
+		{"aud object", `{"aud":{"a":1}}`, token.Claims{}, true},
+		{"array", `[]`, token.Claims{}, true},
+		{"truncated", `{"iss":"a"`, token.Claims{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c token.Claims
+			err := json.Unmarshal([]byte(tt.in), &c)
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("Unmarshal = %+v, want an error", c)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, c); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestClaimsUnmarshalCoversEveryField guards the hand-written decoder:
+// every JSON member of Claims must decode into its field.
+func TestClaimsUnmarshalCoversEveryField(t *testing.T) {
+	typ := reflect.TypeFor[token.Claims]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || name == "" {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			if !token.IsRegistered(name) {
+				t.Errorf("field %s (%q) is not in Registered", f.Name, name)
+			}
+			val := `"x"`
+			if f.Type == reflect.TypeFor[token.NumericDate]() {
+				val = `42`
+			}
+			var c token.Claims
+			if err := json.Unmarshal([]byte(`{"`+name+`":`+val+`}`), &c); err != nil {
+				t.Fatal(err)
+			}
+			if reflect.ValueOf(c).Field(i).IsZero() {
+				t.Errorf("member %q did not set field %s", name, f.Name)
+			}
+		})
+	}
+}
+
+func TestIsRegistered(t *testing.T) {
+	tests := []struct {
+		name string
+		want bool
+	}{
+		{"iss", true}, {"client_id", true}, {"cnf", true}, {"may_act", true},
+		{"ISS", true}, {"Client_ID", true}, {"ſub", true}, {"ſcope", true},
+		{"role", false}, {"issuer", false}, {"", false}, {"iss ", false},
+	}
+	for _, tt := range tests {
+		if got := token.IsRegistered(tt.name); got != tt.want {
+			t.Errorf("IsRegistered(%q) = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestNumericDate(t *testing.T) {
+	if got := token.NewNumericDate(time.Unix(1700000000, 999999999)); got != 1700000000 {
+		t.Errorf("NewNumericDate dropped to %d", got)
+	}
+	if !token.NumericDate(0).Time().IsZero() {
+		t.Error("zero NumericDate is not the zero time")
+	}
+	if got := token.NumericDate(1700000000).Time(); !got.Equal(time.Unix(1700000000, 0)) {
+		t.Errorf("Time = %v", got)
+	}
+}
+
+func TestTypeIs(t *testing.T) {
+	tests := []struct {
+		typ, want string
+		ok        bool
+	}{
+		{"at+jwt", "at+jwt", true},
+		{"at+JWT", "at+jwt", true},
+		{"application/at+jwt", "at+jwt", true},
+		{"APPLICATION/AT+JWT", "at+jwt", true},
+		{"JWT", "at+jwt", false},
+		{"", "at+jwt", false},
+		{"application/", "at+jwt", false},
+		{"application/jwt", "at+jwt", false},
+		{"text/at+jwt", "at+jwt", false},
+		{"at+jwt ", "at+jwt", false},
+		{"application/application/at+jwt", "at+jwt", false},
+	}
+	for _, tt := range tests {
+		if got := token.TypeIs(tt.typ, tt.want); got != tt.ok {
+			t.Errorf("TypeIs(%q, %q) = %v, want %v", tt.typ, tt.want, got, tt.ok)
+		}
+	}
+}
+
+func TestSplitScope(t *testing.T) {
+	if diff := cmp.Diff([]string{"a", "b"}, token.SplitScope("  a \t b ")); diff != "" {
+		t.Error(diff)
+	}
+	if got := token.SplitScope(""); got != nil {
+		t.Errorf("SplitScope(\"\") = %q", got)
+	}
+}
+
+// rfc9068Claims is the access token payload of RFC 9068 §2.2 (with the
+// example's spacing).
+const rfc9068Claims = `{"iss": "https://authorization-server.example.com/",
+  "sub": "5ba552d67",
+  "aud":   "https://rs.example.com/",
+  "exp": 1639528912,
+  "iat": 1618354090,
+  "jti" : "dbe39bf3a3ba4238a513f51d6e1691c4",
+  "client_id": "s6BhdRkqt3",
+  "scope": "openid profile reademail"}`
+
+// rfc9068Header is the header of the RFC 9068 §2.2 example.
+const rfc9068Header = `{"typ":"at+JWT","alg":"RS256","kid":"RjEwOwOA"}`
+
+// claimsRoundTrip is the comparison FuzzClaimsUnmarshal uses: an empty
+// audience list and an absent one are the same claim.
+var claimsRoundTrip = cmpopts.EquateEmpty()

@@ -1,0 +1,133 @@
+package token_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/google/go-cmp/cmp"
+	"github.com/sigil-sts/sigil/keys"
+	"github.com/sigil-sts/sigil/token"
+)
+
+// FuzzParse feeds attacker-shaped strings to Parse. It must never panic,
+// every error must wrap ErrInvalid, and whatever it accepts go-jose must
+// accept too under the same key, with the same claims (a differential
+// against an independent verification path).
+func FuzzParse(f *testing.F) {
+	fix := getFixture(f)
+	src := source{}
+	for kid, k := range fix.src {
+		src[kid] = k
+	}
+	// The RFC 7515 A.3 key has no kid; the RFC 9068 example's kid names
+	// the fixture's RS256 key.
+	src[""] = sourceKey{rfc7515A3Key(f), "ES256"}
+	rs := fix.keys["RS256"]
+	src["RjEwOwOA"] = sourceKey{rs.Public, "RS256"}
+
+	for _, alg := range keys.Algorithms {
+		f.Add(mustSign(f, fix.keys[alg], token.TypeAccess, accessClaims()))
+	}
+	es := fix.keys["ES256"]
+	good := mustSign(f, es, token.TypeAccess, accessClaims())
+	gh, gp, gs := segments(f, good)
+	f.Add(rfc7515A3)
+	f.Add(craft(f, "RS256", rs.Signer, rfc9068Header, []byte(rfc9068Claims)))
+	f.Add(craft(f, "ES256", es.Signer, header("ES256", es.ID), []byte(`{"iss":"a","ISS":"b","ſub":"c","aud":null}`)))
+	for _, s := range []string{
+		"", ".", "..", "...", "a.b.c", "a.b", "a.b.c.d",
+		gh + "." + gp + ".", gh + "." + gp, good + ".", good + "\n", " " + good,
+		gh + "." + gp + "." + gs + "AA", gh + "=." + gp + "." + gs,
+		"eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0.",              // {"alg":"none"}
+		"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl", // {"alg":"HS256"}
+		"eyJhbGciOiJFUzI1NiIsImNyaXQiOlsiYiJdfQ.e30." + gs,  // crit
+		"eyJhbGciOiJFUzI1NiIsImp3ayI6e319.e30." + gs,        // jwk {}
+		"eyJhbGciOiJFUzI1NiIsImFsZyI6IkVTMjU2In0.e30." + gs, // duplicate alg
+		"W10.W10." + gs,                             // [] . []
+		"bnVsbA.bnVsbA." + gs,                       // null . null
+		"eyJhbGciOiJFUzI1NiIsImtpZCI6MX0.e30." + gs, // kid: 1
+		`{"payload":"e30","protected":"e30","signature":"` + gs + `"}`, // JSON serialization
+		strings.Repeat("A", 100) + "." + strings.Repeat("B", 100) + "." + strings.Repeat("C", 100),
+	} {
+		f.Add(s)
+	}
+
+	ctx := context.Background()
+	f.Fuzz(func(t *testing.T, raw string) {
+		h, c, err := token.Parse(ctx, raw, src)
+		if err != nil {
+			if !errors.Is(err, token.ErrInvalid) {
+				t.Fatalf("Parse error %v does not wrap ErrInvalid", err)
+			}
+			if h != nil || c != nil {
+				t.Fatalf("Parse returned %+v, %+v with error %v", h, c, err)
+			}
+			return
+		}
+		k, ok := src[h.KID]
+		if !ok || k.alg != h.Alg {
+			t.Fatalf("Parse accepted kid %q alg %q, not a key of the source", h.KID, h.Alg)
+		}
+		jws, err := jose.ParseSignedCompact(raw, keys.JOSEAlgorithms)
+		if err != nil {
+			t.Fatalf("Parse accepted %q; go-jose cannot parse it: %v", raw, err)
+		}
+		payload, err := jws.Verify(k.pub)
+		if err != nil {
+			t.Fatalf("Parse accepted %q; go-jose Verify refuses it: %v", raw, err)
+		}
+		var want token.Claims
+		if err := json.Unmarshal(payload, &want); err != nil {
+			t.Fatalf("go-jose payload does not decode: %v", err)
+		}
+		if diff := cmp.Diff(&want, c); diff != "" {
+			t.Fatalf("claims differ (-go-jose +Parse):\n%s", diff)
+		}
+	})
+}
+
+// FuzzClaimsUnmarshal: decoding arbitrary JSON never panics, and whatever
+// decodes survives Marshal then Unmarshal unchanged — registered fields
+// and Extra alike. Marshal must also never emit a member that decodes
+// differently (a shadowed registered claim would).
+func FuzzClaimsUnmarshal(f *testing.F) {
+	for _, s := range []string{
+		rfc9068Claims,
+		`{"iss":"joe",` + "\r\n" + ` "exp":1300819380,` + "\r\n" + ` "http://example.com/is_root":true}`, // RFC 7519 §3.1
+		`{}`, `null`, `[]`, `""`, `1`,
+		`{"iss":"evil","iss":"good"}`,
+		`{"ISS":"a","iss":"b","Iss":"c"}`,
+		`{"ſub":"root","sub":"alice"}`,
+		`{"aud":null}`, `{"aud":[]}`, `{"aud":[""]}`, `{"aud":["a","b"]}`, `{"aud":"a"}`,
+		`{"exp":1.5}`, `{"exp":-0}`, `{"exp":9007199254740992}`, `{"exp":9007199254740993}`, `{"exp":1e400}`,
+		`{"nbf":null,"iat":0}`,
+		`{"x":{"y":[1,2.5,"z",null,true]},"":""}`,
+		`{"cnf":{"jkt":"abc"},"act":{"sub":"svc"}}`,
+		`{"scope":"a b","client_id":"c","jti":"j"}`,
+		"{\"\xff\":\"\xfe\"}",
+		`{"a":1e999999}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var c token.Claims
+		if err := json.Unmarshal(b, &c); err != nil {
+			return
+		}
+		out, err := json.Marshal(c)
+		if err != nil {
+			t.Fatalf("Marshal(%+v): %v", c, err)
+		}
+		var c2 token.Claims
+		if err := json.Unmarshal(out, &c2); err != nil {
+			t.Fatalf("Unmarshal(Marshal(c)) = %v for %s", err, out)
+		}
+		if diff := cmp.Diff(c, c2, claimsRoundTrip); diff != "" {
+			t.Fatalf("round trip of %q via %s changed claims (-first +second):\n%s", b, out, diff)
+		}
+	})
+}

@@ -1,0 +1,109 @@
+package verify_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/sigil-sts/sigil/keys"
+	"github.com/sigil-sts/sigil/token"
+	"github.com/sigil-sts/sigil/verify"
+)
+
+// A resource server checks an access token against a fixed key set.
+func ExampleVerifier() {
+	// The issuer's side, for the example: one ES256 key and a token.
+	priv, err := keys.Generate("ES256")
+	if err != nil {
+		log.Fatal(err)
+	}
+	key := &keys.Key{ID: "2026-03", Alg: "ES256", Public: priv.Public(), Signer: priv}
+	issued := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	raw, err := token.Sign(key, token.TypeAccess, &token.Claims{
+		Issuer:   "https://sigil.example",
+		Subject:  "alice",
+		Audience: token.Audience{"https://api.example"},
+		IssuedAt: token.NewNumericDate(issued),
+		Expiry:   token.NewNumericDate(issued.Add(10 * time.Minute)),
+		JTI:      token.NewJTI(),
+		Scope:    "read write",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// The resource server's side.
+	now := issued.Add(time.Minute)
+	v := &verify.Verifier{
+		Keys:     verify.KeySet{key.ID: {Public: key.Public, Alg: key.Alg}},
+		Issuer:   "https://sigil.example",
+		Audience: "https://api.example",
+		Now:      func() time.Time { return now },
+	}
+	ctx := context.Background()
+	claims, err := v.Verify(ctx, raw)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(claims.Subject, claims.Scopes())
+
+	// Any failure wraps ErrInvalid: answer it with RFC 6750 invalid_token.
+	now = issued.Add(time.Hour)
+	_, err = v.Verify(ctx, raw)
+	fmt.Println(errors.Is(err, verify.ErrInvalid))
+	// Output:
+	// alice [read write]
+	// true
+}
+
+// A resource server finds the issuer's keys through its metadata and
+// caches them.
+func ExampleJWKS() {
+	// An issuer for the example, serving metadata and a JWK Set.
+	priv, err := keys.Generate("EdDSA")
+	if err != nil {
+		log.Fatal(err)
+	}
+	key := &keys.Key{ID: "k1", Alg: "EdDSA", Public: priv.Public(), Signer: priv}
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	mux.HandleFunc("GET /.well-known/oauth-authorization-server", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(verify.Metadata{Issuer: srv.URL, JWKSURI: srv.URL + "/jwks"})
+	})
+	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=300")
+		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public, KeyID: key.ID, Algorithm: key.Alg, Use: "sig"}}})
+	})
+	raw, err := token.Sign(key, token.TypeAccess, &token.Claims{
+		Issuer: srv.URL, Subject: "svc-reports", Audience: token.Audience{"https://api.example"},
+		Expiry: token.NewNumericDate(time.Now().Add(time.Minute)), JTI: token.NewJTI(),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// The resource server, configured with the issuer URL only.
+	ctx := context.Background()
+	md, err := verify.Discover(ctx, srv.Client(), srv.URL)
+	if err != nil {
+		log.Fatal(err)
+	}
+	v := &verify.Verifier{
+		Keys:     &verify.JWKS{URL: md.JWKSURI, Client: srv.Client()},
+		Issuer:   md.Issuer,
+		Audience: "https://api.example",
+	}
+	claims, err := v.Verify(ctx, raw)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(claims.Subject)
+	// Output: svc-reports
+}
