@@ -96,6 +96,10 @@ type ClientInfo struct {
 // JWT claims; a per-client claim of that name would be ambiguous there.
 var introspectionMembers = []string{"active", "token_type", "username"}
 
+// privateJWKMembers are the JWK members that carry private or secret key
+// material (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2).
+var privateJWKMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+
 var knownGrants = []string{sigil.GrantClientCredentials}
 
 var knownMethods = []string{sigil.AuthSecretBasic, sigil.AuthSecretPost, sigil.AuthPrivateKeyJWT, sigil.AuthNone}
@@ -215,6 +219,20 @@ func (s *Service) checkJWKS(c *sigil.Client, raw json.RawMessage) error {
 	}
 	if len(raw) == 0 {
 		return invalid("private_key_jwt needs the client's public keys (a JWK Set)")
+	}
+	var all struct {
+		Keys []map[string]json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(raw, &all); err != nil {
+		return invalid("client JWK Set: %v", err)
+	}
+	for _, k := range all.Keys {
+		for _, m := range privateJWKMembers {
+			if _, ok := k[m]; ok {
+				// Never store a client's private key, even by mistake.
+				return invalid("client JWK Set holds private key material (member %q): register the public keys only", m)
+			}
+		}
 	}
 	set, err := verify.ParseJWKS(raw)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/sigil-sts/sigil/keys"
 	"github.com/sigil-sts/sigil/secret"
 )
 
@@ -18,7 +19,7 @@ const TokenFile = "admin-token"
 // bits) on first use.
 func LoadToken(dataDir string) (secret.Value, error) {
 	path := filepath.Join(dataDir, TokenFile)
-	b, err := os.ReadFile(path)
+	b, err := keys.ReadPrivateFile(path)
 	if err == nil {
 		t := strings.TrimSpace(string(b))
 		if len(t) < 32 {

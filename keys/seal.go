@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -54,7 +55,7 @@ func LoadMasterKey(env, dataDir string) (MasterKey, error) {
 		return ParseMasterKey(env)
 	}
 	path := filepath.Join(dataDir, MasterKeyFile)
-	b, err := os.ReadFile(path)
+	b, err := ReadPrivateFile(path)
 	if err == nil {
 		mk, err := ParseMasterKey(string(b))
 		if err != nil {
@@ -86,6 +87,25 @@ func LoadMasterKey(env, dataDir string) (MasterKey, error) {
 		return MasterKey{}, fmt.Errorf("keys: write master key: %w", werr)
 	}
 	return MasterKey{k: k}, nil
+}
+
+// ReadPrivateFile reads a file that holds a secret, refusing it when group
+// or others may read or write it (as ssh does with private keys): a
+// secret that has leaked to other local users is no secret.
+func ReadPrivateFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if mode := st.Mode().Perm(); mode&0o077 != 0 {
+		return nil, fmt.Errorf("%s is open to other users (mode %04o): run chmod 600 %s", path, mode, path)
+	}
+	return io.ReadAll(io.LimitReader(f, 1<<16))
 }
 
 // Derive returns a 32-byte subkey for purpose (HKDF-SHA-256, RFC 5869).

@@ -189,6 +189,31 @@ func TestLoadMasterKey(t *testing.T) {
 	}
 }
 
+// TestLoadMasterKeyOpenToOthers: a master key file that group or others
+// can read is refused with a message that says how to fix it.
+func TestLoadMasterKeyOpenToOthers(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := keys.LoadMasterKey("", dir); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, keys.MasterKeyFile)
+	for _, mode := range []os.FileMode{0o640, 0o604, 0o660} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err := keys.LoadMasterKey("", dir)
+		if err == nil || !strings.Contains(err.Error(), "chmod 600") {
+			t.Errorf("mode %o: err = %v, want a refusal naming chmod 600", mode, err)
+		}
+	}
+	if err := os.Chmod(path, 0o400); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.LoadMasterKey("", dir); err != nil {
+		t.Errorf("mode 400: %v", err)
+	}
+}
+
 func TestLoadMasterKeyCorruptFile(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, keys.MasterKeyFile), []byte("garbage\n"), 0o600); err != nil {

@@ -76,8 +76,9 @@ func (s *Set) now() time.Time {
 
 // Init makes sure an active key exists for every algorithm in algs (on a
 // new store: the first start) and loads the set. A key created here is
-// active at once, since no relying party has seen any key of the issuer
-// yet for that algorithm.
+// active at once: with no active key of that algorithm nothing could be
+// signed with it, and a next key waiting for its pre-publication delay
+// does not change that.
 func (s *Set) Init(ctx context.Context, algs ...string) error {
 	stored, err := s.Store.Keys(ctx)
 	if err != nil {
@@ -86,7 +87,7 @@ func (s *Set) Init(ctx context.Context, algs ...string) error {
 	for _, alg := range algs {
 		has := false
 		for _, k := range stored {
-			if k.Alg == alg && k.State != sigil.KeyRetired {
+			if k.Alg == alg && k.State == sigil.KeyActive {
 				has = true
 			}
 		}

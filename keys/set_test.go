@@ -122,6 +122,24 @@ func TestSetInit(t *testing.T) {
 	}
 }
 
+// TestSetInitNextOnly: a store holding only a next key for an algorithm
+// (a rotation made before any key was active) still gets an active key,
+// since nothing could be signed otherwise.
+func TestSetInitNextOnly(t *testing.T) {
+	ctx := context.Background()
+	store, clk := &memStore{}, &clock{t: t0}
+	if _, err := newSet(t, store, clk, false).Rotate(ctx, "ES256"); err != nil {
+		t.Fatal(err)
+	}
+	s := newSet(t, store, clk, false)
+	if err := s.Init(ctx, "ES256"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Active("ES256"); err != nil {
+		t.Fatalf("no active ES256 key after Init with only a next key: %v", err)
+	}
+}
+
 func mustActive(tb testing.TB, s *keys.Set, alg string) *keys.Key {
 	tb.Helper()
 	k, err := s.Active(alg)

@@ -163,6 +163,10 @@ func (a Audience) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON accepts a string or an array of strings.
 func (a *Audience) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*a = nil
+		return nil
+	}
 	var s string
 	if err := json.Unmarshal(b, &s); err == nil {
 		*a = Audience{s}

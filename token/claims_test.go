@@ -57,6 +57,7 @@ func TestClaimsUnmarshal(t *testing.T) {
 		{"extra numbers stay exact", `{"n":12345678901234567890}`, token.Claims{Extra: map[string]any{"n": json.Number("12345678901234567890")}}, false},
 		{"registered non-field claims are not extra", `{"cnf":{"jkt":"x"},"act":{"sub":"y"},"nonce":"n"}`, token.Claims{}, false},
 		{"null claims", `null`, token.Claims{}, false},
+		{"aud null is no audience", `{"aud":null}`, token.Claims{}, false},
 		{"negative date", `{"exp":-5}`, token.Claims{}, true},
 		{"date beyond 2^53", `{"exp":1e300}`, token.Claims{}, true},
 		{"string date", `{"iat":"now"}`, token.Claims{}, true},

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,7 +35,8 @@ const (
 type JWKS struct {
 	// URL is the jwks_uri.
 	URL string
-	// Client fetches the set; nil means http.DefaultClient.
+	// Client fetches the set; nil means a client with a 10-second timeout
+	// (a hanging issuer must not block verification forever).
 	Client *http.Client
 	// MinRefresh is the least time between fetches; zero means
 	// DefaultMinRefresh.
@@ -112,7 +114,7 @@ func (j *JWKS) fetch(ctx context.Context, now time.Time) error {
 	j.fetched = now
 	client := j.Client
 	if client == nil {
-		client = http.DefaultClient
+		client = defaultClient
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, j.URL, nil)
 	if err != nil {
@@ -182,6 +184,9 @@ func maxAge(cc string) time.Duration {
 	return DefaultMaxAge
 }
 
+// defaultClient is used when a caller gives no *http.Client.
+var defaultClient = &http.Client{Timeout: 10 * time.Second}
+
 // Metadata is the part of an issuer's RFC 8414 metadata that verify uses.
 type Metadata struct {
 	Issuer                string `json:"issuer"`
@@ -192,12 +197,20 @@ type Metadata struct {
 }
 
 // Discover fetches issuer's authorization server metadata (RFC 8414 §3)
-// and checks that it names the same issuer (§3.3).
+// and checks that it names the same issuer (§3.3). For an issuer with a
+// path, the well-known suffix goes between host and path (§3.1).
 func Discover(ctx context.Context, client *http.Client, issuer string) (*Metadata, error) {
 	if client == nil {
-		client = http.DefaultClient
+		client = defaultClient
 	}
-	u := strings.TrimSuffix(issuer, "/") + "/.well-known/oauth-authorization-server"
+	iu, err := url.Parse(issuer)
+	if err != nil || iu.Host == "" {
+		return nil, fmt.Errorf("verify: issuer %q is not a URL", issuer)
+	}
+	wk := *iu
+	wk.Path = "/.well-known/oauth-authorization-server" + strings.TrimSuffix(iu.Path, "/")
+	wk.RawPath = ""
+	u := wk.String()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, fmt.Errorf("verify: metadata request: %w", err)

@@ -493,6 +493,26 @@ func TestDiscover(t *testing.T) {
 	}
 }
 
+// TestDiscoverIssuerWithPath: RFC 8414 §3.1 puts the well-known suffix
+// between the host and the issuer's path.
+func TestDiscoverIssuerWithPath(t *testing.T) {
+	var issuer string
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /.well-known/oauth-authorization-server/tenant-a", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"issuer":%q,"jwks_uri":%q}`, issuer, issuer+"/jwks")
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	issuer = srv.URL + "/tenant-a"
+	md, err := verify.Discover(context.Background(), srv.Client(), issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if md.Issuer != issuer || md.JWKSURI != issuer+"/jwks" {
+		t.Errorf("metadata %+v", md)
+	}
+}
+
 func jwkString(tb testing.TB, k jose.JSONWebKey) string {
 	tb.Helper()
 	b, err := k.MarshalJSON()

@@ -42,8 +42,8 @@ type Verifier struct {
 // Verify checks raw's signature (token.Parse), its typ, and its iss, aud,
 // exp, nbf and iat claims, and returns the claims.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*token.Claims, error) {
-	if v.Issuer == "" || (v.Audience == "" && !v.IgnoreAudience) {
-		return nil, errors.New("verify: Verifier needs Issuer and Audience")
+	if v.Keys == nil || v.Issuer == "" || (v.Audience == "" && !v.IgnoreAudience) {
+		return nil, errors.New("verify: Verifier needs Keys, Issuer and Audience")
 	}
 	h, c, err := token.Parse(ctx, raw, v.Keys)
 	if err != nil {

@@ -243,6 +243,7 @@ func TestVerifierConfiguration(t *testing.T) {
 	for _, v := range []*verify.Verifier{
 		{Keys: iss.set, Audience: testAudience},
 		{Keys: iss.set, Issuer: testIssuer},
+		{Issuer: testIssuer, Audience: testAudience}, // no Keys: an error, not a panic
 	} {
 		if _, err := v.Verify(ctx, raw); err == nil {
 			t.Errorf("Verifier %+v without Issuer or Audience verified a token", v)
