@@ -81,3 +81,24 @@ func BenchmarkIntrospect(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkIntrospectParallel is BenchmarkIntrospect from many goroutines,
+// to show contention (the store's connection pool, locks).
+func BenchmarkIntrospectParallel(b *testing.B) {
+	h, auth := benchNode(b)
+	w := post(h, "/token", auth, "grant_type=client_credentials&scope=read")
+	var t struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.Unmarshal(w.Body.Bytes(), &t)
+	body := "token=" + url.QueryEscape(t.AccessToken)
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if w := post(h, "/introspect", auth, body); w.Code != 200 {
+				b.Fatal(w.Code, w.Body.String())
+			}
+		}
+	})
+}
