@@ -20,7 +20,7 @@ import (
 // private or symmetric key (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2).
 func TestJWKSMembers(t *testing.T) {
 	ctx := context.Background()
-	s := newSet(t, &memStore{}, &clock{t: t0}, true)
+	s := newSet(t, newStore(t), &clock{t: t0}, true)
 	if err := s.Init(ctx, keys.Algorithms...); err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestJWKSMembers(t *testing.T) {
 // published JWKS.
 func TestInteropJWX(t *testing.T) {
 	ctx := context.Background()
-	s := newSet(t, &memStore{}, &clock{t: t0}, true)
+	s := newSet(t, newStore(t), &clock{t: t0}, true)
 	if err := s.Init(ctx, keys.Algorithms...); err != nil {
 		t.Fatal(err)
 	}

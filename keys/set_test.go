@@ -69,7 +69,7 @@ func kids(m map[string]publishedKey) []string {
 
 func TestSetInit(t *testing.T) {
 	ctx := context.Background()
-	store, clk := &memStore{}, &clock{t: t0}
+	store, clk := newStore(t), &clock{t: t0}
 	s := newSet(t, store, clk, true)
 	if _, err := s.Active("ES256"); err == nil {
 		t.Error("Active before Init succeeded")
@@ -127,7 +127,7 @@ func TestSetInit(t *testing.T) {
 // since nothing could be signed otherwise.
 func TestSetInitNextOnly(t *testing.T) {
 	ctx := context.Background()
-	store, clk := &memStore{}, &clock{t: t0}
+	store, clk := newStore(t), &clock{t: t0}
 	if _, err := newSet(t, store, clk, false).Rotate(ctx, "ES256"); err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func mustActive(tb testing.TB, s *keys.Set, alg string) *keys.Key {
 // and what verifies at each step.
 func TestSetLifecycle(t *testing.T) {
 	ctx := context.Background()
-	store, clk := &memStore{}, &clock{t: t0}
+	store, clk := newStore(t), &clock{t: t0}
 	s := newSet(t, store, clk, true)
 	if err := s.Init(ctx, "ES256"); err != nil {
 		t.Fatal(err)
@@ -198,7 +198,7 @@ func TestSetLifecycle(t *testing.T) {
 	if a := mustActive(t, s, "ES256"); a.ID != next.ID {
 		t.Errorf("Active after the delay = %s, want %s", a.ID, next.ID)
 	}
-	if diff := cmp.Diff(map[string]sigil.KeyState{old.ID: sigil.KeyRetired, next.ID: sigil.KeyActive}, store.states()); diff != "" {
+	if diff := cmp.Diff(map[string]sigil.KeyState{old.ID: sigil.KeyRetired, next.ID: sigil.KeyActive}, states(t, store)); diff != "" {
 		t.Errorf("stored states (-want +got):\n%s", diff)
 	}
 	if got := kids(publishedKeys(t, s)); !cmp.Equal(got, sorted([]string{next.ID, old.ID})) {
@@ -239,7 +239,7 @@ func TestSetLifecycle(t *testing.T) {
 	if _, _, err := token.Parse(ctx, oldTok, s); !errors.Is(err, token.ErrInvalid) {
 		t.Errorf("token of the deleted key: %v, want ErrInvalid", err)
 	}
-	if diff := cmp.Diff(map[string]sigil.KeyState{next.ID: sigil.KeyActive}, store.states()); diff != "" {
+	if diff := cmp.Diff(map[string]sigil.KeyState{next.ID: sigil.KeyActive}, states(t, store)); diff != "" {
 		t.Errorf("stored states (-want +got):\n%s", diff)
 	}
 }
@@ -248,7 +248,7 @@ func TestSetLifecycle(t *testing.T) {
 // publishes, but never promotes or deletes, however late it runs.
 func TestSetWithoutLifecycle(t *testing.T) {
 	ctx := context.Background()
-	store, clk := &memStore{}, &clock{t: t0}
+	store, clk := newStore(t), &clock{t: t0}
 	server := newSet(t, store, clk, true)
 	if err := server.Init(ctx, "ES256"); err != nil {
 		t.Fatal(err)
@@ -265,7 +265,7 @@ func TestSetWithoutLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := store.states()
+	before := states(t, store)
 	if before[first.ID] != sigil.KeyRetired || before[third.ID] != sigil.KeyNext {
 		t.Fatalf("setup: states %v", before)
 	}
@@ -276,7 +276,7 @@ func TestSetWithoutLifecycle(t *testing.T) {
 		if err := cli.Refresh(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(before, store.states()); diff != "" {
+		if diff := cmp.Diff(before, states(t, store)); diff != "" {
 			t.Fatalf("Refresh with Lifecycle=false at +%v changed the store (-before +after):\n%s", d, diff)
 		}
 		if n := len(publishedKeys(t, cli)); n != 3 {
@@ -318,7 +318,7 @@ func TestJWKSMaxAge(t *testing.T) {
 // TestSetSealing: the sealed key is bound to its kid and master key.
 func TestSetSealing(t *testing.T) {
 	ctx := context.Background()
-	store, clk := &memStore{}, &clock{t: t0}
+	store, clk := newStore(t), &clock{t: t0}
 	if err := newSet(t, store, clk, true).Init(ctx, "ES256", "EdDSA"); err != nil {
 		t.Fatal(err)
 	}
@@ -341,11 +341,20 @@ func TestSetSealing(t *testing.T) {
 		t.Errorf("public-only JWKS has %d keys", n)
 	}
 
-	// Swap the sealed private keys of the two kids in the store.
-	store.mu.Lock()
-	store.keys[0].Sealed, store.keys[1].Sealed = store.keys[1].Sealed, store.keys[0].Sealed
-	store.mu.Unlock()
-	if err := newSet(t, store, clk, false).Refresh(ctx); err == nil {
+	// Copy the keys into another store with their sealed private keys
+	// swapped between the two kids.
+	stored, err := store.Keys(ctx)
+	if err != nil || len(stored) != 2 {
+		t.Fatalf("stored keys: %d, %v", len(stored), err)
+	}
+	stored[0].Sealed, stored[1].Sealed = stored[1].Sealed, stored[0].Sealed
+	swapped := newStore(t)
+	for _, k := range stored {
+		if err := swapped.CreateKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := newSet(t, swapped, clk, false).Refresh(ctx); err == nil {
 		t.Error("sealed keys swapped between kids were loaded")
 	}
 }
@@ -353,7 +362,7 @@ func TestSetSealing(t *testing.T) {
 func TestSetStoreErrors(t *testing.T) {
 	ctx := context.Background()
 	boom := errors.New("boom")
-	store, clk := &memStore{fail: boom}, &clock{t: t0}
+	store, clk := failingStore{boom}, &clock{t: t0}
 	s := newSet(t, store, clk, true)
 	if err := s.Init(ctx, "ES256"); !errors.Is(err, boom) {
 		t.Errorf("Init = %v, want the store error", err)
@@ -361,14 +370,14 @@ func TestSetStoreErrors(t *testing.T) {
 	if _, err := s.Rotate(ctx, "ES256"); !errors.Is(err, boom) {
 		t.Errorf("Rotate = %v, want the store error", err)
 	}
-	if _, err := newSet(t, &memStore{}, clk, true).Rotate(ctx, "HS256"); err == nil {
+	if _, err := newSet(t, newStore(t), clk, true).Rotate(ctx, "HS256"); err == nil {
 		t.Error("Rotate(HS256) succeeded")
 	}
 }
 
 func TestSignerFor(t *testing.T) {
 	ctx := context.Background()
-	store, clk := &memStore{}, &clock{t: t0}
+	store, clk := newStore(t), &clock{t: t0}
 	s := newSet(t, store, clk, true)
 	if err := s.Init(ctx, "ES256"); err != nil {
 		t.Fatal(err)

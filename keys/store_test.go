@@ -2,105 +2,43 @@ package keys_test
 
 import (
 	"context"
-	"fmt"
-	"slices"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/store/sqlite"
 )
 
-// memStore is an in-memory sigil.KeyStore with the semantics the
-// interface documents. Its fail field, when set, makes every call fail.
-type memStore struct {
-	mu   sync.Mutex
-	keys []*sigil.SigningKey // oldest first
-	fail error
+// newStore returns a real embedded store in a fresh directory.
+func newStore(tb testing.TB) sigil.KeyStore {
+	tb.Helper()
+	st, err := sqlite.Open(context.Background(), tb.TempDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	return st
 }
 
-var _ sigil.KeyStore = (*memStore)(nil)
+// failingStore is a KeyStore whose every call fails with err, for the
+// error paths a real store cannot be made to take on demand.
+type failingStore struct{ err error }
 
-func (m *memStore) CreateKey(_ context.Context, k *sigil.SigningKey) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.fail != nil {
-		return m.fail
-	}
-	if m.find(k.ID) != nil {
-		return fmt.Errorf("key %s: %w", k.ID, sigil.ErrConflict)
-	}
-	c := *k
-	m.keys = append(m.keys, &c)
-	return nil
-}
+func (f failingStore) CreateKey(context.Context, *sigil.SigningKey) error  { return f.err }
+func (f failingStore) Keys(context.Context) ([]*sigil.SigningKey, error)   { return nil, f.err }
+func (f failingStore) PromoteKey(context.Context, string, time.Time) error { return f.err }
+func (f failingStore) DeleteKey(context.Context, string) error             { return f.err }
 
-func (m *memStore) Keys(context.Context) ([]*sigil.SigningKey, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.fail != nil {
-		return nil, m.fail
+// states returns kid → state of the keys in store.
+func states(tb testing.TB, store sigil.KeyStore) map[string]sigil.KeyState {
+	tb.Helper()
+	ks, err := store.Keys(context.Background())
+	if err != nil {
+		tb.Fatal(err)
 	}
-	out := make([]*sigil.SigningKey, len(m.keys))
-	for i, k := range m.keys {
-		c := *k
-		out[i] = &c
-	}
-	return out, nil
-}
-
-func (m *memStore) PromoteKey(_ context.Context, kid string, at time.Time) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.fail != nil {
-		return m.fail
-	}
-	k := m.find(kid)
-	switch {
-	case k == nil:
-		return sigil.ErrNotFound
-	case k.State == sigil.KeyActive:
-		return nil
-	case k.State == sigil.KeyRetired:
-		return sigil.ErrConflict
-	}
-	for _, o := range m.keys {
-		if o.Alg == k.Alg && o.State == sigil.KeyActive {
-			o.State, o.RetiredAt = sigil.KeyRetired, at
-		}
-	}
-	k.State = sigil.KeyActive
-	return nil
-}
-
-func (m *memStore) DeleteKey(_ context.Context, kid string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.fail != nil {
-		return m.fail
-	}
-	i := slices.IndexFunc(m.keys, func(k *sigil.SigningKey) bool { return k.ID == kid })
-	if i < 0 {
-		return sigil.ErrNotFound
-	}
-	m.keys = slices.Delete(m.keys, i, i+1)
-	return nil
-}
-
-func (m *memStore) find(kid string) *sigil.SigningKey {
-	for _, k := range m.keys {
-		if k.ID == kid {
-			return k
-		}
-	}
-	return nil
-}
-
-// states returns kid → state of the stored keys.
-func (m *memStore) states() map[string]sigil.KeyState {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	out := map[string]sigil.KeyState{}
-	for _, k := range m.keys {
+	for _, k := range ks {
 		out[k.ID] = k.State
 	}
 	return out

@@ -10,100 +10,16 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
-	"slices"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/keys"
+	"github.com/sigil-sts/sigil/store/sqlite"
 	"github.com/sigil-sts/sigil/token"
 )
-
-// memStore is an in-memory sigil.KeyStore with the semantics the
-// interface documents. Its fail field, when set, makes every call fail.
-type memStore struct {
-	mu   sync.Mutex
-	keys []*sigil.SigningKey // oldest first
-	fail error
-}
-
-var _ sigil.KeyStore = (*memStore)(nil)
-
-func (m *memStore) CreateKey(_ context.Context, k *sigil.SigningKey) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.fail != nil {
-		return m.fail
-	}
-	if m.find(k.ID) != nil {
-		return fmt.Errorf("key %s: %w", k.ID, sigil.ErrConflict)
-	}
-	c := *k
-	m.keys = append(m.keys, &c)
-	return nil
-}
-
-func (m *memStore) Keys(context.Context) ([]*sigil.SigningKey, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.fail != nil {
-		return nil, m.fail
-	}
-	out := make([]*sigil.SigningKey, len(m.keys))
-	for i, k := range m.keys {
-		c := *k
-		out[i] = &c
-	}
-	return out, nil
-}
-
-func (m *memStore) PromoteKey(_ context.Context, kid string, at time.Time) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.fail != nil {
-		return m.fail
-	}
-	k := m.find(kid)
-	switch {
-	case k == nil:
-		return sigil.ErrNotFound
-	case k.State == sigil.KeyActive:
-		return nil
-	case k.State == sigil.KeyRetired:
-		return sigil.ErrConflict
-	}
-	for _, o := range m.keys {
-		if o.Alg == k.Alg && o.State == sigil.KeyActive {
-			o.State, o.RetiredAt = sigil.KeyRetired, at
-		}
-	}
-	k.State = sigil.KeyActive
-	return nil
-}
-
-func (m *memStore) DeleteKey(_ context.Context, kid string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.fail != nil {
-		return m.fail
-	}
-	i := slices.IndexFunc(m.keys, func(k *sigil.SigningKey) bool { return k.ID == kid })
-	if i < 0 {
-		return sigil.ErrNotFound
-	}
-	m.keys = slices.Delete(m.keys, i, i+1)
-	return nil
-}
-
-func (m *memStore) find(kid string) *sigil.SigningKey {
-	for _, k := range m.keys {
-		if k.ID == kid {
-			return k
-		}
-	}
-	return nil
-}
 
 // clock is an injected time source for Set.Now.
 type clock struct {
@@ -144,6 +60,21 @@ var (
 	sharedIss  *issuer
 )
 
+// sharedDir holds the shared key set's store for the test run.
+var sharedDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sigil-verify-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	sharedDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 func getIssuer(tb testing.TB) *issuer {
 	tb.Helper()
 	issuerOnce.Do(func() {
@@ -151,7 +82,13 @@ func getIssuer(tb testing.TB) *issuer {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		s := &keys.Set{Store: &memStore{}, Sealer: keys.NewSealer(mk), Prepublish: time.Hour, RetainRetired: time.Hour, Now: func() time.Time { return t0 }}
+		// The key set is shared by every test of the package, so its store
+		// lives in a directory TestMain removes, not in one test's TempDir.
+		st, err := sqlite.Open(context.Background(), filepath.Join(sharedDir, "store"))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		s := &keys.Set{Store: st, Sealer: keys.NewSealer(mk), Prepublish: time.Hour, RetainRetired: time.Hour, Now: func() time.Time { return t0 }}
 		if err := s.Init(context.Background(), keys.Algorithms...); err != nil {
 			tb.Fatal(err)
 		}
