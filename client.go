@@ -2,6 +2,7 @@ package sigil
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -63,19 +64,10 @@ type Client struct {
 }
 
 // HasGrant reports whether the client may use grant type g.
-func (c *Client) HasGrant(g string) bool { return contains(c.GrantTypes, g) }
+func (c *Client) HasGrant(g string) bool { return slices.Contains(c.GrantTypes, g) }
 
 // HasAudience reports whether aud is one of the client's audiences.
-func (c *Client) HasAudience(aud string) bool { return contains(c.Audiences, aud) }
-
-func contains(list []string, v string) bool {
-	for _, s := range list {
-		if s == v {
-			return true
-		}
-	}
-	return false
-}
+func (c *Client) HasAudience(aud string) bool { return slices.Contains(c.Audiences, aud) }
 
 // ClientStore persists clients.
 type ClientStore interface {

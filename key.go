@@ -48,6 +48,10 @@ type KeyStore interface {
 	// same algorithm. ErrNotFound if kid is absent; promoting a key that is
 	// already active is a no-op, promoting a retired key ErrConflict.
 	PromoteKey(ctx context.Context, kid string, at time.Time) error
-	// DeleteKey removes a key; ErrNotFound if absent.
+	// DeleteKey removes a key from the published set; ErrNotFound if
+	// absent. The store keeps it, public and sealed halves, in an archive
+	// (ArchivedKeys), so audit checkpoints it signed stay verifiable.
 	DeleteKey(ctx context.Context, kid string) error
+	// ArchivedKeys returns the keys DeleteKey removed, oldest first.
+	ArchivedKeys(ctx context.Context) ([]*SigningKey, error)
 }

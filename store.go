@@ -13,13 +13,14 @@ var (
 )
 
 // Store is the whole persistence layer: one value per aggregate interface.
-// Users, refresh tokens and the audit trail join it in later releases as
-// interfaces of their own.
+// Users and refresh tokens join it in later releases as interfaces of
+// their own.
 type Store interface {
 	ClientStore
 	KeyStore
 	RevocationStore
 	ReplayCache
+	AuditStore
 	// Version returns a number that changes whenever any process commits a
 	// change to clients, signing keys or revocations; replay-cache writes
 	// do not move it. Values from any Store on the same database are

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/audit"
 	"github.com/sigil-sts/sigil/internal/httpx"
 	"github.com/sigil-sts/sigil/secret"
 )
@@ -36,6 +39,14 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 	mux.Handle("GET "+p+"/keys", h.auth(h.listKeys))
 	mux.Handle("POST "+p+"/keys/rotate", h.auth(h.rotateKey))
 	mux.Handle("POST "+p+"/revocations", h.auth(h.revoke))
+	mux.Handle("GET "+p+"/audit", h.auth(h.queryAudit))
+}
+
+func (h *Handler) log() *slog.Logger {
+	if h.Log == nil {
+		return slog.Default()
+	}
+	return h.Log
 }
 
 type apiError struct {
@@ -75,11 +86,7 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		httpx.WriteJSON(w, http.StatusConflict, apiError{Error: "conflict", Description: "the object already exists"})
 	default:
 		id := httpx.RequestID(r.Context())
-		log := h.Log
-		if log == nil {
-			log = slog.Default()
-		}
-		log.ErrorContext(r.Context(), "admin API error", "path", r.URL.Path, "request_id", id, "err", err)
+		h.log().ErrorContext(r.Context(), "admin API error", "path", r.URL.Path, "request_id", id, "err", err)
 		httpx.WriteJSON(w, http.StatusInternalServerError, apiError{Error: "server_error", RequestID: id})
 	}
 }
@@ -99,8 +106,12 @@ func (h *Handler) createClient(w http.ResponseWriter, r *http.Request) error {
 		return invalid("%v", err)
 	}
 	c, err := h.Service.CreateClient(r.Context(), spec)
-	if err != nil {
+	if c == nil {
 		return err
+	}
+	if err != nil {
+		// Stored, but not audited: show the one-time secret anyway.
+		h.log().ErrorContext(r.Context(), "client created without its audit record", "client_id", c.ClientID, "err", err)
 	}
 	httpx.WriteJSON(w, http.StatusCreated, c)
 	return nil
@@ -125,8 +136,11 @@ func (h *Handler) deleteClient(w http.ResponseWriter, r *http.Request) error {
 
 func (h *Handler) rotateSecret(w http.ResponseWriter, r *http.Request) error {
 	c, err := h.Service.RotateSecret(r.Context(), r.PathValue("id"))
-	if err != nil {
+	if c == nil {
 		return err
+	}
+	if err != nil {
+		h.log().ErrorContext(r.Context(), "secret rotated without its audit record", "client_id", c.ClientID, "err", err)
 	}
 	httpx.WriteJSON(w, http.StatusOK, c)
 	return nil
@@ -171,5 +185,52 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// maxAuditLimit bounds one audit query's page.
+const maxAuditLimit = 10_000
+
+// queryAudit answers GET /admin/v1/audit?client=&subject=&jti=&event=
+// &since=&until=&after=&limit= with a JSON array of records (seq, prev,
+// hash and the record's members), oldest first. since and until are
+// RFC 3339; after is a sequence number to page from.
+func (h *Handler) queryAudit(w http.ResponseWriter, r *http.Request) error {
+	v := r.URL.Query()
+	q := sigil.AuditQuery{ClientID: v.Get("client"), Subject: v.Get("subject"), JTI: v.Get("jti"), Event: v.Get("event")}
+	var err error
+	for _, t := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &q.Since}, {"until", &q.Until}} {
+		if s := v.Get(t.name); s != "" {
+			if *t.dst, err = time.Parse(time.RFC3339Nano, s); err != nil {
+				return invalid("%s must be an RFC 3339 time", t.name)
+			}
+		}
+	}
+	if s := v.Get("after"); s != "" {
+		if q.AfterSeq, err = strconv.ParseInt(s, 10, 64); err != nil || q.AfterSeq < 0 {
+			return invalid("after must be a sequence number")
+		}
+	}
+	q.Limit = 1000
+	if s := v.Get("limit"); s != "" {
+		if q.Limit, err = strconv.Atoi(s); err != nil || q.Limit < 1 || q.Limit > maxAuditLimit {
+			return invalid("limit must be between 1 and %d", maxAuditLimit)
+		}
+	}
+	entries, err := h.Service.Store.QueryAudit(r.Context(), q)
+	if err != nil {
+		return err
+	}
+	out := []byte{'['}
+	for i, e := range entries {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, audit.MarshalEntry(e)...)
+	}
+	httpx.WriteRawJSON(w, http.StatusOK, append(out, ']'))
 	return nil
 }

@@ -350,6 +350,8 @@ func TestAdminValidation(t *testing.T) {
 		{"registered-claim-case-folded", map[string]any{"client_name": "x", "claims": map[string]any{"Scope": "admin"}}},
 		{"introspection-member-active", map[string]any{"client_name": "x", "claims": map[string]any{"active": false}}},
 		{"introspection-member-token-type", map[string]any{"client_name": "x", "claims": map[string]any{"TOKEN_TYPE": "x"}}},
+		// 9223372037 s overflows a Duration into a negative TTL.
+		{"ttl-overflow", map[string]any{"client_name": "x", "access_token_ttl": int64(9223372037)}},
 		{"introspection-member-username", map[string]any{"client_name": "x", "claims": map[string]any{"username": "root"}}},
 		{"unknown-grant", map[string]any{"client_name": "x", "grant_types": []string{"password"}}},
 		{"default-scope-not-in-scopes", map[string]any{"client_name": "x", "scope": "read", "default_scope": "write"}},

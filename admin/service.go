@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/audit"
+	"github.com/sigil-sts/sigil/config"
+	"github.com/sigil-sts/sigil/internal/httpx"
 	"github.com/sigil-sts/sigil/keys"
 	"github.com/sigil-sts/sigil/secret"
 	"github.com/sigil-sts/sigil/token"
@@ -36,6 +38,8 @@ type Service struct {
 	// Changed is called after every change, so an in-process cache can
 	// drop stale entries at once; nil means no call.
 	Changed func()
+	// Audit records every change; nil means audit.Discard.
+	Audit audit.Appender
 	// MaxAccessTokenTTL caps a client's access-token TTL and bounds how long
 	// revocation records are kept; zero means 15 minutes.
 	MaxAccessTokenTTL time.Duration
@@ -57,10 +61,26 @@ func (s *Service) maxTTL() time.Duration {
 	return 15 * time.Minute
 }
 
-func (s *Service) changed() {
+// changed runs after a change has been stored: it drops stale cache
+// entries and writes the change's audit record, waiting for its commit. If
+// the record cannot be written the change stands and the error says so.
+func (s *Service) changed(ctx context.Context, r audit.Record) error {
 	if s.Changed != nil {
 		s.Changed()
 	}
+	a := s.Audit
+	if a == nil {
+		a = audit.Discard{}
+	}
+	r.Outcome = audit.Success
+	r.RequestID, r.Source = httpx.RequestID(ctx), httpx.Source(ctx)
+	if r.Source == "" {
+		r.Source = "cli"
+	}
+	if err := a.Append(ctx, r); err != nil {
+		return fmt.Errorf("admin: %s done, but its audit record was not written: %w", r.Event, err)
+	}
+	return nil
 }
 
 // ClientSpec is a client registration: RFC 7591 §2 metadata plus Sigil's
@@ -120,8 +140,9 @@ func (s *Service) CreateClient(ctx context.Context, spec ClientSpec) (*ClientInf
 	if err := s.Store.CreateClient(ctx, c); err != nil {
 		return nil, fmt.Errorf("admin: create client: %w", err)
 	}
-	s.changed()
-	return info(c, sec), nil
+	err = s.changed(ctx, audit.Record{Event: audit.ClientCreated, ClientID: c.ID, Scope: strings.Join(c.Scopes, " "), Audience: c.Audiences,
+		Detail: map[string]string{"name": c.Name, "auth_method": c.AuthMethod, "grant_types": strings.Join(c.GrantTypes, " ")}})
+	return info(c, sec), err
 }
 
 func usesSecret(method string) bool {
@@ -175,7 +196,7 @@ func (s *Service) clientFromSpec(spec ClientSpec) (*sigil.Client, error) {
 		return nil, err
 	}
 	for _, sc := range c.Scopes {
-		if !validScope(sc) {
+		if !sigil.ValidScope(sc) {
 			return nil, invalid("scope %q has characters RFC 6749 §3.3 forbids", sc)
 		}
 	}
@@ -186,12 +207,12 @@ func (s *Service) clientFromSpec(spec ClientSpec) (*sigil.Client, error) {
 		c.DefaultScopes = append(c.DefaultScopes, sc)
 	}
 	for _, a := range c.Audiences {
-		if u, err := url.Parse(a); err != nil || !u.IsAbs() || strings.Contains(a, "#") {
+		if !sigil.ValidResource(a) {
 			return nil, invalid("audience %q must be an absolute URI without a fragment", a)
 		}
 	}
 	for _, ru := range c.RedirectURIs {
-		if u, err := url.Parse(ru); err != nil || !u.IsAbs() || strings.Contains(ru, "#") {
+		if !sigil.ValidResource(ru) {
 			return nil, invalid("redirect URI %q must be an absolute URI without a fragment", ru)
 		}
 	}
@@ -203,7 +224,9 @@ func (s *Service) clientFromSpec(spec ClientSpec) (*sigil.Client, error) {
 			return nil, invalid("claim %q would collide with the introspection response member of that name (RFC 7662 §2.2)", k)
 		}
 	}
-	if spec.AccessTokenTTL < 0 || time.Duration(spec.AccessTokenTTL)*time.Second > s.maxTTL() {
+	// Compared in seconds: converting a huge value to a Duration first
+	// would overflow into a negative TTL that passes the check.
+	if spec.AccessTokenTTL < 0 || spec.AccessTokenTTL > int64(s.maxTTL()/time.Second) {
 		return nil, invalid("access token TTL must be between 1s and %s", s.maxTTL())
 	}
 	c.AccessTokenTTL = time.Duration(spec.AccessTokenTTL) * time.Second
@@ -243,15 +266,6 @@ func (s *Service) checkJWKS(c *sigil.Client, raw json.RawMessage) error {
 	}
 	c.JWKS = raw
 	return nil
-}
-
-func validScope(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if b := s[i]; b < 0x21 || b == 0x22 || b == 0x5C || b > 0x7E {
-			return false
-		}
-	}
-	return s != ""
 }
 
 func info(c *sigil.Client, sec secret.Value) *ClientInfo {
@@ -309,8 +323,7 @@ func (s *Service) DeleteClient(ctx context.Context, id string) error {
 	if err := s.Store.DeleteClient(ctx, id); err != nil {
 		return fmt.Errorf("admin: delete client %q: %w", id, err)
 	}
-	s.changed()
-	return nil
+	return s.changed(ctx, audit.Record{Event: audit.ClientDeleted, ClientID: id})
 }
 
 // RotateSecret replaces a client's secret and returns the new one, shown
@@ -328,8 +341,8 @@ func (s *Service) RotateSecret(ctx context.Context, id string) (*ClientInfo, err
 	if err := s.Store.UpdateClient(ctx, c); err != nil {
 		return nil, fmt.Errorf("admin: rotate secret of %q: %w", id, err)
 	}
-	s.changed()
-	return info(c, sec), nil
+	err = s.changed(ctx, audit.Record{Event: audit.ClientSecretRotated, ClientID: id})
+	return info(c, sec), err
 }
 
 // KeyInfo is a key as `sigil keys list --json` shows it.
@@ -375,14 +388,9 @@ func (s *Service) RotateKey(ctx context.Context, alg string) (KeyInfo, error) {
 	if err != nil {
 		return KeyInfo{}, err
 	}
-	s.changed()
-	return keyInfo(k), nil
+	err = s.changed(ctx, audit.Record{Event: audit.KeyRotated, Detail: map[string]string{"kid": k.ID, "alg": k.Alg}})
+	return keyInfo(k), err
 }
-
-// maxLeeway is the largest verification leeway a node may be configured
-// with (config.Validate). Revocation records outlive every token they can
-// match by at least this much, whatever the node's leeway.
-const maxLeeway = 5 * time.Minute
 
 // Revoke revokes by jti, by client (every token issued to it so far) or by
 // subject. Exactly one of the three must be set.
@@ -403,15 +411,17 @@ func (s *Service) Revoke(ctx context.Context, jti, client, subject string) error
 	}
 	now := s.now()
 	r.Cutoff = now
-	// Any token the record can match expires within the longest TTL and
-	// is accepted until then plus the verification leeway, which the
-	// configuration caps at maxLeeway; a minute more for clock steps.
-	r.ExpiresAt = now.Add(s.maxTTL() + maxLeeway + time.Minute)
+	// Any token the record can match expires within the longest TTL any
+	// node may be configured with, and is accepted until then plus the
+	// largest leeway; a minute more for clock steps. This process's own
+	// settings may differ from the servers' (a CLI run), so the hard limits
+	// size the record: these records are few, one per client or subject.
+	r.ExpiresAt = now.Add(config.MaxAccessTokenTTL + config.MaxLeeway + time.Minute)
 	if err := s.Store.Revoke(ctx, r); err != nil {
 		return fmt.Errorf("admin: revoke: %w", err)
 	}
-	s.changed()
-	return nil
+	return s.changed(ctx, audit.Record{Event: audit.TokenRevoked, JTI: jti, ClientID: client, Subject: subject,
+		Detail: map[string]string{"by": "admin", "kind": string(r.Kind)}})
 }
 
 // IsValidation reports whether err is a ValidationError.

@@ -12,10 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
+	"os"
 	"strings"
 	"time"
 
+	"github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/keys"
 )
 
@@ -50,24 +51,60 @@ type Config struct {
 	// elsewhere (CLI, other nodes). Default 250ms.
 	CacheRefresh time.Duration
 	// ShutdownTimeout bounds how long SIGTERM waits for in-flight
-	// requests. Default 15s.
+	// requests and the audit flush. Default 15s.
 	ShutdownTimeout time.Duration
+	// NodeID names this node in audit records. Default: the host name.
+	NodeID string
+	// AuditEnabled turns the audit trail on. Default true; turn it off only
+	// to measure what it costs.
+	AuditEnabled bool
+	// AuditQueue bounds the audit records waiting to be written. Default
+	// 8192.
+	AuditQueue int
+	// AuditCheckpointEvery and AuditCheckpointInterval say when the server
+	// signs a checkpoint of the audit chain. Defaults 10000 records, 10s.
+	AuditCheckpointEvery    int
+	AuditCheckpointInterval time.Duration
 }
+
+// Hard limits on settings, the same for every node and command. Records
+// that must outlive every token (revocations written by the CLI, which does
+// not know the servers' settings) are sized by these, not by the writer's
+// own configuration.
+const (
+	MaxAccessTokenTTL = 24 * time.Hour
+	MaxLeeway         = 5 * time.Minute
+)
 
 // Default returns the defaults.
 func Default() Config {
 	return Config{
-		DataDir:           ".sigil",
-		Listen:            "127.0.0.1:8080",
-		AdminListen:       "127.0.0.1:8081",
-		AccessTokenTTL:    5 * time.Minute,
-		AccessTokenMaxTTL: 15 * time.Minute,
-		AccessTokenAlg:    keys.DefaultAlg,
-		KeysPrepublish:    10 * time.Minute,
-		Leeway:            30 * time.Second,
-		CacheRefresh:      250 * time.Millisecond,
-		ShutdownTimeout:   15 * time.Second,
+		DataDir:                 ".sigil",
+		Listen:                  "127.0.0.1:8080",
+		AdminListen:             "127.0.0.1:8081",
+		AccessTokenTTL:          5 * time.Minute,
+		AccessTokenMaxTTL:       15 * time.Minute,
+		AccessTokenAlg:          keys.DefaultAlg,
+		KeysPrepublish:          10 * time.Minute,
+		Leeway:                  30 * time.Second,
+		CacheRefresh:            250 * time.Millisecond,
+		ShutdownTimeout:         15 * time.Second,
+		AuditEnabled:            true,
+		AuditQueue:              8192,
+		AuditCheckpointEvery:    10_000,
+		AuditCheckpointInterval: 10 * time.Second,
 	}
+}
+
+// Node returns NodeID, or the host name.
+func (c *Config) Node() string {
+	if c.NodeID != "" {
+		return c.NodeID
+	}
+	if h, err := os.Hostname(); err == nil {
+		return h
+	}
+	return "sigil"
 }
 
 // IssuerURL returns Issuer, or the default derived from Listen.
@@ -99,16 +136,15 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.Issuer != "" {
-		u, err := url.Parse(c.Issuer)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(c.Issuer, "/") {
-			bad("issuer", "%q must be an http(s) URL with a host, no query, fragment or trailing slash", c.Issuer)
+		if err := sigil.CheckIssuer(c.Issuer); err != nil {
+			bad("issuer", "%v", err)
 		}
 	}
 	if c.AccessTokenTTL <= 0 || c.AccessTokenTTL > c.AccessTokenMaxTTL {
 		bad("access-token-ttl", "%s must be positive and at most access-token-max-ttl (%s)", c.AccessTokenTTL, c.AccessTokenMaxTTL)
 	}
-	if c.AccessTokenMaxTTL <= 0 || c.AccessTokenMaxTTL > 24*time.Hour {
-		bad("access-token-max-ttl", "%s must be positive and at most 24h", c.AccessTokenMaxTTL)
+	if c.AccessTokenMaxTTL <= 0 || c.AccessTokenMaxTTL > MaxAccessTokenTTL {
+		bad("access-token-max-ttl", "%s must be positive and at most %s", c.AccessTokenMaxTTL, MaxAccessTokenTTL)
 	}
 	if !keys.Supported(c.AccessTokenAlg) {
 		bad("access-token-alg", "%q is not one of %v", c.AccessTokenAlg, keys.Algorithms)
@@ -116,14 +152,23 @@ func (c *Config) Validate() error {
 	if c.KeysPrepublish < 0 {
 		bad("keys-prepublish", "must not be negative")
 	}
-	if c.Leeway < 0 || c.Leeway > 5*time.Minute {
-		bad("leeway", "%s must be between 0 and 5m", c.Leeway)
+	if c.Leeway <= 0 || c.Leeway > MaxLeeway {
+		bad("leeway", "%s must be more than 0 and at most %s", c.Leeway, MaxLeeway)
 	}
 	if c.CacheRefresh < 10*time.Millisecond || c.CacheRefresh > time.Minute {
 		bad("cache-refresh", "%s must be between 10ms and 1m", c.CacheRefresh)
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout", "must be positive")
+	}
+	if c.AuditQueue < 1 || c.AuditQueue > 1<<20 {
+		bad("audit-queue", "%d must be between 1 and 1048576", c.AuditQueue)
+	}
+	if c.AuditCheckpointEvery < 1 {
+		bad("audit-checkpoint-every", "must be at least 1")
+	}
+	if c.AuditCheckpointInterval < time.Second || c.AuditCheckpointInterval > 24*time.Hour {
+		bad("audit-checkpoint-interval", "%s must be between 1s and 24h", c.AuditCheckpointInterval)
 	}
 	return errors.Join(errs...)
 }

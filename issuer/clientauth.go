@@ -25,8 +25,11 @@ const maxAssertionLife = 5 * time.Minute
 // maxJTILength bounds a client assertion's jti.
 const maxJTILength = 256
 
-// dummyHash is compared against when the client is unknown, so the response
-// time does not tell whether a client id exists.
+// dummyHash is compared against when the client is unknown, so the secret
+// check costs the same either way. The lookup itself can differ (a known
+// client is usually in memory, an unknown id always reaches the store), so
+// response times may still hint at which ids exist; client ids are not
+// secrets, and every answer is the same invalid_client.
 var dummyHash = make([]byte, 32)
 
 // authenticate identifies and authenticates the client of a request at
@@ -128,10 +131,7 @@ func (h *Handler) checkAssertion(ctx context.Context, form url.Values, endpoint 
 		return nil, invalidClient(false, fmt.Errorf("assertion typ %q", hdr.Typ))
 	}
 	now := h.now()
-	leeway := h.verifier.Leeway
-	if leeway == 0 {
-		leeway = 30 * time.Second
-	}
+	leeway := h.Leeway
 	switch {
 	case c.Issuer != id || c.Subject != id:
 		return nil, invalidClient(false, errors.New("assertion iss and sub must both be the client_id"))

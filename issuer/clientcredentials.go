@@ -62,5 +62,5 @@ func (h *Handler) issueAccessToken(c *sigil.Client, sub string, scopes, aud []st
 	if serr != nil {
 		return nil, internal(serr)
 	}
-	return &TokenResponse{AccessToken: raw, TokenType: "Bearer", ExpiresIn: int64(ttl.Seconds()), Scope: scope}, nil
+	return &TokenResponse{AccessToken: raw, TokenType: "Bearer", ExpiresIn: int64(ttl.Seconds()), Scope: scope, claims: claims}, nil
 }

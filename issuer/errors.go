@@ -18,6 +18,9 @@ const (
 	CodeInvalidScope         = "invalid_scope"
 	CodeInvalidTarget        = "invalid_target"
 	CodeServerError          = "server_error"
+	// CodeTemporarilyUnavailable (RFC 6749 §4.1.2.1) is used at the token
+	// endpoint too, with 503 and Retry-After, when the server sheds load.
+	CodeTemporarilyUnavailable = "temporarily_unavailable"
 )
 
 // Error is an OAuth error: the code and description go to the client, the
@@ -77,11 +80,38 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		httpx.WriteJSON(w, http.StatusInternalServerError, errorBody{Error: CodeServerError, Description: "internal error; quote the request id when reporting it", RequestID: id})
 		return
 	}
+	if e.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
 	if e.Status == http.StatusUnauthorized {
 		if e.Basic {
 			w.Header().Set("WWW-Authenticate", `Basic realm="sigil", charset="UTF-8"`)
 		}
 		log.InfoContext(r.Context(), "client authentication failed", "path", r.URL.Path, "request_id", httpx.RequestID(r.Context()), "err", e.Cause)
 	}
-	httpx.WriteJSON(w, e.Status, errorBody{Error: e.Code, Description: e.Description})
+	httpx.WriteJSON(w, e.Status, errorBody{Error: e.Code, Description: safeDescription(e.Description)})
+}
+
+// maxDescription bounds error_description.
+const maxDescription = 200
+
+// safeDescription keeps error_description within RFC 6749 §5.2's
+// characters (%x20-21 / %x23-5B / %x5D-7E) and a bounded length:
+// descriptions may quote request input (a grant type, a parameter name),
+// which must not carry quotes, backslashes, control characters or
+// non-ASCII into clients' logs.
+func safeDescription(s string) string {
+	out := make([]byte, 0, min(len(s), maxDescription))
+	for i := 0; i < len(s) && len(out) < maxDescription; i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			out = append(out, '\'')
+		case c >= 0x20 && c <= 0x7E:
+			out = append(out, c)
+		default:
+			out = append(out, '?')
+		}
+	}
+	return string(out)
 }

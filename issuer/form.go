@@ -50,8 +50,6 @@ func readForm(w http.ResponseWriter, r *http.Request) (url.Values, *Error) {
 	return r.PostForm, nil
 }
 
-func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
-
 func unmarshalSegment(seg string, v any) error {
 	b, err := base64.RawURLEncoding.DecodeString(seg)
 	if err != nil {

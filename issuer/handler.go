@@ -3,16 +3,17 @@ package issuer
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/audit"
 	"github.com/sigil-sts/sigil/internal/httpx"
 	"github.com/sigil-sts/sigil/keys"
 	"github.com/sigil-sts/sigil/secret"
@@ -50,13 +51,15 @@ type Handler struct {
 	AccessTokenTTL time.Duration
 	// MaxAccessTokenTTL caps every client's lifetime; zero means 15 minutes.
 	MaxAccessTokenTTL time.Duration
-	// Leeway is the clock skew tolerated on incoming JWTs; zero means
-	// verify.DefaultLeeway.
+	// Leeway is the clock skew tolerated on incoming JWTs (access tokens
+	// and client assertions); zero means verify.DefaultLeeway.
 	Leeway time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 	// Log receives operational events; nil means slog.Default().
 	Log *slog.Logger
+	// Audit receives the audit trail; nil means audit.Discard.
+	Audit audit.Appender
 
 	prefix   string // the issuer URL's path
 	grants   map[string]Grant
@@ -72,16 +75,16 @@ const (
 
 // Init checks the configuration and prepares the handler.
 func (h *Handler) Init() error {
-	u, err := url.Parse(h.Issuer)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("issuer: %q is not a valid issuer URL (want scheme://host[/path], no query or fragment)", h.Issuer)
+	if err := sigil.CheckIssuer(h.Issuer); err != nil {
+		return fmt.Errorf("issuer: %w", err)
 	}
-	if strings.HasSuffix(h.Issuer, "/") {
-		return fmt.Errorf("issuer: %q must not end with a slash", h.Issuer)
-	}
+	u, _ := url.Parse(h.Issuer)
 	h.prefix = u.Path
 	if h.Log == nil {
 		h.Log = slog.Default()
+	}
+	if h.Audit == nil {
+		h.Audit = audit.Discard{}
 	}
 	if h.AccessTokenAlg == "" {
 		h.AccessTokenAlg = keys.DefaultAlg
@@ -95,11 +98,15 @@ func (h *Handler) Init() error {
 	if h.AccessTokenTTL > h.MaxAccessTokenTTL {
 		return fmt.Errorf("issuer: access token TTL %s exceeds the maximum %s", h.AccessTokenTTL, h.MaxAccessTokenTTL)
 	}
+	if h.Leeway == 0 {
+		h.Leeway = verify.DefaultLeeway
+	}
 	h.verifier = &verify.Verifier{Keys: h.Keys, Issuer: h.Issuer, IgnoreAudience: true, Leeway: h.Leeway, Now: h.Now}
 	h.grants = map[string]Grant{}
 	for _, g := range []Grant{clientCredentials{h}} {
 		h.grants[g.Type()] = g
 	}
+	var err error
 	h.metadata, err = h.buildMetadata()
 	return err
 }
@@ -184,7 +191,7 @@ func (h *Handler) buildMetadata() ([]byte, error) {
 		RevocationEndpointAuthSigningAlgValues:    keys.Algorithms,
 		AccessTokenSigningAlgValuesSupported:      []string{h.AccessTokenAlg},
 	}
-	return jsonMarshal(m)
+	return json.Marshal(m)
 }
 
 func (h *Handler) serveMetadata(w http.ResponseWriter, r *http.Request) {

@@ -37,41 +37,46 @@ func (h *Handler) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpx.NoStore(w)
-	c, err := h.activeToken(r.Context(), raw)
+	c, why, err := h.activeToken(r.Context(), raw)
 	if err != nil {
 		writeError(w, r, h.Log, err)
 		return
 	}
-	if c == nil || !mayIntrospect(caller, c) {
+	if why == "" && !mayIntrospect(caller, c) {
+		why = "not_permitted"
+	}
+	if why != "" {
+		h.inactiveIntrospection(r.Context(), caller.ID, why, c)
 		httpx.WriteRawJSON(w, http.StatusOK, inactive)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, introspection{Claims: c, Active: true, TokenType: "Bearer"})
 }
 
-// activeToken returns the claims of raw when it is an active access token
-// of this issuer: it verifies, its client still exists, and it is not
-// revoked. It returns nil claims for an inactive token, and an error only
-// when the store fails.
-func (h *Handler) activeToken(ctx context.Context, raw string) (*token.Claims, error) {
+// activeToken checks whether raw is an active access token of this
+// issuer: it verifies, its client still exists, and it is not revoked. For
+// an inactive token it says why ("invalid", "client_deleted", "revoked"),
+// with the claims when they verified. It returns an error only when the
+// store fails.
+func (h *Handler) activeToken(ctx context.Context, raw string) (*token.Claims, string, error) {
 	c, err := h.verifier.Verify(ctx, raw)
 	if err != nil {
-		return nil, nil
+		return nil, "invalid", nil
 	}
 	if _, err := h.Clients.Client(ctx, c.ClientID); err != nil {
 		if errors.Is(err, sigil.ErrNotFound) {
-			return nil, nil // the client was deleted: its tokens die with it
+			return c, "client_deleted", nil // its tokens die with it
 		}
-		return nil, internal(err)
+		return nil, "", internal(err)
 	}
 	revoked, err := h.Store.Revoked(ctx, sigil.TokenRef{JTI: c.JTI, ClientID: c.ClientID, Subject: c.Subject, IssuedAt: c.IssuedAt.Time()})
 	if err != nil {
-		return nil, internal(err)
+		return nil, "", internal(err)
 	}
 	if revoked {
-		return nil, nil
+		return c, "revoked", nil
 	}
-	return c, nil
+	return c, "", nil
 }
 
 func mayIntrospect(caller *sigil.Client, c *token.Claims) bool {

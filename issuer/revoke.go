@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/audit"
 	"github.com/sigil-sts/sigil/internal/httpx"
 	"github.com/sigil-sts/sigil/verify"
 )
@@ -36,7 +37,14 @@ func (h *Handler) serveRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c.ClientID != caller.ID {
-		writeError(w, r, h.Log, badRequest(CodeUnauthorizedClient, "the token was not issued to this client"))
+		oerr := badRequest(CodeUnauthorizedClient, "the token was not issued to this client")
+		if err := h.Audit.Enqueue(r.Context(), record(r.Context(), audit.Record{
+			Event: audit.TokenRevoked, Outcome: audit.Failure, Reason: oerr.Code, ClientID: caller.ID, Subject: c.Subject,
+			JTI: c.JTI, Detail: map[string]string{"by": "rfc7009", "token_client_id": c.ClientID},
+		})); err != nil {
+			h.Log.ErrorContext(r.Context(), "audit: refused revocation not recorded", "client_id", caller.ID, "err", err)
+		}
+		writeError(w, r, h.Log, oerr)
 		return
 	}
 	// The record must outlive the last moment the verifier accepts the
@@ -48,6 +56,17 @@ func (h *Handler) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	rev := sigil.Revocation{Kind: sigil.RevokeJTI, Value: c.JTI, Cutoff: h.now(), ExpiresAt: c.Expiry.Time().Add(leeway + time.Minute)}
 	if err := h.Store.Revoke(r.Context(), rev); err != nil {
 		writeError(w, r, h.Log, internal(err))
+		return
+	}
+	err = h.Audit.Append(r.Context(), record(r.Context(), audit.Record{
+		Event: audit.TokenRevoked, Outcome: audit.Success, ClientID: caller.ID, Subject: c.Subject, JTI: c.JTI,
+		Scope: c.Scope, Audience: c.Audience, Detail: map[string]string{"by": "rfc7009"},
+	}))
+	if err != nil {
+		// The revocation holds; the client retries (revocation is
+		// idempotent) and the retry writes the record.
+		h.Log.ErrorContext(r.Context(), "audit: revocation not recorded", "jti", c.JTI, "err", err)
+		writeError(w, r, h.Log, unavailable())
 		return
 	}
 	w.WriteHeader(http.StatusOK)

@@ -4,10 +4,12 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/internal/httpx"
+	"github.com/sigil-sts/sigil/token"
 )
 
 // Grant is one grant type at the token endpoint. The shared phases (form
@@ -32,20 +34,41 @@ type TokenResponse struct {
 	TokenType   string `json:"token_type"`
 	ExpiresIn   int64  `json:"expires_in"`
 	Scope       string `json:"scope,omitempty"`
+
+	claims *token.Claims // what was issued, for the audit trail
 }
 
 func (h *Handler) serveToken(w http.ResponseWriter, r *http.Request) {
+	resp, clientID, gt, oerr := h.token(w, r)
+	if oerr != nil {
+		h.refused(r.Context(), clientID, gt, oerr)
+		writeError(w, r, h.Log, oerr)
+		return
+	}
+	if oerr = h.issued(r.Context(), gt, resp.claims); oerr != nil {
+		// The trail itself is saturated or failing: the withheld token is
+		// logged by issued, and queueing a refusal record would only make
+		// the shed request wait a second time.
+		writeError(w, r, h.Log, oerr)
+		return
+	}
+	httpx.NoStore(w)
+	httpx.WriteJSON(w, http.StatusOK, resp)
+}
+
+// token runs a token request through the shared phases and its grant. It
+// also returns the client id (as presented, when authentication failed)
+// and the grant type, for the audit trail.
+func (h *Handler) token(w http.ResponseWriter, r *http.Request) (*TokenResponse, string, string, *Error) {
 	form, oerr := readForm(w, r)
 	if oerr != nil {
-		writeError(w, r, h.Log, oerr)
-		return
-	}
-	client, oerr := h.authenticate(r.Context(), r, form, h.endpoint(PathToken))
-	if oerr != nil {
-		writeError(w, r, h.Log, oerr)
-		return
+		return nil, "", "", oerr
 	}
 	gt := form.Get("grant_type")
+	client, oerr := h.authenticate(r.Context(), r, form, h.endpoint(PathToken))
+	if oerr != nil {
+		return nil, presentedClientID(r, form), gt, oerr
+	}
 	g, ok := h.grants[gt]
 	switch {
 	case gt == "":
@@ -56,16 +79,29 @@ func (h *Handler) serveToken(w http.ResponseWriter, r *http.Request) {
 		oerr = badRequest(CodeUnauthorizedClient, "the client may not use grant_type "+gt)
 	}
 	if oerr != nil {
-		writeError(w, r, h.Log, oerr)
-		return
+		return nil, client.ID, gt, oerr
 	}
 	resp, oerr := g.Exchange(r.Context(), &TokenRequest{Client: client, Form: form})
-	if oerr != nil {
-		writeError(w, r, h.Log, oerr)
-		return
+	return resp, client.ID, gt, oerr
+}
+
+// maxAuditedClientID bounds an unauthenticated client id written to the
+// audit trail.
+const maxAuditedClientID = 256
+
+// presentedClientID is the client id a request claimed, unauthenticated:
+// for the audit record of a failed authentication.
+func presentedClientID(r *http.Request, form url.Values) string {
+	id := form.Get("client_id")
+	if user, _, ok := r.BasicAuth(); ok {
+		if u, err := url.QueryUnescape(user); err == nil {
+			id = u
+		}
 	}
-	httpx.NoStore(w)
-	httpx.WriteJSON(w, http.StatusOK, resp)
+	if len(id) > maxAuditedClientID {
+		id = id[:maxAuditedClientID]
+	}
+	return id
 }
 
 // grantScope decides the granted scopes: the requested ones, each of which
@@ -80,35 +116,26 @@ func grantScope(c *sigil.Client, requested string) ([]string, *Error) {
 		if s == "" {
 			continue
 		}
-		if !validScopeToken(s) {
+		if !sigil.ValidScope(s) {
 			return nil, badRequest(CodeInvalidScope, "malformed scope value")
 		}
-		if !contains(c.Scopes, s) {
+		if !slices.Contains(c.Scopes, s) {
 			return nil, badRequest(CodeInvalidScope, "scope "+s+" is not allowed for this client")
 		}
-		if !contains(out, s) {
+		if !slices.Contains(out, s) {
 			out = append(out, s)
 		}
 	}
 	return out, nil
 }
 
-// validScopeToken checks RFC 6749 §3.3: 1*( %x21 / %x23-5B / %x5D-7E ).
-func validScopeToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x21 || c == 0x22 || c == 0x5C || c > 0x7E {
-			return false
-		}
-	}
-	return s != ""
-}
-
 // grantAudience decides aud from the resource parameters (RFC 8707 §2):
 // each must be an absolute URI without fragment and one of the client's
 // audiences (else invalid_target). Without any, the client's first audience
 // or, if it has none, the issuer.
-func (h *Handler) grantAudience(c *sigil.Client, resources []string) ([]string, *Error) {
+func (h *Handler) grantAudience(c *sigil.Client, given []string) ([]string, *Error) {
+	// RFC 6749 §3.2: a parameter sent without a value counts as omitted.
+	resources := slices.DeleteFunc(slices.Clone(given), func(r string) bool { return r == "" })
 	if len(resources) == 0 {
 		if len(c.Audiences) > 0 {
 			return c.Audiences[:1], nil
@@ -117,25 +144,15 @@ func (h *Handler) grantAudience(c *sigil.Client, resources []string) ([]string, 
 	}
 	var out []string
 	for _, res := range resources {
-		u, err := url.Parse(res)
-		if err != nil || !u.IsAbs() || strings.Contains(res, "#") {
+		if !sigil.ValidResource(res) {
 			return nil, badRequest(CodeInvalidTarget, "resource must be an absolute URI without a fragment")
 		}
 		if !c.HasAudience(res) {
 			return nil, badRequest(CodeInvalidTarget, "resource "+res+" is not allowed for this client")
 		}
-		if !contains(out, res) {
+		if !slices.Contains(out, res) {
 			out = append(out, res)
 		}
 	}
 	return out, nil
-}
-
-func contains(list []string, v string) bool {
-	for _, s := range list {
-		if s == v {
-			return true
-		}
-	}
-	return false
 }

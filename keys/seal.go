@@ -10,9 +10,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 )
@@ -55,57 +52,19 @@ func LoadMasterKey(env, dataDir string) (MasterKey, error) {
 		return ParseMasterKey(env)
 	}
 	path := filepath.Join(dataDir, MasterKeyFile)
-	b, err := ReadPrivateFile(path)
-	if err == nil {
-		mk, err := ParseMasterKey(string(b))
-		if err != nil {
-			return MasterKey{}, fmt.Errorf("%s: %w", path, err)
-		}
-		return mk, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return MasterKey{}, fmt.Errorf("keys: read master key: %w", err)
-	}
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return MasterKey{}, fmt.Errorf("keys: create data dir: %w", err)
-	}
-	k := make([]byte, 32)
-	rand.Read(k)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		// Another process created it first: use theirs.
-		return LoadMasterKey("", dataDir)
-	}
+	b, err := LoadOrCreatePrivateFile(path, func() []byte {
+		k := make([]byte, 32)
+		rand.Read(k)
+		return []byte(base64.StdEncoding.EncodeToString(k) + "\n")
+	})
 	if err != nil {
-		return MasterKey{}, fmt.Errorf("keys: create master key: %w", err)
+		return MasterKey{}, fmt.Errorf("keys: master key: %w", err)
 	}
-	_, werr := f.WriteString(base64.StdEncoding.EncodeToString(k) + "\n")
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		return MasterKey{}, fmt.Errorf("keys: write master key: %w", werr)
-	}
-	return MasterKey{k: k}, nil
-}
-
-// ReadPrivateFile reads a file that holds a secret, refusing it when group
-// or others may read or write it (as ssh does with private keys): a
-// secret that has leaked to other local users is no secret.
-func ReadPrivateFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	mk, err := ParseMasterKey(string(b))
 	if err != nil {
-		return nil, err
+		return MasterKey{}, fmt.Errorf("keys: %s: %w", path, err)
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if mode := st.Mode().Perm(); mode&0o077 != 0 {
-		return nil, fmt.Errorf("%s is open to other users (mode %04o): run chmod 600 %s", path, mode, path)
-	}
-	return io.ReadAll(io.LimitReader(f, 1<<16))
+	return mk, nil
 }
 
 // Derive returns a 32-byte subkey for purpose (HKDF-SHA-256, RFC 5869).

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/sigil-sts/sigil/keys"
@@ -240,4 +242,39 @@ func TestDerive(t *testing.T) {
 	}()
 	var zero keys.MasterKey
 	zero.Derive("x")
+}
+
+// TestLoadOrCreatePrivateFileConcurrent: processes starting together on a
+// new data dir all end up with the same complete file, mode 0600, and no
+// temporary file is left behind.
+func TestLoadOrCreatePrivateFileConcurrent(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	path := filepath.Join(dir, "secret")
+	var wg sync.WaitGroup
+	got := make([][]byte, 16)
+	errs := make([]error, 16)
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], errs[i] = keys.LoadOrCreatePrivateFile(path, func() []byte { return []byte(fmt.Sprintf("secret-%02d-%s", i, strings.Repeat("x", 64))) })
+		}()
+	}
+	wg.Wait()
+	for i := range got {
+		if errs[i] != nil {
+			t.Fatalf("caller %d: %v", i, errs[i])
+		}
+		if !bytes.Equal(got[i], got[0]) || len(got[i]) != 74 {
+			t.Fatalf("caller %d got %q, caller 0 %q", i, got[i], got[0])
+		}
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("file: %v, mode %v", err, st.Mode())
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("directory holds %d entries, want only the file", len(entries))
+	}
 }

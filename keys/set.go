@@ -41,8 +41,13 @@ type Key struct {
 type Set struct {
 	// Store persists the keys.
 	Store sigil.KeyStore
-	// Sealer decrypts private keys.
+	// Sealer seals new private keys and, with LoadPrivate, opens stored
+	// ones.
 	Sealer *Sealer
+	// LoadPrivate decrypts private keys into memory so the set can sign.
+	// Only a serving node sets it; CLI commands publish and rotate keys
+	// without ever holding a private key in clear.
+	LoadPrivate bool
 	// Prepublish is how long a new key is published before it signs.
 	// Zero promotes new keys at the next Refresh (tests only).
 	Prepublish time.Duration
@@ -92,7 +97,9 @@ func (s *Set) Init(ctx context.Context, algs ...string) error {
 			}
 		}
 		if !has {
-			if _, err := s.create(ctx, alg, sigil.KeyActive); err != nil {
+			// ErrConflict: another process starting on the same new store
+			// created the active key first (one active key per algorithm).
+			if _, err := s.create(ctx, alg, sigil.KeyActive); err != nil && !errors.Is(err, sigil.ErrConflict) {
 				return err
 			}
 		}
@@ -219,7 +226,7 @@ func (s *Set) publish(stored []*sigil.SigningKey) error {
 // previous snapshot when the kid is known.
 func (s *Set) load(old *snapshot, sk *sigil.SigningKey) (*Key, error) {
 	if old != nil {
-		if k, ok := old.byID[sk.ID]; ok {
+		if k, ok := old.byID[sk.ID]; ok && (k.Signer != nil || !s.LoadPrivate) {
 			if k.State == sk.State && k.RetiredAt.Equal(sk.RetiredAt) {
 				return k, nil
 			}
@@ -235,7 +242,7 @@ func (s *Set) load(old *snapshot, sk *sigil.SigningKey) (*Key, error) {
 		return nil, fmt.Errorf("keys: key %s: %w", sk.ID, err)
 	}
 	k := &Key{ID: sk.ID, Alg: sk.Alg, State: sk.State, CreatedAt: sk.CreatedAt, RetiredAt: sk.RetiredAt, Public: pub}
-	if s.Sealer != nil && len(sk.Sealed) > 0 {
+	if s.LoadPrivate && s.Sealer != nil && len(sk.Sealed) > 0 {
 		der, err := s.Sealer.Open(sk.ID, sk.Sealed)
 		if err != nil {
 			return nil, err
@@ -324,4 +331,20 @@ func (k *Key) SignerFor(typ string) (jose.Signer, error) {
 	}
 	k.signers[typ] = s
 	return s, nil
+}
+
+// OpenSigner decrypts a stored key's private half with sealer. It fails for
+// a key not sealed under sealer's master key.
+func OpenSigner(sealer *Sealer, sk *sigil.SigningKey) (crypto.Signer, error) {
+	der, err := sealer.Open(sk.ID, sk.Sealed)
+	if err != nil {
+		return nil, err
+	}
+	return parsePrivate(sk.Alg, der)
+}
+
+// SamePublic reports whether two public keys are equal.
+func SamePublic(a, b crypto.PublicKey) bool {
+	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && k.Equal(b)
 }

@@ -31,7 +31,42 @@ func newSet(tb testing.TB, store sigil.KeyStore, clk *clock, lifecycle bool) *ke
 		Prepublish:    prepublish,
 		RetainRetired: retain,
 		Lifecycle:     lifecycle,
+		LoadPrivate:   true,
 		Now:           clk.Now,
+	}
+}
+
+// TestSetPublicOnly: without LoadPrivate (every CLI command) the set
+// publishes and rotates keys but never decrypts one, so it cannot sign.
+func TestSetPublicOnly(t *testing.T) {
+	ctx := context.Background()
+	store, clk := newStore(t), &clock{t: t0}
+	s := newSet(t, store, clk, false)
+	s.LoadPrivate = false
+	if err := s.Init(ctx, "ES256", "RS256"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Rotate(ctx, "ES256"); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range s.Keys() {
+		if k.Signer != nil {
+			t.Errorf("key %s (%s) was decrypted", k.ID, k.Alg)
+		}
+	}
+	if _, err := s.Active("ES256"); err == nil {
+		t.Error("a public-only set offers a signing key")
+	}
+	if n := len(publishedKeys(t, s)); n != 3 {
+		t.Errorf("JWKS has %d keys, want 3", n)
+	}
+	// The same store loaded by a serving node signs.
+	srv := newSet(t, store, clk, false)
+	if err := srv.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := srv.Active("ES256"); err != nil || k.Signer == nil {
+		t.Errorf("serving set: %v", err)
 	}
 }
 

@@ -61,3 +61,4 @@ func (c *clock) Advance(d time.Duration) {
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
 }
+func (f failingStore) ArchivedKeys(context.Context) ([]*sigil.SigningKey, error) { return nil, f.err }

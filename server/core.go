@@ -8,6 +8,7 @@ import (
 
 	"github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/admin"
+	"github.com/sigil-sts/sigil/audit"
 	"github.com/sigil-sts/sigil/config"
 	"github.com/sigil-sts/sigil/keys"
 	"github.com/sigil-sts/sigil/secret"
@@ -41,7 +42,7 @@ func OpenCore(ctx context.Context, cfg config.Config) (*Core, error) {
 		return nil, err
 	}
 	if cfg.DSN != "" {
-		return nil, errors.New("the PostgreSQL store (--dsn) is not available in this release; use --data-dir")
+		return nil, errors.New("server: the PostgreSQL store (--dsn) is not available in this release; use --data-dir")
 	}
 	mk, err := keys.LoadMasterKey(cfg.MasterKey, cfg.DataDir)
 	if err != nil {
@@ -66,14 +67,17 @@ func OpenCore(ctx context.Context, cfg config.Config) (*Core, error) {
 	}
 	if err := ks.Init(ctx, initialAlgs(cfg)...); err != nil {
 		st.Close()
-		return nil, fmt.Errorf("load keys: %w", err)
+		return nil, fmt.Errorf("server: load keys: %w", err)
 	}
 	return &Core{
 		Config:  cfg,
 		Store:   st,
 		Keys:    ks,
 		Secrets: secrets,
-		Admin:   &admin.Service{Store: st, Keys: ks, Secrets: secrets, MaxAccessTokenTTL: cfg.AccessTokenMaxTTL},
+		Admin: &admin.Service{Store: st, Keys: ks, Secrets: secrets, MaxAccessTokenTTL: cfg.AccessTokenMaxTTL,
+			// CLI commands write their few records synchronously; Start
+			// replaces this with the server's batching writer.
+			Audit: audit.Direct{Store: st, Node: cfg.Node() + "/cli"}},
 	}, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sigil-sts/sigil/admin"
+	"github.com/sigil-sts/sigil/audit"
 	"github.com/sigil-sts/sigil/internal/httpx"
 	"github.com/sigil-sts/sigil/issuer"
 	"github.com/sigil-sts/sigil/secret"
@@ -35,6 +36,8 @@ type Server struct {
 	Issuer     *issuer.Handler
 	AdminToken secret.Value
 	Log        *slog.Logger
+	// Audit is the audit writer; nil when the trail is turned off.
+	Audit *audit.Writer
 
 	public, admin     *http.Server
 	publicLn, adminLn net.Listener
@@ -52,11 +55,27 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 		log = slog.Default()
 	}
 	core.Keys.Lifecycle = true
+	core.Keys.LoadPrivate = true
 	if err := core.Keys.Refresh(ctx); err != nil {
 		return nil, err
 	}
 	clients := &issuer.ClientCache{Store: core.Store}
 	core.Admin.Changed = clients.Invalidate
+	var trail audit.Appender = audit.Discard{}
+	var writer *audit.Writer
+	if cfg.AuditEnabled {
+		writer = &audit.Writer{
+			Store:              core.Store,
+			Node:               cfg.Node(),
+			QueueSize:          cfg.AuditQueue,
+			Sign:               audit.KeySigner(core.Keys, cfg.AccessTokenAlg),
+			CheckpointEvery:    cfg.AuditCheckpointEvery,
+			CheckpointInterval: cfg.AuditCheckpointInterval,
+			Log:                log,
+		}
+		trail = writer
+	}
+	core.Admin.Audit = trail
 	iss := &issuer.Handler{
 		Issuer:            cfg.IssuerURL(),
 		Store:             core.Store,
@@ -68,11 +87,12 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 		MaxAccessTokenTTL: cfg.AccessTokenMaxTTL,
 		Leeway:            cfg.Leeway,
 		Log:               log,
+		Audit:             trail,
 	}
 	if err := iss.Init(); err != nil {
 		return nil, err
 	}
-	s := &Server{Core: core, Issuer: iss, Log: log}
+	s := &Server{Core: core, Issuer: iss, Log: log, Audit: writer}
 
 	mux := http.NewServeMux()
 	iss.Mount(mux)
@@ -88,7 +108,7 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 	})
 	var err error
 	if s.publicLn, err = net.Listen("tcp", cfg.Listen); err != nil {
-		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+		return nil, fmt.Errorf("server: listen on %s: %w", cfg.Listen, err)
 	}
 	s.public = newHTTPServer(httpx.WithRequestID(mux), log)
 
@@ -101,11 +121,16 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 		(&admin.Handler{Service: core.Admin, Token: s.AdminToken, Log: log}).Mount(amux)
 		if s.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 			s.publicLn.Close()
-			return nil, fmt.Errorf("listen %s: %w", cfg.AdminListen, err)
+			return nil, fmt.Errorf("server: admin listen on %s: %w", cfg.AdminListen, err)
 		}
 		s.admin = newHTTPServer(httpx.WithRequestID(amux), log)
 	}
 
+	// Started only now that nothing can fail before serving, so an early
+	// error leaves no writer running.
+	if writer != nil {
+		writer.Start()
+	}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	s.goLoop(func() { clients.Watch(bg, core.Store.Version, cfg.CacheRefresh) })
@@ -194,7 +219,8 @@ func (s *Server) purge(ctx context.Context) {
 }
 
 // Shutdown stops accepting connections, lets in-flight requests finish
-// (until ctx ends), stops the background loops and closes the store.
+// (until ctx ends), flushes the audit queue with a final checkpoint, stops
+// the background loops and closes the store.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
 	var errs []error
@@ -203,6 +229,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			if err := srv.Shutdown(ctx); err != nil {
 				errs = append(errs, err)
 			}
+		}
+	}
+	if s.Audit != nil {
+		if err := s.Audit.Close(ctx); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	s.cancel()

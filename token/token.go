@@ -88,6 +88,21 @@ type protectedHeader struct {
 // Parse checks the signature of a compact JWS under the rules in the
 // package doc and returns its header and claims. It validates no claim.
 func Parse(ctx context.Context, raw string, src KeySource) (*Header, *Claims, error) {
+	hdr, payload, err := VerifyJWS(ctx, raw, src)
+	if err != nil {
+		return nil, nil, err
+	}
+	var c Claims
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return nil, nil, fmt.Errorf("token: claims: %v: %w", err, ErrInvalid)
+	}
+	return hdr, &c, nil
+}
+
+// VerifyJWS is Parse's signature layer for a compact JWS whose payload is
+// not JWT claims (audit checkpoints): the same header, key and signature
+// rules, returning the verified payload bytes.
+func VerifyJWS(ctx context.Context, raw string, src KeySource) (*Header, []byte, error) {
 	if len(raw) > MaxSize {
 		return nil, nil, fmt.Errorf("token: longer than %d bytes: %w", MaxSize, ErrInvalid)
 	}
@@ -128,12 +143,7 @@ func Parse(ctx context.Context, raw string, src KeySource) (*Header, *Claims, er
 		return nil, nil, fmt.Errorf("token: signature: %w", ErrInvalid)
 	}
 	// Verified just above by VerifySignature over the same signing input.
-	payload := jws.UnsafePayloadWithoutVerification()
-	var c Claims
-	if err := json.Unmarshal(payload, &c); err != nil {
-		return nil, nil, fmt.Errorf("token: claims: %v: %w", err, ErrInvalid)
-	}
-	return hdr, &c, nil
+	return hdr, jws.UnsafePayloadWithoutVerification(), nil
 }
 
 // policyHeader decodes the protected header and applies the header rules.

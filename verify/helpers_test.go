@@ -88,7 +88,7 @@ func getIssuer(tb testing.TB) *issuer {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		s := &keys.Set{Store: st, Sealer: keys.NewSealer(mk), Prepublish: time.Hour, RetainRetired: time.Hour, Now: func() time.Time { return t0 }}
+		s := &keys.Set{Store: st, Sealer: keys.NewSealer(mk), LoadPrivate: true, Prepublish: time.Hour, RetainRetired: time.Hour, Now: func() time.Time { return t0 }}
 		if err := s.Init(context.Background(), keys.Algorithms...); err != nil {
 			tb.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -44,10 +45,12 @@ type JWKS struct {
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 
-	mu      sync.Mutex
-	keys    KeySet
-	fetched time.Time
-	expires time.Time
+	state atomic.Pointer[jwksState] // the last fetched set; read lock-free
+
+	mu       sync.Mutex    // guards the fields below
+	inflight chan struct{} // closed when the running fetch ends; nil if none
+	last     time.Time     // when the last fetch started
+	lastErr  error         // how it ended
 }
 
 // KeySet is a fixed set of verification keys by kid, as ParseJWKS returns
@@ -82,66 +85,119 @@ func (j *JWKS) now() time.Time {
 	return time.Now()
 }
 
-// Lookup returns the key for kid, fetching the set when it is stale or the
-// kid is unknown (at most once per MinRefresh).
+// jwksState is one fetched set and when it goes stale.
+type jwksState struct {
+	keys    KeySet
+	expires time.Time
+}
+
+// fetchTimeout bounds one fetch when the caller's Client has no timeout.
+const fetchTimeout = 15 * time.Second
+
+// Lookup returns the key for kid. A known kid is answered from memory
+// without a lock or a wait, even from a stale set while a background
+// refresh runs (an issuer outage must not stop verification). An unknown
+// kid waits for a fetch, joining the one in flight if there is one. Fetches
+// start at most once per MinRefresh and one at a time, so forged kids or a
+// failing issuer cannot make the cache hammer it.
 func (j *JWKS) Lookup(ctx context.Context, kid string) (crypto.PublicKey, string, error) {
+	st := j.state.Load()
+	if st != nil {
+		if k, ok := st.keys[kid]; ok {
+			if j.now().After(st.expires) {
+				j.refresh()
+			}
+			return k.Public, k.Alg, nil
+		}
+	}
+	if done := j.refresh(); done != nil {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return nil, "", fmt.Errorf("verify: waiting for jwks: %w", ctx.Err())
+		}
+	}
+	if st = j.state.Load(); st != nil {
+		if k, ok := st.keys[kid]; ok {
+			return k.Public, k.Alg, nil
+		}
+	}
+	j.mu.Lock()
+	lastErr := j.lastErr
+	j.mu.Unlock()
+	if lastErr != nil {
+		return nil, "", fmt.Errorf("verify: no key with kid %q (last fetch of %s: %v)", kid, j.URL, lastErr)
+	}
+	return nil, "", fmt.Errorf("verify: no key with kid %q in %s", kid, j.URL)
+}
+
+// refresh starts a fetch in the background and returns a channel closed
+// when it ends; if a fetch is running it returns that one's channel; if the
+// last fetch ended less than MinRefresh ago it starts nothing and returns
+// nil.
+func (j *JWKS) refresh() <-chan struct{} {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	now := j.now()
-	k, ok := j.keys[kid]
+	if j.inflight != nil {
+		return j.inflight
+	}
 	minRefresh := j.MinRefresh
 	if minRefresh == 0 {
 		minRefresh = DefaultMinRefresh
 	}
-	// Every fetch, for a stale set as for an unknown kid, waits MinRefresh
-	// after the previous one: otherwise an issuer that fails (so the set
-	// stays stale) or sends max-age=0 would be fetched on every request,
-	// under this lock.
-	stale := now.After(j.expires)
-	if (!ok || stale) && (j.fetched.IsZero() || now.Sub(j.fetched) >= minRefresh) {
-		if err := j.fetch(ctx, now); err != nil && !ok {
-			return nil, "", err
+	now := j.now()
+	if !j.last.IsZero() && now.Sub(j.last) < minRefresh {
+		return nil
+	}
+	done := make(chan struct{})
+	j.inflight = done
+	// The fetch is dated by its start, read here on the caller's
+	// goroutine: only one fetch runs at a time, and callers arriving while
+	// it runs join it, so a slow issuer never queues fetches up.
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
+		st, err := j.fetch(ctx, now)
+		cancel()
+		if err == nil {
+			j.state.Store(st)
 		}
-		k, ok = j.keys[kid]
-	}
-	if !ok {
-		return nil, "", fmt.Errorf("verify: no key with kid %q in %s", kid, j.URL)
-	}
-	return k.Public, k.Alg, nil
+		j.mu.Lock()
+		j.inflight, j.last, j.lastErr = nil, now, err
+		j.mu.Unlock()
+		close(done)
+	}()
+	return done
 }
 
-func (j *JWKS) fetch(ctx context.Context, now time.Time) error {
-	j.fetched = now
+func (j *JWKS) fetch(ctx context.Context, now time.Time) (*jwksState, error) {
 	client := j.Client
 	if client == nil {
 		client = defaultClient
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, j.URL, nil)
 	if err != nil {
-		return fmt.Errorf("verify: jwks request: %w", err)
+		return nil, fmt.Errorf("verify: jwks request: %w", err)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("verify: fetch jwks: %w", err)
+		return nil, fmt.Errorf("verify: fetch jwks: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("verify: fetch jwks: %s", resp.Status)
+		return nil, fmt.Errorf("verify: fetch jwks: %s", resp.Status)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes+1))
 	if err != nil {
-		return fmt.Errorf("verify: read jwks: %w", err)
+		return nil, fmt.Errorf("verify: read jwks: %w", err)
 	}
 	if len(body) > maxJWKSBytes {
-		return fmt.Errorf("verify: jwks larger than %d bytes", maxJWKSBytes)
+		return nil, fmt.Errorf("verify: jwks larger than %d bytes", maxJWKSBytes)
 	}
 	set, err := ParseJWKS(body)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	j.keys = set
-	j.expires = now.Add(maxAge(resp.Header.Get("Cache-Control")))
-	return nil
+	return &jwksState{keys: set, expires: now.Add(maxAge(resp.Header.Get("Cache-Control")))}, nil
 }
 
 // ParseJWKS decodes a JWK Set and keeps the usable signature keys by kid.
@@ -172,9 +228,14 @@ func ParseJWKS(body []byte) (KeySet, error) {
 	return out, nil
 }
 
+// maxAge reads how long a response may be used: max-age, or zero for
+// no-cache and no-store (the issuer asks to revalidate every time).
 func maxAge(cc string) time.Duration {
 	for _, d := range strings.Split(cc, ",") {
-		d = strings.TrimSpace(d)
+		d = strings.ToLower(strings.TrimSpace(d))
+		if d == "no-cache" || d == "no-store" {
+			return 0
+		}
 		if v, ok := strings.CutPrefix(d, "max-age="); ok {
 			if n, err := strconv.Atoi(v); err == nil && n >= 0 {
 				return time.Duration(n) * time.Second

@@ -63,6 +63,21 @@ func (s *jwksServer) set(body []byte, status int, cacheControl string) {
 }
 
 // cache returns a JWKS cache of srv on a clock the test moves.
+// waitHits waits for the server to have served n fetches: a stale set is
+// refreshed in the background, so the fetch lands a moment after Lookup.
+func waitHits(t *testing.T, srv *jwksServer, n int64, why string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for srv.hits.Load() < n && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	// Give a wrongly started extra fetch the chance to show up.
+	time.Sleep(20 * time.Millisecond)
+	if got := srv.hits.Load(); got != n {
+		t.Errorf("%d fetches %s, want %d", got, why, n)
+	}
+}
+
 func cache(srv *jwksServer, now *time.Time) *verify.JWKS {
 	return &verify.JWKS{URL: srv.URL, Client: srv.Client(), Now: func() time.Time { return *now }}
 }
@@ -93,11 +108,11 @@ func TestJWKSFetchesOnceAndCaches(t *testing.T) {
 	if got := srv.hits.Load(); got != 1 {
 		t.Errorf("%d fetches at max-age, want 1", got)
 	}
-	now = now.Add(time.Second) // stale: refetched
-	j.Lookup(ctx, iss.key(t, "ES256").ID)
-	if got := srv.hits.Load(); got != 2 {
-		t.Errorf("%d fetches after max-age, want 2", got)
+	now = now.Add(time.Second) // stale: refetched in the background
+	if _, _, err := j.Lookup(ctx, iss.key(t, "ES256").ID); err != nil {
+		t.Errorf("a stale known key was not answered at once: %v", err)
 	}
+	waitHits(t, srv, 2, "after max-age")
 }
 
 // TestJWKSUnknownKidRateLimited: forged kids cannot make the cache hammer
@@ -166,7 +181,8 @@ func TestJWKSCacheControl(t *testing.T) {
 	}{
 		{"max-age", "max-age=60", 60 * time.Second},
 		{"max-age among directives", "public, max-age=120, must-revalidate", 120 * time.Second},
-		{"no max-age", "no-cache", verify.DefaultMaxAge},
+		{"no-cache revalidates every time", "no-cache", 0},
+		{"no max-age", "public", verify.DefaultMaxAge},
 		{"invalid max-age", "max-age=soon", verify.DefaultMaxAge},
 		{"negative max-age", "max-age=-5", verify.DefaultMaxAge},
 		{"no header", "", verify.DefaultMaxAge},
@@ -184,13 +200,11 @@ func TestJWKSCacheControl(t *testing.T) {
 			if got := srv.hits.Load(); got != 1 {
 				t.Errorf("%d fetches within max-age, want 1", got)
 			}
-			now = t0.Add(tt.fresh + time.Second)
+			now = t0.Add(max(tt.fresh, verify.DefaultMinRefresh) + time.Second)
 			if _, _, err := j.Lookup(ctx, es.ID); err != nil {
 				t.Fatal(err)
 			}
-			if got := srv.hits.Load(); got != 2 {
-				t.Errorf("%d fetches after max-age, want 2", got)
-			}
+			waitHits(t, srv, 2, "after max-age")
 		})
 	}
 }
@@ -228,20 +242,19 @@ func TestJWKSStaleRefetchRateLimited(t *testing.T) {
 		}
 		srv.set([]byte("down"), http.StatusServiceUnavailable, "")
 		now = now.Add(verify.DefaultMaxAge + time.Second) // stale
-		for range 50 {
+		for i := range 50 {
 			if _, _, err := j.Lookup(ctx, es.ID); err != nil {
 				t.Fatalf("known key lost while the issuer is down: %v", err)
 			}
+			if i == 0 {
+				waitHits(t, srv, 2, "after the first stale lookup")
+			}
 			now = now.Add(100 * time.Millisecond)
 		}
-		if got := srv.hits.Load(); got != 2 {
-			t.Errorf("%d fetches, want 2 (the first, then one retry per MinRefresh)", got)
-		}
+		waitHits(t, srv, 2, "in 5s of lookups (the first, then one retry per MinRefresh)")
 		now = now.Add(verify.DefaultMinRefresh)
 		j.Lookup(ctx, es.ID)
-		if got := srv.hits.Load(); got != 3 {
-			t.Errorf("%d fetches after another MinRefresh, want 3", got)
-		}
+		waitHits(t, srv, 3, "after another MinRefresh")
 	})
 }
 
@@ -529,4 +542,58 @@ func jwksOf(tb testing.TB, ks ...jose.JSONWebKey) []byte {
 		tb.Fatal(err)
 	}
 	return b
+}
+
+// TestJWKSSlowIssuer: with an issuer that takes 300 ms per response, known
+// kids are answered at once from the cached set while it is refreshed, and
+// concurrent lookups of an unknown kid share one fetch: at most one fetch
+// is ever in flight.
+func TestJWKSSlowIssuer(t *testing.T) {
+	iss := getIssuer(t)
+	es := iss.key(t, "ES256")
+	var inflight, most, hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inflight.Add(1)
+		defer inflight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		if hits.Add(1) > 1 {
+			time.Sleep(300 * time.Millisecond)
+		}
+		w.Header().Set("Cache-Control", "max-age=0")
+		w.Write(iss.set.JWKS())
+	}))
+	defer srv.Close()
+	j := &verify.JWKS{URL: srv.URL, Client: srv.Client(), MinRefresh: time.Millisecond}
+	ctx := context.Background()
+	if _, _, err := j.Lookup(ctx, es.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	var wg sync.WaitGroup
+	var slowest atomic.Int64
+	for range 20 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			if _, _, err := j.Lookup(ctx, es.ID); err != nil {
+				t.Errorf("known kid: %v", err)
+			}
+			if d := int64(time.Since(start)); d > slowest.Load() {
+				slowest.Store(d)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			j.Lookup(ctx, "forged-kid")
+		}()
+	}
+	wg.Wait()
+	if d := time.Duration(slowest.Load()); d > 100*time.Millisecond {
+		t.Errorf("a known kid waited %s for a slow issuer", d)
+	}
+	if m := most.Load(); m != 1 {
+		t.Errorf("%d fetches in flight at once, want 1", m)
+	}
 }

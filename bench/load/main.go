@@ -36,13 +36,16 @@ import (
 	"time"
 )
 
-// Targets from issue 2.
+// Targets from issue 2 and issue 3.
 const (
 	targetTokenRatio   = 0.70
 	targetP99Ratio     = 1.5
 	targetRSSMiB       = 64
 	targetIntrospectRS = 5000
 	targetStartup      = 200 * time.Millisecond
+	// Issue 3.
+	targetAuditRatio  = 0.90
+	targetVerifyRecPS = 200_000
 )
 
 func main() {
@@ -114,7 +117,21 @@ func run(sigilBin string, d time.Duration, conns, rounds int) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	for _, a := range []string{sigilAddr, ceilAddr} {
+	// The same, with the audit trail turned off, on a copy of the data
+	// directory (same client, same keys): what the trail costs.
+	offDir := filepath.Join(work, "data-off")
+	if err := exec.Command("cp", "-a", dataDir, offDir).Run(); err != nil {
+		stopProcess(sigil)
+		return false, fmt.Errorf("copy data dir: %w", err)
+	}
+	offAddr := freeAddr()
+	sigilOff, err := startProcess(filepath.Join(work, "sigil-off.log"), sigilBin, "serve", "--data-dir", offDir, "--listen", offAddr, "--admin-listen=", "--keys-prepublish", "0s", "--audit-enabled=false")
+	if err != nil {
+		stopProcess(sigil)
+		return false, err
+	}
+	defer stopProcess(sigilOff)
+	for _, a := range []string{sigilAddr, ceilAddr, offAddr} {
 		if _, err := waitReady("http://"+a+"/readyz", 10*time.Second); err != nil {
 			stopProcess(sigil)
 			return false, err
@@ -129,7 +146,8 @@ func run(sigilBin string, d time.Duration, conns, rounds int) (bool, error) {
 	drive("warm-up", "http://"+ceilAddr+"/token", ceilAuth, body, conns, time.Second)
 	drive("warm-up", "http://"+sigilAddr+"/token", sigilAuth, body, conns, time.Second)
 
-	var ceilTok, sigilTok []result
+	drive("warm-up", "http://"+offAddr+"/token", sigilAuth, body, conns, time.Second)
+	var ceilTok, sigilTok, offTok []result
 	for range rounds {
 		r, err := drive("ceiling token", "http://"+ceilAddr+"/token", ceilAuth, body, conns, d)
 		if err != nil {
@@ -143,6 +161,12 @@ func run(sigilBin string, d time.Duration, conns, rounds int) (bool, error) {
 			return false, err
 		}
 		sigilTok = append(sigilTok, r)
+		r, err = drive("sigil token, audit off", "http://"+offAddr+"/token", sigilAuth, body, conns, d)
+		if err != nil {
+			stopProcess(sigil)
+			return false, err
+		}
+		offTok = append(offTok, r)
 	}
 
 	sigilJWT, err := getToken("http://"+sigilAddr+"/token", sigilAuth, body)
@@ -175,6 +199,20 @@ func run(sigilBin string, d time.Duration, conns, rounds int) (bool, error) {
 		return false, fmt.Errorf("sigil did not exit cleanly on SIGTERM: %w", err)
 	}
 
+	// Verify the audit trail the runs above wrote.
+	out, err = exec.Command(sigilBin, "audit", "verify", "--data-dir", dataDir, "--json").Output()
+	if err != nil {
+		return false, fmt.Errorf("audit verify: %w: %s", err, out)
+	}
+	var av struct {
+		Intact  bool    `json:"intact"`
+		Records int64   `json:"records"`
+		Seconds float64 `json:"seconds"`
+	}
+	if err := json.Unmarshal(out, &av); err != nil || !av.Intact {
+		return false, fmt.Errorf("audit verify: intact=%v %v: %s", av.Intact, err, out)
+	}
+
 	// Start-up to ready on the existing data directory.
 	var starts []time.Duration
 	for range 5 {
@@ -194,7 +232,29 @@ func run(sigilBin string, d time.Duration, conns, rounds int) (bool, error) {
 	}
 	slices.Sort(starts)
 
-	return report(best(ceilTok), best(sigilTok), best(ceilIntro), best(sigilIntro), hwm, rss, starts[len(starts)/2]), nil
+	ok := report(best(ceilTok), best(sigilTok), best(ceilIntro), best(sigilIntro), hwm, rss, starts[len(starts)/2])
+	return reportAudit(best(sigilTok), best(offTok), av.Records, av.Seconds) && ok, nil
+}
+
+func reportAudit(on, off result, records int64, seconds float64) bool {
+	ratio := on.rps() / off.rps()
+	rate := float64(records) / seconds
+	fmt.Printf("\n| run | requests/s | p50 | p99 | errors |\n| --- | ---: | ---: | ---: | ---: |\n")
+	for _, r := range []result{on, off} {
+		fmt.Printf("| %s | %.0f | %s | %s | %d |\n", r.name, r.rps(), r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.errors)
+	}
+	fmt.Println()
+	ok := true
+	mark := func(pass bool) string {
+		if pass {
+			return "PASS"
+		}
+		ok = false
+		return "MISS"
+	}
+	fmt.Printf("- %s: token throughput with the audit trail %.0f%% of without (target ≥ %.0f%%)\n", mark(ratio >= targetAuditRatio), ratio*100, targetAuditRatio*100)
+	fmt.Printf("- %s: sigil audit verify checked %d records in %.3fs: %.0f records/s (target ≥ %d)\n", mark(rate >= targetVerifyRecPS), records, seconds, rate, targetVerifyRecPS)
+	return ok
 }
 
 func best(rs []result) result {

@@ -101,10 +101,19 @@ func runClientCreate(ctx context.Context, m *Main, o *options) error {
 	}
 	defer core.Close()
 	c, err := core.Admin.CreateClient(ctx, spec)
-	if err != nil {
-		return err
+	return printThenFail(m, o, c, err)
+}
+
+// printThenFail prints a client that was stored even when err reports
+// that only its audit record failed: its secret is shown once, now or
+// never.
+func printThenFail(m *Main, o *options, c *admin.ClientInfo, err error) error {
+	if c != nil {
+		if perr := printClient(m.Stdout, o.json, c); perr != nil {
+			return perr
+		}
 	}
-	return printClient(m.Stdout, o.json, c)
+	return err
 }
 
 // clientJSON is a client as --json prints it: the RFC 7591 §3.2.1 fields,
@@ -211,8 +220,8 @@ func runClientRotate(ctx context.Context, m *Main, o *options) error {
 	}
 	defer core.Close()
 	c, err := core.Admin.RotateSecret(ctx, o.args[0])
-	if err != nil {
+	if c == nil && err != nil {
 		return notFound(o.args[0], err)
 	}
-	return printClient(m.Stdout, o.json, c)
+	return printThenFail(m, o, c, err)
 }

@@ -29,6 +29,11 @@ type options struct {
 	issuer, clientID, clientSecret, scope, resource string
 	// revoke
 	revokeJTI, revokeClient, revokeSubject string
+	// audit
+	auditSince, auditUntil, auditEvent, format string
+	auditLines                                 int
+	auditAfter                                 int64
+	follow, checkpoints                        bool
 }
 
 type command struct {
@@ -55,6 +60,9 @@ func init() {
 		{path: "keys rotate", summary: "add a signing key (published now, signing after keys.prepublish)", flags: keysRotateFlags, run: runKeysRotate},
 		{path: "revoke", summary: "revoke tokens by --jti, --client or --subject", flags: revokeFlags, run: runRevoke},
 		{path: "token", summary: "get an access token with client credentials", flags: tokenFlags, run: runToken},
+		{path: "audit verify", summary: "check the audit trail's hash chain and signed checkpoints", flags: auditVerifyFlags, run: runAuditVerify},
+		{path: "audit tail", summary: "show the latest audit records (--follow for new ones)", flags: auditTailFlags, run: runAuditTail},
+		{path: "audit export", summary: "write audit records as JSON lines, for a SIEM", flags: auditExportFlags, run: runAuditExport},
 		{path: "decode", summary: "print a JWT's header and claims; with --issuer, verify its signature", args: 1, argHelp: "TOKEN (or - for stdin)", flags: decodeFlags, run: runDecode},
 	}
 }
@@ -97,7 +105,12 @@ func serverFlags(fs *flag.FlagSet, o *options) {
 	fs.DurationVar(&o.cfg.AccessTokenTTL, "access-token-ttl", o.cfg.AccessTokenTTL, "access-token lifetime for clients that set none")
 	fs.DurationVar(&o.cfg.Leeway, "leeway", o.cfg.Leeway, "clock skew tolerated on incoming JWTs")
 	fs.DurationVar(&o.cfg.CacheRefresh, "cache-refresh", o.cfg.CacheRefresh, "how often to look for changes made by the CLI or other nodes")
-	fs.DurationVar(&o.cfg.ShutdownTimeout, "shutdown-timeout", o.cfg.ShutdownTimeout, "how long SIGTERM waits for in-flight requests")
+	fs.DurationVar(&o.cfg.ShutdownTimeout, "shutdown-timeout", o.cfg.ShutdownTimeout, "how long SIGTERM waits for in-flight requests and the audit flush")
+	fs.StringVar(&o.cfg.NodeID, "node-id", "", "this node's name in audit records (default: the host name)")
+	fs.BoolVar(&o.cfg.AuditEnabled, "audit-enabled", o.cfg.AuditEnabled, "keep the audit trail (--audit-enabled=false only to measure its cost)")
+	fs.IntVar(&o.cfg.AuditQueue, "audit-queue", o.cfg.AuditQueue, "audit records that may wait to be written before requests are held back")
+	fs.IntVar(&o.cfg.AuditCheckpointEvery, "audit-checkpoint-every", o.cfg.AuditCheckpointEvery, "sign an audit checkpoint after this many records")
+	fs.DurationVar(&o.cfg.AuditCheckpointInterval, "audit-checkpoint-interval", o.cfg.AuditCheckpointInterval, "or after this much time with new records")
 }
 
 // openCore opens the store and keys for a CLI command.

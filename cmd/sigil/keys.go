@@ -48,6 +48,6 @@ func runKeysRotate(ctx context.Context, m *Main, o *options) error {
 	if o.json {
 		return json.NewEncoder(m.Stdout).Encode(k)
 	}
-	fmt.Fprintf(m.Stdout, "added %s key %s (state %s); servers sign with it once it has been published for %s\n", k.Alg, k.KID, k.State, o.cfg.KeysPrepublish)
+	fmt.Fprintf(m.Stdout, "added %s key %s (state %s); a server signs with it once it has been published for its keys.prepublish delay (as configured here: published for %s)\n", k.Alg, k.KID, k.State, o.cfg.KeysPrepublish)
 	return nil
 }

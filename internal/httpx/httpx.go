@@ -17,11 +17,13 @@ import (
 
 type ctxKey struct{}
 
+type sourceKey struct{}
+
 // RequestIDHeader is the response header that carries the request id.
 const RequestIDHeader = "X-Request-Id"
 
 // WithRequestID gives every request a fresh random id, sets it on the
-// response and in the request context. Client-sent ids are ignored: they
+// response and in the request context, with the peer address (Source). Client-sent ids are ignored: they
 // would let a caller forge log correlation.
 func WithRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -29,8 +31,17 @@ func WithRequestID(next http.Handler) http.Handler {
 		rand.Read(b[:])
 		id := hex.EncodeToString(b[:])
 		w.Header().Set(RequestIDHeader, id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, id)))
+		ctx := context.WithValue(r.Context(), ctxKey{}, id)
+		ctx = context.WithValue(ctx, sourceKey{}, r.RemoteAddr)
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// Source returns the request's peer address (host:port), or "" outside
+// WithRequestID. Forwarding headers are not trusted.
+func Source(ctx context.Context) string {
+	s, _ := ctx.Value(sourceKey{}).(string)
+	return s
 }
 
 // RequestID returns the request's id, or "" outside WithRequestID.

@@ -42,8 +42,21 @@
 //
 // A Store is safe for concurrent use. Reads run in parallel on up to
 // eight pooled connections; writes are serialised by SQLite. The hot
-// paths (Client by ID, Revoked, MarkJTI) use statements prepared once in
-// Open. Version reads PRAGMA data_version on a connection reserved for
-// it, which never writes, so a commit by any other connection, pooled or
-// in another process, changes the value it sees.
+// paths (Client by ID, Revoked, MarkJTI, the audit head, insert and scan)
+// use statements prepared once in Open. Version reads a change counter
+// that triggers bump in the transaction of every write to clients,
+// signing keys or revocations (migration 0002), so a commit by any
+// connection, pooled or in another process, changes the value it sees.
+//
+// # Audit trail
+//
+// The audit table (migration 0003) is one hash chain keyed by seq, the
+// rowid. AppendAudit reads the head and inserts the batch in one immediate
+// transaction, so concurrent appenders in any number of processes queue
+// on the write lock and extend one chain without gaps. Audit writes and
+// checkpoints have no triggers and leave Version alone: they happen on
+// every token issued. QueryAudit filters on body members through
+// expression indexes over json_extract. DeleteKey moves a key into
+// key_archive instead of dropping it, so the checkpoints it signed stay
+// verifiable; its kid is never reused.
 package sqlite

@@ -10,10 +10,12 @@ import (
 	sigil "github.com/sigil-sts/sigil"
 )
 
-// CreateKey stores k; ErrConflict if the kid exists, or if k is active
-// while another active key with the same algorithm exists (the schema
-// allows one active key per algorithm; rotation goes through PromoteKey).
-// A zero k.CreatedAt is set to the current time, written back into k.
+// CreateKey stores k; ErrConflict if the kid exists, live or archived (a
+// kid names one key for ever, so a checkpoint's kid header is never
+// ambiguous), or if k is active while another active key with the same
+// algorithm exists (the schema allows one active key per algorithm;
+// rotation goes through PromoteKey). A zero k.CreatedAt is set to the
+// current time, written back into k.
 func (s *Store) CreateKey(ctx context.Context, k *sigil.SigningKey) error {
 	if k == nil || k.ID == "" {
 		return errors.New("sqlite: create key: empty key ID")
@@ -31,9 +33,13 @@ func (s *Store) CreateKey(ctx context.Context, k *sigil.SigningKey) error {
 	if !k.RetiredAt.IsZero() {
 		retired = unixNano(k.RetiredAt)
 	}
+	// One statement, so the archive check and the insert are atomic. The
+	// WHERE clause also keeps SQLite from reading ON CONFLICT as a join
+	// constraint.
 	res, err := s.db.ExecContext(ctx, `INSERT INTO signing_keys
 		(id, alg, state, public, sealed, created_at, retired_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
+		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+		WHERE NOT EXISTS (SELECT 1 FROM key_archive WHERE id = ?1)
 		ON CONFLICT (id) DO NOTHING`,
 		k.ID, k.Alg, string(k.State), nonNil(k.Public), nonNil(k.Sealed),
 		unixNano(created), retired)
@@ -46,7 +52,7 @@ func (s *Store) CreateKey(ctx context.Context, k *sigil.SigningKey) error {
 	if n, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("sqlite: create key %q: %w", k.ID, err)
 	} else if n == 0 {
-		return fmt.Errorf("sqlite: create key %q: %w", k.ID, sigil.ErrConflict)
+		return fmt.Errorf("sqlite: create key %q: kid exists or is archived: %w", k.ID, sigil.ErrConflict)
 	}
 	k.CreatedAt = created
 	return nil
@@ -61,12 +67,36 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
+// keyColumns lists the key columns in the order queryKeys reads them; the
+// archive has the same ones, plus archived_at.
+const keyColumns = `id, alg, state, public, sealed, created_at, retired_at`
+
 // Keys returns every stored key, oldest first (by CreatedAt, then ID).
 func (s *Store) Keys(ctx context.Context) ([]*sigil.SigningKey, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, alg, state, public, sealed, created_at, retired_at
-		FROM signing_keys ORDER BY created_at, id`)
+	ks, err := s.queryKeys(ctx, `SELECT `+keyColumns+` FROM signing_keys ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list keys: %w", err)
+	}
+	return ks, nil
+}
+
+// ArchivedKeys returns the keys DeleteKey archived, oldest first (by
+// CreatedAt, then ID), with every field as it was when the key was
+// deleted.
+func (s *Store) ArchivedKeys(ctx context.Context) ([]*sigil.SigningKey, error) {
+	ks, err := s.queryKeys(ctx, `SELECT `+keyColumns+` FROM key_archive ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list archived keys: %w", err)
+	}
+	return ks, nil
+}
+
+// queryKeys runs query, which selects keyColumns, and reads the keys.
+// Empty Public and Sealed read back as nil.
+func (s *Store) queryKeys(ctx context.Context, query string) ([]*sigil.SigningKey, error) {
+	rows, err := s.db.QueryContext(ctx, query)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var ks []*sigil.SigningKey
@@ -78,7 +108,7 @@ func (s *Store) Keys(ctx context.Context) ([]*sigil.SigningKey, error) {
 			retired sql.NullInt64
 		)
 		if err := rows.Scan(&k.ID, &k.Alg, &state, &k.Public, &k.Sealed, &created, &retired); err != nil {
-			return nil, fmt.Errorf("sqlite: list keys: %w", err)
+			return nil, err
 		}
 		k.State = sigil.KeyState(state)
 		if len(k.Public) == 0 {
@@ -94,7 +124,7 @@ func (s *Store) Keys(ctx context.Context) ([]*sigil.SigningKey, error) {
 		ks = append(ks, &k)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list keys: %w", err)
+		return nil, err
 	}
 	return ks, nil
 }
@@ -135,16 +165,29 @@ func (s *Store) PromoteKey(ctx context.Context, kid string, at time.Time) error 
 	return nil
 }
 
-// DeleteKey removes the key kid; ErrNotFound if absent.
+// DeleteKey moves the key kid from signing_keys into key_archive, stamped
+// with the current time, in one transaction: Keys stops listing it,
+// ArchivedKeys lists it, and its kid stays taken. ErrNotFound if kid is
+// not a live key, also when it is already archived.
 func (s *Store) DeleteKey(ctx context.Context, kid string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM signing_keys WHERE id = ?`, kid)
+	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO key_archive
+			(`+keyColumns+`, archived_at)
+			SELECT `+keyColumns+`, ? FROM signing_keys WHERE id = ?`,
+			unixNano(s.now()), kid)
+		if err != nil {
+			return fmt.Errorf("archive: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return sigil.ErrNotFound
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM signing_keys WHERE id = ?`, kid)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("sqlite: delete key %q: %w", kid, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("sqlite: delete key %q: %w", kid, err)
-	} else if n == 0 {
-		return fmt.Errorf("sqlite: delete key %q: %w", kid, sigil.ErrNotFound)
 	}
 	return nil
 }

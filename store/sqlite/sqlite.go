@@ -32,8 +32,9 @@ const maxConns = 8
 type Store struct {
 	// Now returns the current time. Open sets it to time.Now; tests may
 	// replace it before the Store is used. It stamps client CreatedAt and
-	// UpdatedAt, key CreatedAt when the caller leaves it zero, and is the
-	// "now" against which MarkJTI decides whether an entry has expired.
+	// UpdatedAt, key and checkpoint CreatedAt when the caller leaves it
+	// zero, and a key's archived_at, and is the "now" against which
+	// MarkJTI decides whether an entry has expired.
 	Now func() time.Time
 
 	db *sql.DB
@@ -46,6 +47,13 @@ type Store struct {
 	markStmt    *sql.Stmt
 
 	versionStmt *sql.Stmt
+
+	// The audit trail's statements: AppendAudit runs the head query and
+	// the insert through tx.StmtContext, which reuses the statement
+	// already prepared on the transaction's connection.
+	auditHeadStmt    *sql.Stmt
+	auditInsertStmt  *sql.Stmt
+	auditEntriesStmt *sql.Stmt
 
 	mu     sync.Mutex // guards closed
 	closed bool
@@ -139,6 +147,15 @@ func (s *Store) open(ctx context.Context, path string) error {
 	if s.versionStmt, err = s.db.PrepareContext(ctx, "SELECT n FROM changes WHERE id = 1"); err != nil {
 		return fmt.Errorf("sqlite: prepare change counter query: %w", err)
 	}
+	if s.auditHeadStmt, err = s.db.PrepareContext(ctx, auditHeadSQL); err != nil {
+		return fmt.Errorf("sqlite: prepare audit head query: %w", err)
+	}
+	if s.auditInsertStmt, err = s.db.PrepareContext(ctx, auditInsertSQL); err != nil {
+		return fmt.Errorf("sqlite: prepare audit insert: %w", err)
+	}
+	if s.auditEntriesStmt, err = s.db.PrepareContext(ctx, auditEntriesSQL); err != nil {
+		return fmt.Errorf("sqlite: prepare audit scan: %w", err)
+	}
 	return nil
 }
 
@@ -179,7 +196,10 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	var errs []error
-	for _, st := range []*sql.Stmt{s.clientStmt, s.revokedStmt, s.markStmt, s.versionStmt} {
+	for _, st := range []*sql.Stmt{
+		s.clientStmt, s.revokedStmt, s.markStmt, s.versionStmt,
+		s.auditHeadStmt, s.auditInsertStmt, s.auditEntriesStmt,
+	} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -192,14 +212,17 @@ func (s *Store) Close() error {
 }
 
 // inTx runs fn in one read-write transaction, which (through _txlock)
-// begins with BEGIN IMMEDIATE, and commits it when fn returns nil.
+// begins with BEGIN IMMEDIATE, and commits it when fn returns nil. The
+// transaction is rolled back when fn fails or panics (AppendAudit runs a
+// caller's function inside it): a transaction left open would hold the
+// write lock and its connection.
 func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
+	defer tx.Rollback() // after Commit, a no-op returning ErrTxDone
 	if err := fn(tx); err != nil {
-		tx.Rollback()
 		return err
 	}
 	return tx.Commit()

@@ -2,9 +2,12 @@
 // implementation runs: store/sqlite today, store/postgres later. Run checks
 // the behaviour the interface doc comments in package sigil promise —
 // sentinel errors, ordering, atomic steps, revocation cutoffs at whole
-// seconds, replay detection under concurrency, Version — against a fresh
-// store per subtest, so an implementation passes or fails on behaviour
-// alone.
+// seconds, replay detection under concurrency, the key archive, one audit
+// chain under concurrent appends and the audit queries, Version — against
+// a fresh store per subtest, so an implementation passes or fails on
+// behaviour alone. Chain and AppendConcurrently are exported for an
+// implementation's own tests, such as appends through two Stores on one
+// database.
 //
 // Implementations call it from an ordinary test:
 //

@@ -198,6 +198,51 @@ func testKeyDelete(t *testing.T, s sigil.Store) {
 	if len(ks) != 1 || ks[0].ID != "b" {
 		t.Errorf("after delete Keys = %+v, want only b", ks)
 	}
-	// The kid is free again.
-	must(t, "CreateKey(a) again", s.CreateKey(ctx, newKey("a", "EdDSA", sigil.KeyNext, base)))
+	// The kid stays taken by the archived key: a checkpoint's kid must
+	// name one key for ever.
+	wantErr(t, "CreateKey(a) again", s.CreateKey(ctx, newKey("a", "EdDSA", sigil.KeyNext, base)), sigil.ErrConflict)
+	if ks := mustKeys(t, s); len(ks) != 1 {
+		t.Errorf("a refused CreateKey of an archived kid stored it: Keys = %+v", ks)
+	}
+}
+
+// testKeyArchive checks that DeleteKey keeps every field of the key in the
+// archive, ordered by CreatedAt then ID whatever the order of deletion.
+func testKeyArchive(t *testing.T, s sigil.Store) {
+	ctx := t.Context()
+	archived, err := s.ArchivedKeys(ctx)
+	must(t, "ArchivedKeys(empty)", err)
+	if len(archived) != 0 {
+		t.Fatalf("ArchivedKeys on an empty store = %d keys, want 0", len(archived))
+	}
+	retired := newKey("es-retired", "ES256", sigil.KeyRetired, base.Add(-2*time.Hour))
+	retired.RetiredAt = base.Add(-time.Hour)
+	active := newKey("es-active", "ES256", sigil.KeyActive, base.Add(-time.Hour))
+	tieB := newKey("tie-b", "EdDSA", sigil.KeyNext, base)
+	tieA := newKey("tie-a", "RS256", sigil.KeyNext, base)
+	kept := newKey("kept", "PS256", sigil.KeyNext, base.Add(time.Hour))
+	for _, k := range []*sigil.SigningKey{retired, active, tieB, tieA, kept} {
+		must(t, "CreateKey("+k.ID+")", s.CreateKey(ctx, k))
+	}
+	for _, id := range []string{"tie-b", "es-active", "tie-a", "es-retired"} {
+		must(t, "DeleteKey("+id+")", s.DeleteKey(ctx, id))
+	}
+	archived, err = s.ArchivedKeys(ctx)
+	must(t, "ArchivedKeys", err)
+	if diff := cmp.Diff([]*sigil.SigningKey{retired, active, tieA, tieB}, archived); diff != "" {
+		t.Errorf("ArchivedKeys (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]*sigil.SigningKey{kept}, mustKeys(t, s)); diff != "" {
+		t.Errorf("Keys after archiving (-want +got):\n%s", diff)
+	}
+	// An archived key is gone from the live set.
+	wantErr(t, "DeleteKey(archived)", s.DeleteKey(ctx, "tie-a"), sigil.ErrNotFound)
+	wantErr(t, "PromoteKey(archived)", s.PromoteKey(ctx, "tie-a", base), sigil.ErrNotFound)
+	// The archive does not count towards one active key per algorithm.
+	must(t, "CreateKey(new active ES256)", s.CreateKey(ctx, newKey("es-new", "ES256", sigil.KeyActive, base)))
+	archived, err = s.ArchivedKeys(ctx)
+	must(t, "ArchivedKeys", err)
+	if len(archived) != 4 {
+		t.Errorf("ArchivedKeys after more calls = %d keys, want 4", len(archived))
+	}
 }

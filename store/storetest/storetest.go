@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) sigil.Store) {
 		{"KeyPromote", testKeyPromote},
 		{"KeyPromoteEdges", testKeyPromoteEdges},
 		{"KeyDelete", testKeyDelete},
+		{"KeyArchive", testKeyArchive},
 
 		{"RevokeJTI", testRevokeJTI},
 		{"RevokeClientCutoff", testRevokeCutoff(sigil.RevokeClient)},
@@ -46,6 +47,16 @@ func Run(t *testing.T, open func(t *testing.T) sigil.Store) {
 		{"MarkJTIExpired", testMarkJTIExpired},
 		{"MarkJTIConcurrent", testMarkJTIConcurrent},
 		{"PurgeReplay", testPurgeReplay},
+
+		{"AuditEmpty", testAuditEmpty},
+		{"AuditAppend", testAuditAppend},
+		{"AuditBuildError", testAuditBuildError},
+		{"AuditRejectsBrokenChain", testAuditRejectsBrokenChain},
+		{"AuditConcurrent", testAuditConcurrent},
+		{"AuditEntriesPaging", testAuditEntriesPaging},
+		{"QueryAudit", testQueryAudit},
+		{"QueryAuditDefaultLimit", testQueryAuditDefaultLimit},
+		{"AuditCheckpoints", testAuditCheckpoints},
 
 		{"VersionStable", testVersionStable},
 		{"VersionChanges", testVersionChanges},
@@ -143,14 +154,22 @@ func testVersionChanges(t *testing.T, s sigil.Store) {
 			t.Errorf("Version stayed %d after %s", before, w.name)
 		}
 	}
-	// The replay cache is written on every client assertion; moving the
-	// version there would flush every cache under load.
+	// The replay cache is written on every client assertion and the audit
+	// trail on every token; moving the version there would flush every
+	// cache under load.
 	quiet := []struct {
 		name string
 		fn   func() error
 	}{
 		{"MarkJTI", func() error { return s.MarkJTI(ctx, "m1", now.Add(time.Hour)) }},
 		{"PurgeReplay", func() error { _, err := s.PurgeReplay(ctx, now.Add(2*time.Hour)); return err }},
+		{"AppendAudit", func() error { return s.AppendAudit(ctx, Chain([]byte(`{"event":"e"}`))) }},
+		{"AppendAudit batch", func() error {
+			return s.AppendAudit(ctx, Chain([]byte(`{"event":"e"}`), []byte(`{"event":"f"}`)))
+		}},
+		{"AddCheckpoint", func() error {
+			return s.AddCheckpoint(ctx, sigil.AuditCheckpoint{Seq: 3, Hash: make([]byte, 32), JWS: "h.p.s", CreatedAt: base})
+		}},
 	}
 	for _, w := range quiet {
 		before := version(t, s)

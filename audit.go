@@ -1,0 +1,72 @@
+package sigil
+
+import (
+	"context"
+	"time"
+)
+
+// AuditEntry is one stored record of the audit trail: its position, the
+// hash chain links and the record body. The body is the record's canonical
+// encoding (JSON produced once by package audit) and is never re-encoded;
+// Hash is derived from Seq, Prev and Body by package audit.
+type AuditEntry struct {
+	// Seq is the record's position in the one global chain, from 1, with
+	// no gaps.
+	Seq int64
+	// Prev is the Hash of the record before (32 zero bytes for the first).
+	Prev []byte
+	// Hash is SHA-256 over Seq, Prev and Body (see audit.Hash).
+	Hash []byte
+	// Body is the canonical JSON of the record.
+	Body []byte
+}
+
+// AuditHead is the last record of the chain: Seq 0 and a zero Hash when
+// the chain is empty.
+type AuditHead struct {
+	Seq  int64
+	Hash []byte
+}
+
+// AuditCheckpoint is a signed statement of the chain's head at some point:
+// a compact JWS whose payload names Seq and Hash.
+type AuditCheckpoint struct {
+	Seq       int64
+	Hash      []byte
+	JWS       string
+	CreatedAt time.Time
+}
+
+// AuditQuery selects records; zero fields do not filter. Records come in
+// ascending Seq order.
+type AuditQuery struct {
+	AfterSeq int64 // only records with Seq > AfterSeq
+	ClientID string
+	Subject  string
+	JTI      string
+	Event    string
+	Since    time.Time // record time ≥ Since
+	Until    time.Time // record time < Until
+	Limit    int       // 0 means the store's default (1000)
+}
+
+// AuditStore persists the audit trail.
+type AuditStore interface {
+	// AppendAudit appends records in one transaction. It reads the head
+	// under the transaction's write lock, so appends from any number of
+	// processes or nodes form one chain, and passes it to build, which
+	// returns the new entries (Seq from head.Seq+1, chained from
+	// head.Hash). The store writes them as given, or nothing if build or
+	// the write fails.
+	AppendAudit(ctx context.Context, build func(head AuditHead) ([]AuditEntry, error)) error
+	// AuditEntries returns up to limit records with Seq > after, in order.
+	AuditEntries(ctx context.Context, after int64, limit int) ([]AuditEntry, error)
+	// QueryAudit returns the records q selects.
+	QueryAudit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
+	// AuditHead returns the chain's last record's Seq and Hash.
+	AuditHead(ctx context.Context) (AuditHead, error)
+	// AddCheckpoint stores a checkpoint.
+	AddCheckpoint(ctx context.Context, c AuditCheckpoint) error
+	// Checkpoints returns every checkpoint in ascending Seq order.
+	Checkpoints(ctx context.Context) ([]AuditCheckpoint, error)
+}

@@ -1,0 +1,156 @@
+package audit
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"strconv"
+	"time"
+
+	"github.com/sigil-sts/sigil"
+)
+
+// Event names what happened. Adding an event is one constant here and one
+// Append or Enqueue call where it happens.
+type Event string
+
+// The events.
+const (
+	TokenIssued         Event = "token.issued"
+	TokenRefused        Event = "token.refused"
+	TokenRevoked        Event = "token.revoked"
+	TokenInactive       Event = "token.introspected_inactive"
+	ClientCreated       Event = "client.created"
+	ClientDeleted       Event = "client.deleted"
+	ClientSecretRotated Event = "client.secret_rotated"
+	KeyRotated          Event = "key.rotated"
+)
+
+// Outcomes.
+const (
+	Success = "success"
+	Failure = "failure"
+)
+
+// Record is one audit event as callers describe it. Time and Node are set
+// by the writer when zero. It has no field for a secret, a token or a key,
+// on purpose.
+type Record struct {
+	Time    time.Time
+	Node    string
+	Event   Event
+	Outcome string // Success or Failure
+	// Reason is the error code (RFC 6749 §5.2) or why, on failure.
+	Reason   string
+	ClientID string
+	Subject  string
+	// Act is the delegation chain, outermost actor first (token exchange).
+	Act      []string
+	JTI      string
+	Scope    string
+	Audience []string
+	// RequestID and Source identify the HTTP request, when there is one.
+	RequestID string
+	Source    string
+	// Detail holds event-specific identifiers (kid, alg, revoked client…).
+	Detail map[string]string
+}
+
+// TimeFormat is the record time in bodies: RFC 3339 in UTC with nine
+// fraction digits, fixed width, so that string order is time order.
+const TimeFormat = "2006-01-02T15:04:05.000000000Z"
+
+// body is the canonical encoding: members in this order, empty ones left
+// out, Detail's keys sorted by encoding/json.
+type body struct {
+	Time      string            `json:"time"`
+	Node      string            `json:"node,omitempty"`
+	Event     Event             `json:"event"`
+	Outcome   string            `json:"outcome"`
+	Reason    string            `json:"reason,omitempty"`
+	ClientID  string            `json:"client_id,omitempty"`
+	Subject   string            `json:"sub,omitempty"`
+	Act       []string          `json:"act,omitempty"`
+	JTI       string            `json:"jti,omitempty"`
+	Scope     string            `json:"scope,omitempty"`
+	Audience  []string          `json:"aud,omitempty"`
+	RequestID string            `json:"request_id,omitempty"`
+	Source    string            `json:"source,omitempty"`
+	Detail    map[string]string `json:"detail,omitempty"`
+}
+
+// Encode returns r's canonical encoding.
+func Encode(r *Record) ([]byte, error) {
+	b, err := json.Marshal(body{
+		Time: r.Time.UTC().Format(TimeFormat), Node: r.Node, Event: r.Event, Outcome: r.Outcome,
+		Reason: r.Reason, ClientID: r.ClientID, Subject: r.Subject, Act: r.Act, JTI: r.JTI,
+		Scope: r.Scope, Audience: r.Audience, RequestID: r.RequestID, Source: r.Source, Detail: r.Detail,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit: encode record: %w", err)
+	}
+	return b, nil
+}
+
+// Decode parses a canonical encoding back into a Record.
+func Decode(b []byte) (*Record, error) {
+	var x body
+	if err := json.Unmarshal(b, &x); err != nil {
+		return nil, fmt.Errorf("audit: decode record: %w", err)
+	}
+	t, err := time.Parse(TimeFormat, x.Time)
+	if err != nil {
+		return nil, fmt.Errorf("audit: record time: %w", err)
+	}
+	return &Record{Time: t, Node: x.Node, Event: x.Event, Outcome: x.Outcome, Reason: x.Reason,
+		ClientID: x.ClientID, Subject: x.Subject, Act: x.Act, JTI: x.JTI, Scope: x.Scope,
+		Audience: x.Audience, RequestID: x.RequestID, Source: x.Source, Detail: x.Detail}, nil
+}
+
+// hashTag separates audit hashes from every other SHA-256 use.
+const hashTag = "sigil-audit-v1\x00"
+
+// ZeroHash is the Prev of the first record.
+var ZeroHash = make([]byte, sha256.Size)
+
+// Hash returns a record's hash: SHA-256(tag ‖ seq as 8 bytes big-endian ‖
+// prev (32 bytes) ‖ body). The fixed widths make the input unambiguous.
+func Hash(seq int64, prev, body []byte) []byte {
+	h := sha256.New()
+	return hashInto(h, make([]byte, 0, sha256.Size), seq, prev, body)
+}
+
+func hashInto(h hash.Hash, dst []byte, seq int64, prev, body []byte) []byte {
+	h.Reset()
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(seq))
+	h.Write([]byte(hashTag))
+	h.Write(n[:])
+	h.Write(prev)
+	h.Write(body)
+	return h.Sum(dst)
+}
+
+// MarshalEntry renders a stored entry as one JSON object: seq, prev and
+// hash (hex) followed by the record's own members. The body is copied as
+// stored.
+func MarshalEntry(e sigil.AuditEntry) []byte {
+	out := make([]byte, 0, len(e.Body)+160)
+	out = append(out, `{"seq":`...)
+	out = strconv.AppendInt(out, e.Seq, 10)
+	out = append(out, `,"prev":"`...)
+	out = hex.AppendEncode(out, e.Prev)
+	out = append(out, `","hash":"`...)
+	out = hex.AppendEncode(out, e.Hash)
+	out = append(out, '"')
+	if len(e.Body) > 2 {
+		out = append(out, ',')
+		out = append(out, e.Body[1:]...)
+	} else {
+		out = append(out, '}')
+	}
+	return out
+}

@@ -1,0 +1,353 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	sigil "github.com/sigil-sts/sigil"
+)
+
+// The body members QueryAudit filters on, spelt exactly as the expression
+// indexes of migration 0003 spell them: the planner matches an index
+// expression by its syntax tree, so '$.client_id' and '$."client_id"' are
+// different expressions to it.
+const (
+	auditClientExpr = `json_extract(body, '$.client_id')`
+	auditSubExpr    = `json_extract(body, '$.sub')`
+	auditJTIExpr    = `json_extract(body, '$.jti')`
+	auditEventExpr  = `json_extract(body, '$.event')`
+	auditTimeExpr   = `json_extract(body, '$.time')`
+)
+
+// auditTimeFormat is the layout of the "time" member of record bodies
+// (audit.TimeFormat) and so of QueryAudit's Since and Until bounds: RFC
+// 3339 in UTC with nine fraction digits. Its fixed width makes string
+// order time order.
+const auditTimeFormat = "2006-01-02T15:04:05.000000000Z"
+
+// QueryAudit limits: DefaultAuditLimit records when AuditQuery.Limit is 0,
+// and never more than MaxAuditLimit at once; page with AfterSeq.
+const (
+	DefaultAuditLimit = 1000
+	MaxAuditLimit     = 10_000
+)
+
+const (
+	auditColumns       = `seq, prev, hash, body`
+	auditHeadSQL       = `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`
+	auditInsertSQL     = `INSERT INTO audit (` + auditColumns + `) VALUES (?, ?, ?, ?)`
+	auditEntriesSQL    = `SELECT ` + auditColumns + ` FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`
+	auditCheckpointSQL = `INSERT INTO audit_checkpoints (seq, hash, jws, created_at)
+		VALUES (?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING`
+)
+
+// zeroHashLen is the length of an empty chain's head hash, all zero bytes:
+// the size of a SHA-256 hash, which package audit chains with.
+const zeroHashLen = 32
+
+// AppendAudit appends the entries build returns, in one transaction. The
+// transaction begins IMMEDIATE, so it holds SQLite's write lock from the
+// moment it reads the head: appends from any number of Stores and
+// processes on the file form one chain. build is called exactly once,
+// under that lock; it must be quick and must not use the Store (a second
+// write would wait for the lock build holds, until the busy timeout).
+//
+// The store does not recompute hashes, but it refuses, writing nothing, a
+// batch that does not continue the chain: entries must have Seq
+// head.Seq+1, head.Seq+2, …, the first must have Prev equal to head.Hash
+// and each later one Prev equal to the Hash before it, and no Hash may be
+// empty. A body that is not valid JSON fails the insert and rolls back the
+// batch. Zero entries commit nothing. An error from build is returned
+// wrapped, and nothing is written.
+func (s *Store) AppendAudit(ctx context.Context, build func(head sigil.AuditHead) ([]sigil.AuditEntry, error)) error {
+	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+		head, err := readAuditHead(tx.StmtContext(ctx, s.auditHeadStmt).QueryRowContext(ctx))
+		if err != nil {
+			return fmt.Errorf("read head: %w", err)
+		}
+		entries, err := build(head)
+		if err != nil {
+			return fmt.Errorf("build: %w", err)
+		}
+		if err := checkChain(head, entries); err != nil {
+			return err
+		}
+		if len(entries) == 0 {
+			return nil
+		}
+		ins := tx.StmtContext(ctx, s.auditInsertStmt)
+		for _, e := range entries {
+			// body is a TEXT column of a STRICT table: a []byte would bind
+			// as a BLOB and be refused.
+			if _, err := ins.ExecContext(ctx, e.Seq, e.Prev, e.Hash, string(e.Body)); err != nil {
+				return fmt.Errorf("insert record %d: %w", e.Seq, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: append audit: %w", err)
+	}
+	return nil
+}
+
+// checkChain reports whether entries continue the chain at head.
+func checkChain(head sigil.AuditHead, entries []sigil.AuditEntry) error {
+	seq, prev := head.Seq, head.Hash
+	for i, e := range entries {
+		seq++
+		if e.Seq != seq {
+			return fmt.Errorf("entry %d has seq %d, want %d: the batch does not continue the chain", i, e.Seq, seq)
+		}
+		if !bytes.Equal(e.Prev, prev) {
+			return fmt.Errorf("entry %d (seq %d): prev is not the hash of seq %d", i, e.Seq, seq-1)
+		}
+		if len(e.Hash) == 0 {
+			return fmt.Errorf("entry %d (seq %d): empty hash", i, e.Seq)
+		}
+		prev = e.Hash
+	}
+	return nil
+}
+
+// readAuditHead reads the result of auditHeadSQL: Seq 0 and 32 zero bytes
+// for an empty chain.
+func readAuditHead(row *sql.Row) (sigil.AuditHead, error) {
+	var h sigil.AuditHead
+	err := row.Scan(&h.Seq, &h.Hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return sigil.AuditHead{Seq: 0, Hash: make([]byte, zeroHashLen)}, nil
+	}
+	return h, err
+}
+
+// AuditHead returns the Seq and Hash of the chain's last record: Seq 0 and
+// 32 zero bytes when the chain is empty.
+func (s *Store) AuditHead(ctx context.Context) (sigil.AuditHead, error) {
+	h, err := readAuditHead(s.auditHeadStmt.QueryRowContext(ctx))
+	if err != nil {
+		return sigil.AuditHead{}, fmt.Errorf("sqlite: read audit head: %w", err)
+	}
+	return h, nil
+}
+
+// AuditEntries returns up to limit records with Seq > after, in Seq order;
+// limit must be positive and is not capped. It is the scan `sigil audit
+// verify` runs over the whole chain, so it reads the four columns
+// straight off the rowid b-tree and copies every page's byte fields into
+// a few shared blocks: the entries of one call share backing arrays (each
+// slice's capacity ends at its length, so appending to one never writes
+// into another), and one retained entry keeps its block alive.
+func (s *Store) AuditEntries(ctx context.Context, after int64, limit int) ([]sigil.AuditEntry, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("sqlite: audit entries: limit %d, want > 0", limit)
+	}
+	rows, err := s.auditEntriesStmt.QueryContext(ctx, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: audit entries: %w", err)
+	}
+	es, err := scanAudit(rows, min(limit, MaxAuditLimit))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: audit entries: %w", err)
+	}
+	return es, nil
+}
+
+// QueryAudit returns the records q selects, in Seq order: its non-zero
+// fields are ANDed; ClientID, Subject, JTI and Event match the body's
+// "client_id", "sub", "jti" and "event" members exactly (as strings);
+// Since and Until, formatted as 2006-01-02T15:04:05.000000000Z in UTC,
+// are compared with its "time" member as strings. Limit 0 means
+// DefaultAuditLimit; a Limit above MaxAuditLimit is cut to it; a negative
+// one is an error. Each filter is served by an expression index (see
+// auditQuerySQL); entries share backing arrays as in AuditEntries.
+func (s *Store) QueryAudit(ctx context.Context, q sigil.AuditQuery) ([]sigil.AuditEntry, error) {
+	query, args, limit, err := auditQuerySQL(q)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: query audit: %w", err)
+	}
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: query audit: %w", err)
+	}
+	es, err := scanAudit(rows, min(limit, DefaultAuditLimit))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: query audit: %w", err)
+	}
+	return es, nil
+}
+
+// auditQuerySQL builds the statement for q and returns it with its
+// arguments and the effective limit.
+func auditQuerySQL(q sigil.AuditQuery) (query string, args []any, limit int, err error) {
+	limit = q.Limit
+	switch {
+	case limit < 0:
+		return "", nil, 0, fmt.Errorf("limit %d is negative", limit)
+	case limit == 0:
+		limit = DefaultAuditLimit
+	case limit > MaxAuditLimit:
+		limit = MaxAuditLimit
+	}
+	var where []string
+	add := func(cond string, arg any) {
+		where = append(where, cond)
+		args = append(args, arg)
+	}
+	if q.AfterSeq != 0 {
+		add("seq > ?", q.AfterSeq)
+	}
+	eq := false
+	for _, f := range []struct{ expr, value string }{
+		{auditClientExpr, q.ClientID},
+		{auditSubExpr, q.Subject},
+		{auditJTIExpr, q.JTI},
+		{auditEventExpr, q.Event},
+	} {
+		if f.value != "" {
+			add(f.expr+" = ?", f.value)
+			eq = true
+		}
+	}
+	if !q.Since.IsZero() {
+		add(auditTimeExpr+" >= ?", formatAuditTime(q.Since))
+	}
+	if !q.Until.IsZero() {
+		add(auditTimeExpr+" < ?", formatAuditTime(q.Until))
+	}
+	var b strings.Builder
+	b.WriteString(`SELECT ` + auditColumns + ` FROM audit`)
+	// With Since as the only indexed filter, SQLite prefers walking the
+	// table in seq order (no sort, stop at LIMIT), which reads the whole
+	// history before Since: the worst plan for the usual "since an hour
+	// ago". The time index reads only the records since then. An equality
+	// filter is left to the planner (its index yields seq order); so is
+	// Until alone, where the walk in seq order finds the old records first.
+	if !eq && !q.Since.IsZero() {
+		b.WriteString(" INDEXED BY audit_time")
+	}
+	if len(where) > 0 {
+		b.WriteString(" WHERE ")
+		b.WriteString(strings.Join(where, " AND "))
+	}
+	b.WriteString(" ORDER BY seq LIMIT ?")
+	args = append(args, limit)
+	return b.String(), args, limit, nil
+}
+
+// Years auditTimeFormat renders with four digits: outside them the width,
+// and with it the string order, breaks.
+var (
+	minAuditTime = time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxAuditTime = time.Date(9999, 12, 31, 23, 59, 59, 999_999_999, time.UTC)
+)
+
+// formatAuditTime renders t in auditTimeFormat, clamped to the years 0000
+// to 9999 so that a far bound (an Until of year 20000) still compares as
+// intended.
+func formatAuditTime(t time.Time) string {
+	switch {
+	case t.Before(minAuditTime):
+		t = minAuditTime
+	case t.After(maxAuditTime):
+		t = maxAuditTime
+	}
+	return t.UTC().Format(auditTimeFormat)
+}
+
+// scanAudit reads rows of auditColumns and closes them. Scanning into
+// []byte would allocate a copy per field on top of the driver's own; the
+// fields are scanned into reused sql.RawBytes instead and copied into a
+// block allocator.
+func scanAudit(rows *sql.Rows, sizeHint int) ([]sigil.AuditEntry, error) {
+	defer rows.Close()
+	es := make([]sigil.AuditEntry, 0, sizeHint)
+	var (
+		prev, hash, body sql.RawBytes
+		blk              blocks
+	)
+	for rows.Next() {
+		var e sigil.AuditEntry
+		if err := rows.Scan(&e.Seq, &prev, &hash, &body); err != nil {
+			return nil, err
+		}
+		e.Prev, e.Hash, e.Body = blk.copy(prev), blk.copy(hash), blk.copy(body)
+		es = append(es, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return es, nil
+}
+
+// blockSize is the size of the blocks scanAudit copies fields into: about
+// 700 records of 300-byte bodies.
+const blockSize = 256 << 10
+
+// blocks hands out copies of byte slices carved from large blocks.
+type blocks struct{ cur []byte }
+
+// copy returns a copy of b whose capacity equals its length.
+func (a *blocks) copy(b []byte) []byte {
+	if len(b) > cap(a.cur)-len(a.cur) {
+		a.cur = make([]byte, 0, max(blockSize, len(b)))
+	}
+	n := len(a.cur)
+	a.cur = append(a.cur, b...)
+	return a.cur[n:len(a.cur):len(a.cur)]
+}
+
+// AddCheckpoint stores c; ErrConflict if a checkpoint for c.Seq exists. A
+// zero c.CreatedAt is stored as the current time. The store does not check
+// c against the chain: verifying it is package audit's job, and a
+// mismatching checkpoint must stay visible to it.
+func (s *Store) AddCheckpoint(ctx context.Context, c sigil.AuditCheckpoint) error {
+	if len(c.Hash) == 0 || c.JWS == "" {
+		return fmt.Errorf("sqlite: add audit checkpoint %d: empty hash or JWS", c.Seq)
+	}
+	created := c.CreatedAt
+	if created.IsZero() {
+		created = s.now()
+	}
+	res, err := s.db.ExecContext(ctx, auditCheckpointSQL, c.Seq, c.Hash, c.JWS, unixNano(created))
+	if err != nil {
+		return fmt.Errorf("sqlite: add audit checkpoint %d: %w", c.Seq, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: add audit checkpoint %d: %w", c.Seq, err)
+	} else if n == 0 {
+		return fmt.Errorf("sqlite: add audit checkpoint %d: %w", c.Seq, sigil.ErrConflict)
+	}
+	return nil
+}
+
+// Checkpoints returns every checkpoint in ascending Seq order, CreatedAt
+// in UTC.
+func (s *Store) Checkpoints(ctx context.Context) ([]sigil.AuditCheckpoint, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT seq, hash, jws, created_at FROM audit_checkpoints ORDER BY seq`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list audit checkpoints: %w", err)
+	}
+	defer rows.Close()
+	var cs []sigil.AuditCheckpoint
+	for rows.Next() {
+		var (
+			c       sigil.AuditCheckpoint
+			created int64
+		)
+		if err := rows.Scan(&c.Seq, &c.Hash, &c.JWS, &created); err != nil {
+			return nil, fmt.Errorf("sqlite: list audit checkpoints: %w", err)
+		}
+		c.CreatedAt = fromUnixNano(created)
+		cs = append(cs, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list audit checkpoints: %w", err)
+	}
+	return cs, nil
+}
