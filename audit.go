@@ -19,6 +19,23 @@ type AuditEntry struct {
 	Hash []byte
 	// Body is the canonical JSON of the record.
 	Body []byte
+	// Index repeats the members of Body that stores index for queries,
+	// so that a store never has to parse JSON to write a record. It is
+	// derived from Body (audit.IndexOf) and not covered by Hash: query
+	// results are checked against their bodies, and Body is what the
+	// chain protects. Stores write it; reads leave it empty.
+	Index AuditIndex
+}
+
+// AuditIndex is the part of a record that stores index: its time (in
+// audit.TimeFormat), event, client, subject and token id. Empty fields are
+// not indexed.
+type AuditIndex struct {
+	Time     string
+	Event    string
+	ClientID string
+	Subject  string
+	JTI      string
 }
 
 // AuditHead is the last record of the chain: Seq 0 and a zero Hash when

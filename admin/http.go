@@ -225,8 +225,11 @@ func (h *Handler) queryAudit(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	out := []byte{'['}
-	for i, e := range entries {
-		if i > 0 {
+	for _, e := range entries {
+		if !audit.Matches(e, q) {
+			continue // its index columns were edited; the body says otherwise
+		}
+		if len(out) > 1 {
 			out = append(out, ',')
 		}
 		out = append(out, audit.MarshalEntry(e)...)

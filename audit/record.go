@@ -154,3 +154,48 @@ func MarshalEntry(e sigil.AuditEntry) []byte {
 	}
 	return out
 }
+
+// IndexOf returns the indexed members of a canonical body.
+func IndexOf(b []byte) (sigil.AuditIndex, error) {
+	var x struct {
+		Time     string `json:"time"`
+		Event    string `json:"event"`
+		ClientID string `json:"client_id"`
+		Subject  string `json:"sub"`
+		JTI      string `json:"jti"`
+	}
+	if err := json.Unmarshal(b, &x); err != nil {
+		return sigil.AuditIndex{}, fmt.Errorf("audit: record body: %w", err)
+	}
+	return sigil.AuditIndex(x), nil
+}
+
+// index is IndexOf for a record about to be encoded, without parsing.
+func index(r *Record) sigil.AuditIndex {
+	return sigil.AuditIndex{Time: r.Time.UTC().Format(TimeFormat), Event: string(r.Event), ClientID: r.ClientID, Subject: r.Subject, JTI: r.JTI}
+}
+
+// Matches reports whether an entry's body (not its index columns, which
+// the chain does not protect) satisfies q's equality and time filters.
+// Query code calls it on every result, so an edited index column can hide
+// a record from a query but never pass off a wrong one.
+func Matches(e sigil.AuditEntry, q sigil.AuditQuery) bool {
+	ix, err := IndexOf(e.Body)
+	if err != nil {
+		return false
+	}
+	switch {
+	case q.ClientID != "" && ix.ClientID != q.ClientID,
+		q.Subject != "" && ix.Subject != q.Subject,
+		q.JTI != "" && ix.JTI != q.JTI,
+		q.Event != "" && ix.Event != q.Event:
+		return false
+	}
+	if !q.Since.IsZero() && ix.Time < q.Since.UTC().Format(TimeFormat) {
+		return false
+	}
+	if !q.Until.IsZero() && ix.Time >= q.Until.UTC().Format(TimeFormat) {
+		return false
+	}
+	return true
+}

@@ -102,3 +102,18 @@ func BenchmarkIntrospectParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkTokenEndpointParallel is BenchmarkTokenEndpoint from many
+// goroutines, so the audit writer batches as it does under load.
+func BenchmarkTokenEndpointParallel(b *testing.B) {
+	h, auth := benchNode(b)
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if w := post(h, "/token", auth, "grant_type=client_credentials&scope=read"); w.Code != 200 {
+				b.Fatal(w.Code, w.Body.String())
+			}
+		}
+	})
+}

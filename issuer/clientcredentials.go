@@ -49,7 +49,7 @@ func (h *Handler) issueAccessToken(c *sigil.Client, sub string, scopes, aud []st
 		IssuedAt:  token.NewNumericDate(now),
 		NotBefore: token.NewNumericDate(now),
 		Expiry:    token.NewNumericDate(now.Add(ttl)),
-		JTI:       token.NewJTI(),
+		JTI:       token.NewJTI(now),
 		ClientID:  c.ID,
 		Scope:     scope,
 		Extra:     c.Claims,

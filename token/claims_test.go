@@ -193,3 +193,26 @@ const rfc9068Header = `{"typ":"at+JWT","alg":"RS256","kid":"RjEwOwOA"}`
 // claimsRoundTrip is the comparison FuzzClaimsUnmarshal uses: an empty
 // audience list and an absent one are the same claim.
 var claimsRoundTrip = cmpopts.EquateEmpty()
+
+// TestNewJTI: identifiers carry 128 random bits after a millisecond time
+// prefix, so they are unique and sort by issuance time.
+func TestNewJTI(t *testing.T) {
+	t0 := time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)
+	a, b := token.NewJTI(t0), token.NewJTI(t0)
+	if len(a) != 36 || a == b || a[:9] != b[:9] {
+		t.Fatalf("NewJTI = %q, %q: want 36 characters, a shared time prefix, different random parts", a, b)
+	}
+	// Every step of a millisecond, over more than the 32 values of the
+	// last time character, sorts after the one before.
+	prev := a
+	for i := 1; i <= 2000; i++ {
+		next := token.NewJTI(t0.Add(time.Duration(i) * time.Millisecond))
+		if next <= prev {
+			t.Fatalf("jti %q (t0+%dms) does not sort after %q", next, i, prev)
+		}
+		prev = next
+	}
+	if next := token.NewJTI(t0.Add(365 * 24 * time.Hour)); next <= prev {
+		t.Errorf("a jti a year later %q sorts before %q", next, prev)
+	}
+}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
+	"encoding/base32"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/sigil-sts/sigil/keys"
@@ -26,12 +28,25 @@ const MaxSize = 16 << 10
 // malformed, forged or signed under the wrong rules.
 var ErrInvalid = errors.New("invalid token")
 
-// NewJTI returns a new token identifier: 128 random bits, base64url.
-func NewJTI() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
+// NewJTI returns a new token identifier for a token issued at t: 48 bits
+// of t in milliseconds, big-endian, then 128 random bits, in unpadded
+// base32hex (RFC 4648 §7, 36 characters), whose alphabet is in ASCII order
+// so the strings sort as the bytes do. The randomness alone makes identifiers unique; the time
+// prefix makes them sort by issuance, so the audit trail's jti index grows
+// at one end instead of rewriting a random page for every token (measured:
+// BenchmarkTokenEndpointParallel, 170 µs/op with random ids against 93
+// without the index). The time it reveals is the token's iat anyway.
+func NewJTI(t time.Time) string {
+	var b [22]byte
+	ms := uint64(t.UnixMilli())
+	for i := range 6 {
+		b[i] = byte(ms >> (8 * (5 - i)))
+	}
+	rand.Read(b[6:])
+	return jtiEncoding.EncodeToString(b[:])
 }
+
+var jtiEncoding = base32.HexEncoding.WithPadding(base32.NoPadding)
 
 // Sign encodes claims and signs them with k, setting typ and kid in the
 // protected header. The algorithm is the key's.

@@ -31,7 +31,7 @@ func ExampleVerifier() {
 		Audience: token.Audience{"https://api.example"},
 		IssuedAt: token.NewNumericDate(issued),
 		Expiry:   token.NewNumericDate(issued.Add(10 * time.Minute)),
-		JTI:      token.NewJTI(),
+		JTI:      token.NewJTI(time.Now()),
 		Scope:    "read write",
 	})
 	if err != nil {
@@ -83,7 +83,7 @@ func ExampleJWKS() {
 	})
 	raw, err := token.Sign(key, token.TypeAccess, &token.Claims{
 		Issuer: srv.URL, Subject: "svc-reports", Audience: token.Audience{"https://api.example"},
-		Expiry: token.NewNumericDate(time.Now().Add(time.Minute)), JTI: token.NewJTI(),
+		Expiry: token.NewNumericDate(time.Now().Add(time.Minute)), JTI: token.NewJTI(time.Now()),
 	})
 	if err != nil {
 		log.Fatal(err)

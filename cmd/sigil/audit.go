@@ -115,8 +115,12 @@ func eachEntry(ctx context.Context, st sigil.AuditStore, q sigil.AuditQuery, fn 
 			return q.AfterSeq, err
 		}
 		for _, e := range page {
-			if err := fn(e); err != nil {
-				return q.AfterSeq, err
+			// Results are checked against their bodies, which the chain
+			// protects; the index columns are not.
+			if audit.Matches(e, q) {
+				if err := fn(e); err != nil {
+					return q.AfterSeq, err
+				}
 			}
 			q.AfterSeq = e.Seq
 		}

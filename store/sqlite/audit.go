@@ -12,16 +12,14 @@ import (
 	sigil "github.com/sigil-sts/sigil"
 )
 
-// The body members QueryAudit filters on, spelt exactly as the expression
-// indexes of migration 0003 spell them: the planner matches an index
-// expression by its syntax tree, so '$.client_id' and '$."client_id"' are
-// different expressions to it.
+// The indexed columns QueryAudit filters on (migration 0003): copies of
+// body members written with each record (sigil.AuditIndex).
 const (
-	auditClientExpr = `json_extract(body, '$.client_id')`
-	auditSubExpr    = `json_extract(body, '$.sub')`
-	auditJTIExpr    = `json_extract(body, '$.jti')`
-	auditEventExpr  = `json_extract(body, '$.event')`
-	auditTimeExpr   = `json_extract(body, '$.time')`
+	auditClientExpr = `client_id`
+	auditSubExpr    = `sub`
+	auditJTIExpr    = `jti`
+	auditEventExpr  = `event`
+	auditTimeExpr   = `time`
 )
 
 // auditTimeFormat is the layout of the "time" member of record bodies
@@ -40,7 +38,8 @@ const (
 const (
 	auditColumns       = `seq, prev, hash, body`
 	auditHeadSQL       = `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`
-	auditInsertSQL     = `INSERT INTO audit (` + auditColumns + `) VALUES (?, ?, ?, ?)`
+	auditInsertSQL     = `INSERT INTO audit (seq, prev, hash, body, time, event, client_id, sub, jti, sub_is_client) VALUES ` + auditRowParams
+	auditRowParams     = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	auditEntriesSQL    = `SELECT ` + auditColumns + ` FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`
 	auditCheckpointSQL = `INSERT INTO audit_checkpoints (seq, hash, jws, created_at)
 		VALUES (?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING`
@@ -80,15 +79,7 @@ func (s *Store) AppendAudit(ctx context.Context, build func(head sigil.AuditHead
 		if len(entries) == 0 {
 			return nil
 		}
-		ins := tx.StmtContext(ctx, s.auditInsertStmt)
-		for _, e := range entries {
-			// body is a TEXT column of a STRICT table: a []byte would bind
-			// as a BLOB and be refused.
-			if _, err := ins.ExecContext(ctx, e.Seq, e.Prev, e.Hash, string(e.Body)); err != nil {
-				return fmt.Errorf("insert record %d: %w", e.Seq, err)
-			}
-		}
-		return nil
+		return insertAudit(ctx, tx, s.auditInsertStmt, entries)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: append audit: %w", err)
@@ -167,7 +158,24 @@ func (s *Store) AuditEntries(ctx context.Context, after int64, limit int) ([]sig
 // one is an error. Each filter is served by an expression index (see
 // auditQuerySQL); entries share backing arrays as in AuditEntries.
 func (s *Store) QueryAudit(ctx context.Context, q sigil.AuditQuery) ([]sigil.AuditEntry, error) {
-	query, args, limit, err := auditQuerySQL(q)
+	// A time bound becomes a seq bound too, found by binary search over
+	// the primary key (record time grows with seq), so a time range reads
+	// only its own records without a time index.
+	if !q.Since.IsZero() {
+		from, err := s.seqAtTime(ctx, q.Since.Add(-auditTimeSlack))
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: query audit: %w", err)
+		}
+		q.AfterSeq = max(q.AfterSeq, from-1)
+	}
+	var before int64
+	if !q.Until.IsZero() {
+		var err error
+		if before, err = s.seqAtTime(ctx, q.Until.Add(auditTimeSlack)); err != nil {
+			return nil, fmt.Errorf("sqlite: query audit: %w", err)
+		}
+	}
+	query, args, limit, err := auditQuerySQL(q, before)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: query audit: %w", err)
 	}
@@ -184,7 +192,7 @@ func (s *Store) QueryAudit(ctx context.Context, q sigil.AuditQuery) ([]sigil.Aud
 
 // auditQuerySQL builds the statement for q and returns it with its
 // arguments and the effective limit.
-func auditQuerySQL(q sigil.AuditQuery) (query string, args []any, limit int, err error) {
+func auditQuerySQL(q sigil.AuditQuery, beforeSeq int64) (query string, args []any, limit int, err error) {
 	limit = q.Limit
 	switch {
 	case limit < 0:
@@ -202,16 +210,20 @@ func auditQuerySQL(q sigil.AuditQuery) (query string, args []any, limit int, err
 	if q.AfterSeq != 0 {
 		add("seq > ?", q.AfterSeq)
 	}
-	eq := false
+	if beforeSeq != 0 {
+		add("seq < ?", beforeSeq)
+	}
+	if q.Subject != "" {
+		where = append(where, "("+auditSubExpr+" = ? OR ("+auditClientExpr+" = ? AND sub_is_client = 1))")
+		args = append(args, q.Subject, q.Subject)
+	}
 	for _, f := range []struct{ expr, value string }{
 		{auditClientExpr, q.ClientID},
-		{auditSubExpr, q.Subject},
 		{auditJTIExpr, q.JTI},
 		{auditEventExpr, q.Event},
 	} {
 		if f.value != "" {
 			add(f.expr+" = ?", f.value)
-			eq = true
 		}
 	}
 	if !q.Since.IsZero() {
@@ -222,15 +234,6 @@ func auditQuerySQL(q sigil.AuditQuery) (query string, args []any, limit int, err
 	}
 	var b strings.Builder
 	b.WriteString(`SELECT ` + auditColumns + ` FROM audit`)
-	// With Since as the only indexed filter, SQLite prefers walking the
-	// table in seq order (no sort, stop at LIMIT), which reads the whole
-	// history before Since: the worst plan for the usual "since an hour
-	// ago". The time index reads only the records since then. An equality
-	// filter is left to the planner (its index yields seq order); so is
-	// Until alone, where the walk in seq order finds the old records first.
-	if !eq && !q.Since.IsZero() {
-		b.WriteString(" INDEXED BY audit_time")
-	}
 	if len(where) > 0 {
 		b.WriteString(" WHERE ")
 		b.WriteString(strings.Join(where, " AND "))
@@ -350,4 +353,89 @@ func (s *Store) Checkpoints(ctx context.Context) ([]sigil.AuditCheckpoint, error
 		return nil, fmt.Errorf("sqlite: list audit checkpoints: %w", err)
 	}
 	return cs, nil
+}
+
+// auditRowsPerInsert is how many records one INSERT statement carries:
+// one statement per row costs more in the driver than the insert itself
+// (measured: BenchmarkAppendAudit).
+const auditRowsPerInsert = 64
+
+// insertAudit writes entries with multi-row INSERTs, single prepared
+// statement for full chunks.
+func insertAudit(ctx context.Context, tx *sql.Tx, one *sql.Stmt, entries []sigil.AuditEntry) error {
+	args := make([]any, 0, 10*auditRowsPerInsert)
+	for len(entries) > 0 {
+		n := min(len(entries), auditRowsPerInsert)
+		args = args[:0]
+		for _, e := range entries[:n] {
+			// body is a TEXT column of a STRICT table: a []byte would bind
+			// as a BLOB and be refused.
+			// A subject equal to the client (client credentials: most
+			// agent traffic) is not indexed twice; subject queries also
+			// match client_id for rows whose sub is NULL.
+			sub, subIsClient := e.Index.Subject, 0
+			if sub != "" && sub == e.Index.ClientID {
+				sub, subIsClient = "", 1
+			}
+			args = append(args, e.Seq, e.Prev, e.Hash, string(e.Body),
+				nullable(e.Index.Time), nullable(e.Index.Event), nullable(e.Index.ClientID), nullable(sub), nullable(e.Index.JTI), subIsClient)
+		}
+		var err error
+		if n == 1 {
+			_, err = tx.StmtContext(ctx, one).ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, auditInsertSQL+strings.Repeat(", "+auditRowParams, n-1), args...)
+		}
+		if err != nil {
+			return fmt.Errorf("insert records %d to %d: %w", entries[0].Seq, entries[n-1].Seq, err)
+		}
+		entries = entries[n:]
+	}
+	return nil
+}
+
+// nullable stores an empty index value as NULL, which the partial indexes
+// leave out.
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// auditTimeSlack widens a time bound before it becomes a seq bound: a
+// record's time is taken when it is queued, so it can trail records
+// written before it by up to the writer's enqueue wait and retries. The
+// time filter itself stays exact.
+const auditTimeSlack = time.Minute
+
+// seqAtTime returns the first seq whose record time is at or after t (one
+// past the head if there is none), by binary search over the primary key.
+func (s *Store) seqAtTime(ctx context.Context, t time.Time) (int64, error) {
+	head, err := s.AuditHead(ctx)
+	if err != nil {
+		return 0, err
+	}
+	want := formatAuditTime(t)
+	lo, hi := int64(1), head.Seq+1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		var at sql.NullString
+		var seq int64
+		// The first record at or after mid: deleted records are skipped.
+		err := s.db.QueryRowContext(ctx, `SELECT seq, time FROM audit WHERE seq >= ? ORDER BY seq LIMIT 1`, mid).Scan(&seq, &at)
+		if errors.Is(err, sql.ErrNoRows) {
+			hi = mid
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if at.String < want {
+			lo = seq + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo, nil
 }

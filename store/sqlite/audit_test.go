@@ -62,31 +62,39 @@ func TestAuditQueryPlan(t *testing.T) {
 	}{
 		{"everything", sigil.AuditQuery{}, "SCAN audit", false},
 		{"after seq", sigil.AuditQuery{AfterSeq: 5}, "SEARCH audit USING INTEGER PRIMARY KEY (rowid>?)", false},
-		{"client", sigil.AuditQuery{ClientID: "c"}, "SEARCH audit USING INDEX audit_client (<expr>=?)", false},
-		{"subject", sigil.AuditQuery{Subject: "s"}, "SEARCH audit USING INDEX audit_sub (<expr>=?)", false},
-		{"jti", sigil.AuditQuery{JTI: "j"}, "SEARCH audit USING INDEX audit_jti (<expr>=?)", false},
-		{"event", sigil.AuditQuery{Event: "e"}, "SEARCH audit USING INDEX audit_event (<expr>=?)", false},
-		{"client after seq", sigil.AuditQuery{ClientID: "c", AfterSeq: 5}, "SEARCH audit USING INDEX audit_client (<expr>=? AND seq>?)", false},
-		{"since", sigil.AuditQuery{Since: now}, "SEARCH audit USING INDEX audit_time (<expr>>?)", true},
-		{"since and until", sigil.AuditQuery{Since: now, Until: now.Add(time.Hour)}, "SEARCH audit USING INDEX audit_time (<expr>>? AND <expr><?)", true},
-		{"since after seq", sigil.AuditQuery{Since: now, AfterSeq: 5}, "SEARCH audit USING INDEX audit_time (<expr>>?)", true},
+		{"client", sigil.AuditQuery{ClientID: "c"}, "SEARCH audit USING INDEX audit_client (client_id=?)", false},
+		// A subject is found in the sub index, or as a client whose
+		// records say sub = client_id (not indexed twice).
+		{"subject", sigil.AuditQuery{Subject: "s"}, "MULTI-INDEX OR\nINDEX 1\nSEARCH audit USING INDEX audit_sub (sub=?)\nINDEX 2\nSEARCH audit USING INDEX audit_client (client_id=?)", true},
+		{"jti", sigil.AuditQuery{JTI: "j"}, "SEARCH audit USING INDEX audit_jti (jti=?)", false},
+		{"event", sigil.AuditQuery{Event: "e"}, "SCAN audit", false},
+		{"client after seq", sigil.AuditQuery{ClientID: "c", AfterSeq: 5}, "SEARCH audit USING INDEX audit_client (client_id=? AND seq>?)", false},
+		// QueryAudit turns Since into AfterSeq (binary search over seq)
+		// before it builds the statement, so a time range is a seq range.
+		{"since", sigil.AuditQuery{Since: now, AfterSeq: 5}, "SEARCH audit USING INTEGER PRIMARY KEY (rowid>?)", false},
 		// Until alone: the walk in seq order meets the old records first
 		// and stops at the limit.
 		{"until", sigil.AuditQuery{Until: now}, "SCAN audit", false},
 	} {
-		query, args, _, err := auditQuerySQL(tt.q)
+		query, args, _, err := auditQuerySQL(tt.q, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		checkPlan(t, tt.name, queryPlan(t, s, query, args...), tt.want, tt.sort)
 	}
+	// Until becomes an upper seq bound the same way.
+	query, args, _, err := auditQuerySQL(sigil.AuditQuery{Since: now, Until: now.Add(time.Hour), AfterSeq: 5}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPlan(t, "since and until", queryPlan(t, s, query, args...), "SEARCH audit USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)", false)
 	// With several filters the planner picks one of their indexes.
 	for _, q := range []sigil.AuditQuery{
 		{ClientID: "c", Event: "e"},
 		{Subject: "s", JTI: "j", Since: now, Until: now},
 		{ClientID: "c", Since: now},
 	} {
-		query, args, _, err := auditQuerySQL(q)
+		query, args, _, err := auditQuerySQL(q, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +112,7 @@ func checkPlan(t *testing.T, name string, plan []string, want string, sort bool)
 		wantPlan = append(wantPlan, "USE TEMP B-TREE FOR ORDER BY")
 	}
 	if strings.Join(plan, "\n") != strings.Join(wantPlan, "\n") {
-		t.Errorf("%s: query plan\n\t%s\nwant\n\t%s", name, strings.Join(plan, "\n\t"), strings.Join(wantPlan, "\n\t"))
+		t.Errorf("%s: query plan\n\t%q\nwant\n\t%q", name, plan, wantPlan)
 	}
 }
 
@@ -386,5 +394,43 @@ func BenchmarkAppendAudit(b *testing.B) {
 			}
 			b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "records/s")
 		})
+	}
+}
+
+// TestAuditSubjectIsClient: a record whose sub equals its client_id is not
+// indexed under sub, yet a subject query finds it, and finds no record of
+// that client that has another subject or none.
+func TestAuditSubjectIsClient(t *testing.T) {
+	ctx := t.Context()
+	s := openClosed(t, t.TempDir())
+	bodies := [][]byte{
+		[]byte(`{"time":"2031-05-06T07:08:09.000000000Z","event":"token.issued","client_id":"a","sub":"a"}`),
+		[]byte(`{"time":"2031-05-06T07:08:10.000000000Z","event":"token.refused","client_id":"a"}`),
+		[]byte(`{"time":"2031-05-06T07:08:11.000000000Z","event":"token.issued","client_id":"b","sub":"a"}`),
+		[]byte(`{"time":"2031-05-06T07:08:12.000000000Z","event":"token.issued","client_id":"a","sub":"u"}`),
+	}
+	if err := s.AppendAudit(ctx, storetest.Chain(bodies...)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		q    sigil.AuditQuery
+		want []int64
+	}{
+		{sigil.AuditQuery{Subject: "a"}, []int64{1, 3}},
+		{sigil.AuditQuery{Subject: "u"}, []int64{4}},
+		{sigil.AuditQuery{ClientID: "a"}, []int64{1, 2, 4}},
+		{sigil.AuditQuery{ClientID: "a", Subject: "a"}, []int64{1}},
+	} {
+		es, err := s.QueryAudit(ctx, tt.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int64
+		for _, e := range es {
+			got = append(got, e.Seq)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("QueryAudit(%+v) = %v, want %v", tt.q, got, tt.want)
+		}
 	}
 }

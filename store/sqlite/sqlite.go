@@ -113,6 +113,9 @@ func dsn(path string) string {
 	q := url.Values{
 		"_pragma": {
 			"busy_timeout(5000)",
+			// 8 MiB of page cache (the default is 2 MiB): an audit batch
+			// then rarely spills dirty pages before its commit.
+			"cache_size(-8192)",
 			"journal_mode(WAL)",
 			"synchronous(NORMAL)",
 			"foreign_keys(1)",
