@@ -55,8 +55,11 @@
 // transaction, so concurrent appenders in any number of processes queue
 // on the write lock and extend one chain without gaps. Audit writes and
 // checkpoints have no triggers and leave Version alone: they happen on
-// every token issued. QueryAudit filters on body members through
-// expression indexes over json_extract. DeleteKey moves a key into
+// every token issued. QueryAudit filters on columns that copy the indexed
+// body members (sigil.AuditIndex, written by the caller so SQLite never
+// parses JSON); only client_id, sub and jti are indexed, and a time bound
+// becomes a seq bound by binary search over the primary key. DeleteKey
+// moves a key into
 // key_archive instead of dropping it, so the checkpoints it signed stay
 // verifiable; its kid is never reused.
 package sqlite
