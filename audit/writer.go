@@ -196,6 +196,11 @@ func (w *Writer) submit(ctx context.Context, p *pending) error {
 // checkpoint and returns, or returns ctx's error if that takes too long.
 func (w *Writer) Close(ctx context.Context) error {
 	w.mu.Lock()
+	if w.queue == nil { // never started: nothing to flush
+		w.closed = true
+		w.mu.Unlock()
+		return nil
+	}
 	if !w.closed {
 		w.closed = true
 		close(w.queue)
@@ -205,7 +210,10 @@ func (w *Writer) Close(ctx context.Context) error {
 	case <-w.stopped:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("audit: flush on close: %w", ctx.Err())
+		// Not silent: say how many records the exit leaves unwritten.
+		n := len(w.queue)
+		w.Log.Error("audit: shutting down before the queue was written", "unwritten_records", n)
+		return fmt.Errorf("audit: flush on close: %d records unwritten: %w", n, ctx.Err())
 	}
 }
 

@@ -79,7 +79,7 @@ func (s *Store) AppendAudit(ctx context.Context, build func(head sigil.AuditHead
 		if len(entries) == 0 {
 			return nil
 		}
-		return insertAudit(ctx, tx, s.auditInsertStmt, entries)
+		return s.insertAudit(ctx, tx, entries)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: append audit: %w", err)
@@ -355,17 +355,26 @@ func (s *Store) Checkpoints(ctx context.Context) ([]sigil.AuditCheckpoint, error
 	return cs, nil
 }
 
-// auditRowsPerInsert is how many records one INSERT statement carries:
-// one statement per row costs more in the driver than the insert itself
-// (measured: BenchmarkAppendAudit).
-const auditRowsPerInsert = 64
+// auditChunks are the row counts of the prepared INSERTs, largest first;
+// a batch is split into them (37 rows: 16 + 16 + 4 + 1). They are prepared
+// in Open: preparing inside the append transaction would need a second
+// pool connection while the others wait for the write lock. Parsing a
+// multi-row statement for every batch cost more than the rows.
+var auditChunks = []int{64, 16, 4, 1}
 
-// insertAudit writes entries with multi-row INSERTs, single prepared
-// statement for full chunks.
-func insertAudit(ctx context.Context, tx *sql.Tx, one *sql.Stmt, entries []sigil.AuditEntry) error {
-	args := make([]any, 0, 10*auditRowsPerInsert)
+func auditInsertSQLFor(n int) string {
+	return auditInsertSQL + strings.Repeat(", "+auditRowParams, n-1)
+}
+
+// insertAudit writes entries with prepared multi-row INSERTs.
+func (s *Store) insertAudit(ctx context.Context, tx *sql.Tx, entries []sigil.AuditEntry) error {
+	args := make([]any, 0, 10*auditChunks[0])
 	for len(entries) > 0 {
-		n := min(len(entries), auditRowsPerInsert)
+		c := 0
+		for auditChunks[c] > len(entries) {
+			c++
+		}
+		n := auditChunks[c]
 		args = args[:0]
 		for _, e := range entries[:n] {
 			// body is a TEXT column of a STRICT table: a []byte would bind
@@ -380,13 +389,7 @@ func insertAudit(ctx context.Context, tx *sql.Tx, one *sql.Stmt, entries []sigil
 			args = append(args, e.Seq, e.Prev, e.Hash, string(e.Body),
 				nullable(e.Index.Time), nullable(e.Index.Event), nullable(e.Index.ClientID), nullable(sub), nullable(e.Index.JTI), subIsClient)
 		}
-		var err error
-		if n == 1 {
-			_, err = tx.StmtContext(ctx, one).ExecContext(ctx, args...)
-		} else {
-			_, err = tx.ExecContext(ctx, auditInsertSQL+strings.Repeat(", "+auditRowParams, n-1), args...)
-		}
-		if err != nil {
+		if _, err := tx.StmtContext(ctx, s.auditInsertChunk[c]).ExecContext(ctx, args...); err != nil {
 			return fmt.Errorf("insert records %d to %d: %w", entries[0].Seq, entries[n-1].Seq, err)
 		}
 		entries = entries[n:]

@@ -52,7 +52,7 @@ type Store struct {
 	// the insert through tx.StmtContext, which reuses the statement
 	// already prepared on the transaction's connection.
 	auditHeadStmt    *sql.Stmt
-	auditInsertStmt  *sql.Stmt
+	auditInsertChunk []*sql.Stmt // INSERTs of auditChunks[i] rows
 	auditEntriesStmt *sql.Stmt
 
 	mu     sync.Mutex // guards closed
@@ -153,8 +153,12 @@ func (s *Store) open(ctx context.Context, path string) error {
 	if s.auditHeadStmt, err = s.db.PrepareContext(ctx, auditHeadSQL); err != nil {
 		return fmt.Errorf("sqlite: prepare audit head query: %w", err)
 	}
-	if s.auditInsertStmt, err = s.db.PrepareContext(ctx, auditInsertSQL); err != nil {
-		return fmt.Errorf("sqlite: prepare audit insert: %w", err)
+	for _, n := range auditChunks {
+		st, err := s.db.PrepareContext(ctx, auditInsertSQLFor(n))
+		if err != nil {
+			return fmt.Errorf("sqlite: prepare audit insert: %w", err)
+		}
+		s.auditInsertChunk = append(s.auditInsertChunk, st)
 	}
 	if s.auditEntriesStmt, err = s.db.PrepareContext(ctx, auditEntriesSQL); err != nil {
 		return fmt.Errorf("sqlite: prepare audit scan: %w", err)
@@ -201,11 +205,14 @@ func (s *Store) Close() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{
 		s.clientStmt, s.revokedStmt, s.markStmt, s.versionStmt,
-		s.auditHeadStmt, s.auditInsertStmt, s.auditEntriesStmt,
+		s.auditHeadStmt, s.auditEntriesStmt,
 	} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
+	}
+	for _, st := range s.auditInsertChunk {
+		errs = append(errs, st.Close())
 	}
 	errs = append(errs, s.db.Close())
 	if err := errors.Join(errs...); err != nil {
