@@ -22,8 +22,9 @@ type Store interface {
 	ReplayCache
 	AuditStore
 	// Version returns a number that changes whenever any process commits a
-	// change to clients, signing keys or revocations; replay-cache writes
-	// do not move it. Values from any Store on the same database are
+	// change to clients or signing keys; revocation, replay-cache and audit
+	// writes do not move it (nothing caches them, and any client can cause
+	// them). Values from any Store on the same database are
 	// comparable. Caches poll it to learn when to reload.
 	Version(ctx context.Context) (int64, error)
 	// Close releases the store's resources.

@@ -292,8 +292,10 @@ func TestTwoStores(t *testing.T) {
 	if err := server.Revoke(ctx, sigil.Revocation{Kind: sigil.RevokeSubject, Value: "alice", Cutoff: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	if version(t, cli) == cv {
-		t.Errorf("CLI Version stayed %d after the server revoked", cv)
+	// Revocations are read from the store on every check, so they do not
+	// move Version (migration 0004); they are seen at once all the same.
+	if v := version(t, cli); v != cv {
+		t.Errorf("CLI Version moved from %d to %d after a revocation", cv, v)
 	}
 	ok, err := cli.Revoked(ctx, sigil.TokenRef{Subject: "alice", IssuedAt: time.Now().Add(-time.Minute)})
 	if err != nil || !ok {
