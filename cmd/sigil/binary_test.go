@@ -65,8 +65,9 @@ type process struct {
 }
 
 // startServe starts `sigil serve` on dataDir with fresh loopback ports
-// (and prepublication off) and returns without waiting for readiness.
-func startServe(tb testing.TB, bin, dataDir string) *process {
+// (and prepublication off), plus any extra flags, and returns without
+// waiting for readiness.
+func startServe(tb testing.TB, bin, dataDir string, extra ...string) *process {
 	tb.Helper()
 	pub, err := freeAddr()
 	if err != nil {
@@ -77,7 +78,8 @@ func startServe(tb testing.TB, bin, dataDir string) *process {
 		tb.Fatal(err)
 	}
 	p := &process{issuer: "http://" + pub, stderr: new(syncBuffer), exited: make(chan int, 1)}
-	p.cmd = exec.Command(bin, "serve", "--data-dir", dataDir, "--listen", pub, "--admin-listen", adm, "--keys-prepublish", "0s")
+	args := append([]string{"serve", "--data-dir", dataDir, "--listen", pub, "--admin-listen", adm, "--keys-prepublish", "0s"}, extra...)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH")} // no SIGIL_* from the caller
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {

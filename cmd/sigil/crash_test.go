@@ -170,38 +170,6 @@ func newLoadClient(t *testing.T, dir string) (id, secret string) {
 	return c.ClientID, c.ClientSecret
 }
 
-// startServeWith is startServe with extra flags.
-func startServeWith(tb testing.TB, bin, dataDir string, extra ...string) *process {
-	tb.Helper()
-	pub, err := freeAddr()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	adm, err := freeAddr()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	p := &process{issuer: "http://" + pub, stderr: new(syncBuffer), exited: make(chan int, 1)}
-	args := append([]string{"serve", "--data-dir", dataDir, "--listen", pub, "--admin-listen", adm, "--keys-prepublish", "0s"}, extra...)
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		p.exited <- p.cmd.ProcessState.ExitCode()
-	}()
-	tb.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-			<-p.exited
-		}
-	})
-	return p
-}
-
 // waitIssued waits until the load has received at least n tokens.
 func waitIssued(t *testing.T, l *load, n int64, p *process) {
 	t.Helper()
@@ -231,7 +199,7 @@ func TestCrashKill9(t *testing.T) {
 	id, secret := newLoadClient(t, dir)
 	var total int
 	for i, killAt := range []time.Duration{300 * time.Millisecond, 1100 * time.Millisecond, 2300 * time.Millisecond} {
-		p := startServeWith(t, bin, dir, "--audit-checkpoint-every", "250")
+		p := startServe(t, bin, dir, "--audit-checkpoint-every", "250")
 		if err := waitHTTP(p.issuer+"/readyz", 20*time.Second, p.exited); err != nil {
 			t.Fatalf("run %d: %v; stderr:\n%s", i, err, p.stderr)
 		}
