@@ -55,6 +55,9 @@ type Store struct {
 	auditInsertChunk []*sql.Stmt // INSERTs of auditChunks[i] rows
 	auditEntriesStmt *sql.Stmt
 
+	stopCheckpoints chan struct{} // closed by Close
+	checkpointsDone chan struct{} // closed when checkpointLoop has ended
+
 	mu     sync.Mutex // guards closed
 	closed bool
 }
@@ -98,12 +101,35 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	// re-prepares the statements.
 	db.SetMaxIdleConns(maxConns)
 
-	s := &Store{Now: time.Now, db: db}
+	s := &Store{Now: time.Now, db: db, stopCheckpoints: make(chan struct{}), checkpointsDone: make(chan struct{})}
 	if err := s.open(ctx, path); err != nil {
+		close(s.checkpointsDone)
 		s.Close()
 		return nil, err
 	}
+	go s.checkpointLoop()
 	return s, nil
+}
+
+// checkpointInterval is how often checkpointLoop moves the WAL into the
+// database file.
+const checkpointInterval = 250 * time.Millisecond
+
+// checkpointLoop runs passive WAL checkpoints (they never block writers or
+// readers) off the commit path until Close. When the last connection
+// closes, SQLite checkpoints once more by itself.
+func (s *Store) checkpointLoop() {
+	defer close(s.checkpointsDone)
+	t := time.NewTicker(checkpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopCheckpoints:
+			return
+		case <-t.C:
+			s.db.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+		}
+	}
 }
 
 // dsn returns the driver name for the database file at the absolute path.
@@ -116,6 +142,10 @@ func dsn(path string) string {
 			// 8 MiB of page cache (the default is 2 MiB): an audit batch
 			// then rarely spills dirty pages before its commit.
 			"cache_size(-8192)",
+			// No checkpoint inside a commit: the audit writer's commits would
+			// wait for its fsync while every token request waits for them.
+			// checkpointLoop checkpoints in the background instead.
+			"wal_autocheckpoint(0)",
 			"journal_mode(WAL)",
 			"synchronous(NORMAL)",
 			"foreign_keys(1)",
@@ -202,6 +232,8 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	close(s.stopCheckpoints)
+	<-s.checkpointsDone
 	var errs []error
 	for _, st := range []*sql.Stmt{
 		s.clientStmt, s.revokedStmt, s.markStmt, s.versionStmt,
