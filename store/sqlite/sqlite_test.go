@@ -354,23 +354,7 @@ func TestVersionAfterClose(t *testing.T) {
 // primary-key lookup, never a table scan.
 func TestRevokedQueryPlan(t *testing.T) {
 	s := openClosed(t, t.TempDir())
-	rows, err := s.db.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+revokedSQL, "j", "c", "s", int64(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, notused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	plan := queryPlan(t, s, revokedSQL, "j", "c", "s", int64(1))
 	searches := 0
 	for _, d := range plan {
 		if strings.HasPrefix(d, "SCAN") && strings.Contains(d, "revocations") {
