@@ -67,15 +67,32 @@ type AuditQuery struct {
 	Limit    int       // 0 means the store's default (1000)
 }
 
+// JournalMark says how far a node's local audit journal has reached the
+// store: every journal record up to and including Seq is in the chain. A
+// server writes each record to its journal before answering and to the
+// store in batches later; the mark, written in the same transaction as a
+// batch, is what tells it after a crash which journal records still have
+// to be appended. The zero JournalMark marks nothing.
+type JournalMark struct {
+	// Journal identifies the journal (a random id in its file header).
+	Journal string
+	// Seq is the journal sequence number of the batch's last record.
+	Seq int64
+}
+
 // AuditStore persists the audit trail.
 type AuditStore interface {
 	// AppendAudit appends records in one transaction. It reads the head
 	// under the transaction's write lock, so appends from any number of
 	// processes or nodes form one chain, and passes it to build, which
 	// returns the new entries (Seq from head.Seq+1, chained from
-	// head.Hash). The store writes them as given, or nothing if build or
-	// the write fails.
-	AppendAudit(ctx context.Context, build func(head AuditHead) ([]AuditEntry, error)) error
+	// head.Hash). A non-zero mark is recorded in the same transaction
+	// (JournalSeq reads it back). The store writes all of it as given, or
+	// nothing if build or the write fails.
+	AppendAudit(ctx context.Context, mark JournalMark, build func(head AuditHead) ([]AuditEntry, error)) error
+	// JournalSeq returns the Seq of the last mark recorded for journal,
+	// or 0 if there is none.
+	JournalSeq(ctx context.Context, journal string) (int64, error)
 	// AuditEntries returns up to limit records with Seq > after, in order.
 	AuditEntries(ctx context.Context, after int64, limit int) ([]AuditEntry, error)
 	// QueryAudit returns the records q selects.

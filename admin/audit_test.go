@@ -21,6 +21,7 @@ import (
 	"github.com/sigil-sts/sigil/admin"
 	"github.com/sigil-sts/sigil/audit"
 	"github.com/sigil-sts/sigil/internal/httpx"
+	"github.com/sigil-sts/sigil/server"
 )
 
 // traced is call that also returns the local address of the connection the
@@ -52,8 +53,12 @@ func (n *node) traced(t *testing.T, method, path string, body any) (reply, strin
 
 // entries returns every record in the node's store, with the decoded
 // record beside each.
+// Records still on their way from the journal are written first.
 func (n *node) entries(t *testing.T) ([]sigil.AuditEntry, []*audit.Record) {
 	t.Helper()
+	if err := n.srv.Audit.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	es, err := n.srv.Core.Store.AuditEntries(context.Background(), 0, 100_000)
 	if err != nil {
 		t.Fatal(err)
@@ -73,12 +78,47 @@ func (n *node) byRequest(t *testing.T, requestID string) []*audit.Record {
 	if requestID == "" {
 		t.Fatal("the response had no X-Request-Id")
 	}
+	// Durable when the answer came: in the journal, or already in the
+	// store (read in that order, so a record moving between them is seen).
+	journaled, err := audit.ReadJournal(server.JournalPath(n.cfg.DataDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := n.srv.Core.Store.AuditEntries(context.Background(), 0, 100_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	durable := map[string]bool{} // distinct bodies: a record can be in both
+	for _, b := range append(bodiesOf(journaled), entryBodies(stored)...) {
+		if r, err := audit.Decode(b); err == nil && r.RequestID == requestID {
+			durable[string(b)] = true
+		}
+	}
 	_, rs := n.entries(t)
 	var out []*audit.Record
 	for _, r := range rs {
 		if r.RequestID == requestID {
 			out = append(out, r)
 		}
+	}
+	if len(durable) < len(out) {
+		t.Errorf("request %s: %d records, but only %d were in the journal or the store when the response came", requestID, len(out), len(durable))
+	}
+	return out
+}
+
+func bodiesOf(rs []audit.JournalRecord) [][]byte {
+	var out [][]byte
+	for _, r := range rs {
+		out = append(out, r.Body)
+	}
+	return out
+}
+
+func entryBodies(es []sigil.AuditEntry) [][]byte {
+	var out [][]byte
+	for _, e := range es {
+		out = append(out, e.Body)
 	}
 	return out
 }
@@ -200,7 +240,7 @@ func TestAdminAuditEvents(t *testing.T) {
 				step.after(t, r)
 			}
 			rid := r.header.Get(httpx.RequestIDHeader)
-			// No polling: the admin API answers once the record committed.
+			// No polling: the admin API answers once the record is durable.
 			got := n.byRequest(t, rid)
 			if len(got) != 1 {
 				t.Fatalf("%d records for request %s, want 1: %+v", len(got), rid, got)

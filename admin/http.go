@@ -1,9 +1,11 @@
 package admin
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -218,6 +220,13 @@ func (h *Handler) queryAudit(w http.ResponseWriter, r *http.Request) error {
 	if s := v.Get("limit"); s != "" {
 		if q.Limit, err = strconv.Atoi(s); err != nil || q.Limit < 1 || q.Limit > maxAuditLimit {
 			return invalid("limit must be between 1 and %d", maxAuditLimit)
+		}
+	}
+	// Records this node queued are in the answer: they may still be on
+	// their way from the journal to the store.
+	if f, ok := h.Service.Audit.(interface{ Flush(context.Context) error }); ok {
+		if err := f.Flush(r.Context()); err != nil {
+			return fmt.Errorf("flush the audit queue: %w", err)
 		}
 	}
 	entries, err := h.Service.Store.QueryAudit(r.Context(), q)

@@ -36,19 +36,29 @@
 //
 // # Durability
 //
-// A token response waits until its issuance record has committed (group
-// commit: Writer batches every waiting record into one transaction), so no
-// client holds a token whose issuance is missing from the trail, even after
-// kill -9. Records that no response depends on (refusals, inactive
-// introspections) are queued without waiting. When the bounded queue is
-// full, callers wait up to EnqueueTimeout (backpressure) and then fail:
-// the token endpoint then answers 503 and issues nothing. No record is ever
-// dropped silently. Close flushes the queue and writes a final checkpoint.
+// No client holds a token whose issuance is missing from the trail, even
+// after kill -9. A server keeps a journal (Journal) in its data directory:
+// every record is copied into it, in queue order, before the response
+// that depends on it is sent, and the Writer appends the records to the
+// store in large batches afterwards (group commit, off the request path),
+// each batch moving the journal's mark in the same transaction. After a
+// crash the next process to open the trail (the restarted server, or any
+// CLI command) appends exactly the journal records after the mark. Without
+// a journal (a second server on the same data directory, a platform
+// without file locks and shared mappings) each token response waits for
+// its record's commit instead.
 //
-// The embedded store commits in WAL mode with synchronous=NORMAL: a
-// committed record survives kill -9 and a crash of the process, but the
-// last transactions before a power cut or kernel crash may be lost with
-// the rest of the database's recent writes.
+// When the bounded queue is full, callers wait up to EnqueueTimeout
+// (backpressure) and then fail: the token endpoint then answers 503 and
+// issues nothing, and the refused record is not in the journal. No record
+// is ever dropped silently: a store that fails is retried while the queue
+// fills, and the records stay in the journal. Close flushes the queue,
+// writes a final checkpoint and empties the journal.
+//
+// The journal and the embedded store's WAL (synchronous=NORMAL) sit in
+// the operating system's page cache: a record survives kill -9 and a crash
+// of the process, but the last records before a power cut or kernel crash
+// may be lost with the rest of the database's recent writes.
 //
 // # Limits
 //
@@ -58,7 +68,10 @@
 // and Verify cannot tell. The next checkpoint covers what a server wrote;
 // records a CLI command writes while no server runs wait for the next
 // server's checkpoint. A record's time is taken when it is queued, so under
-// load time order and sequence order can differ by a batch.
+// load time order and sequence order can differ by a batch, and records
+// recovered from a crashed server's journal follow whatever was appended
+// since: a query bounded by Until can miss such a record when it was
+// recovered more than a minute after its time.
 //
 // Records never hold secrets, tokens or keys: only jtis and identifiers.
 package audit

@@ -393,11 +393,11 @@ func replaceCheckpoints(tb testing.TB, db *sql.DB, from int64, seqs []int64, has
 // hookStore is the real store with AppendAudit intercepted.
 type hookStore struct {
 	sigil.AuditStore
-	appendAudit func(ctx context.Context, build func(sigil.AuditHead) ([]sigil.AuditEntry, error)) error
+	appendAudit func(ctx context.Context, mark sigil.JournalMark, build func(sigil.AuditHead) ([]sigil.AuditEntry, error)) error
 }
 
-func (h hookStore) AppendAudit(ctx context.Context, build func(sigil.AuditHead) ([]sigil.AuditEntry, error)) error {
-	return h.appendAudit(ctx, build)
+func (h hookStore) AppendAudit(ctx context.Context, mark sigil.JournalMark, build func(sigil.AuditHead) ([]sigil.AuditEntry, error)) error {
+	return h.appendAudit(ctx, mark, build)
 }
 
 // failingStore is an AuditStore whose every call fails with err, for the
@@ -407,9 +407,12 @@ type failingStore struct {
 	calls atomic.Int64 // AppendAudit calls
 }
 
-func (f *failingStore) AppendAudit(context.Context, func(sigil.AuditHead) ([]sigil.AuditEntry, error)) error {
+func (f *failingStore) AppendAudit(context.Context, sigil.JournalMark, func(sigil.AuditHead) ([]sigil.AuditEntry, error)) error {
 	f.calls.Add(1)
 	return f.err
+}
+func (f *failingStore) JournalSeq(context.Context, string) (int64, error) {
+	return 0, f.err
 }
 func (f *failingStore) AuditEntries(context.Context, int64, int) ([]sigil.AuditEntry, error) {
 	return nil, f.err

@@ -282,3 +282,79 @@ func TestMarshalEntry(t *testing.T) {
 		t.Errorf("MarshalEntry of an empty body is not JSON: %s", empty)
 	}
 }
+
+// jsonBody is the canonical encoding as documented: encoding/json over
+// these members, in this order. Encode is written by hand for speed and
+// must produce exactly these bytes.
+type jsonBody struct {
+	Time      string            `json:"time"`
+	Node      string            `json:"node,omitempty"`
+	Event     audit.Event       `json:"event"`
+	Outcome   string            `json:"outcome"`
+	Reason    string            `json:"reason,omitempty"`
+	ClientID  string            `json:"client_id,omitempty"`
+	Subject   string            `json:"sub,omitempty"`
+	Act       []string          `json:"act,omitempty"`
+	JTI       string            `json:"jti,omitempty"`
+	Scope     string            `json:"scope,omitempty"`
+	Audience  []string          `json:"aud,omitempty"`
+	RequestID string            `json:"request_id,omitempty"`
+	Source    string            `json:"source,omitempty"`
+	Detail    map[string]string `json:"detail,omitempty"`
+}
+
+func referenceEncode(t testing.TB, r *audit.Record) []byte {
+	b, err := json.Marshal(jsonBody{
+		Time: r.Time.UTC().Format(audit.TimeFormat), Node: r.Node, Event: r.Event, Outcome: r.Outcome,
+		Reason: r.Reason, ClientID: r.ClientID, Subject: r.Subject, Act: r.Act, JTI: r.JTI,
+		Scope: r.Scope, Audience: r.Audience, RequestID: r.RequestID, Source: r.Source, Detail: r.Detail,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func checkEncodeMatchesJSON(t testing.TB, r *audit.Record) {
+	got, err := audit.Encode(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := referenceEncode(t, r); !bytes.Equal(got, want) {
+		t.Fatalf("Encode(%+v) =\n%s\nencoding/json gives\n%s", r, got, want)
+	}
+}
+
+// TestEncodeMatchesJSON holds the hand-written encoder to encoding/json's
+// output on the strings where they could part: escapes, HTML characters,
+// control characters, invalid UTF-8, U+2028, empty and nil lists and maps.
+func TestEncodeMatchesJSON(t *testing.T) {
+	tricky := []string{"", "plain", `quo"te`, `back\slash`, "<script>&amp;</script>", "tab\tnew\nline\r",
+		"\x00\x01\x1f\x7f", "\b\f", "héllo wörld", "日本語", "\u2028\u2029", "bad\xffutf8\xc3", "~ !#$%'()*+,-./:;=?@[]^_`{|}"}
+	full := fullRecord()
+	checkEncodeMatchesJSON(t, &full)
+	checkEncodeMatchesJSON(t, &audit.Record{Time: t0})
+	checkEncodeMatchesJSON(t, &audit.Record{Time: t0, Act: []string{}, Audience: []string{}, Detail: map[string]string{}})
+	for _, s := range tricky {
+		r := audit.Record{
+			Time: t0.In(time.FixedZone("x", 3600)), Node: s, Event: audit.Event(s), Outcome: s, Reason: s,
+			ClientID: s, Subject: s, Act: []string{s, s}, JTI: s, Scope: s, Audience: []string{s},
+			RequestID: s, Source: s, Detail: map[string]string{s: s, "k" + s: "", "": s},
+		}
+		checkEncodeMatchesJSON(t, &r)
+	}
+}
+
+// FuzzEncode: for any strings, Encode is encoding/json's output.
+func FuzzEncode(f *testing.F) {
+	f.Add("a", "b", "c", int64(0))
+	f.Add("<&>", "\u2028", "\xff", int64(1_700_000_000_123_456_789))
+	f.Fuzz(func(t *testing.T, a, b, c string, ns int64) {
+		r := audit.Record{
+			Time: time.Unix(0, ns), Node: a, Event: audit.Event(b), Outcome: c, ClientID: a, Subject: b,
+			Act: []string{c, a}, JTI: c, Scope: a, Audience: []string{b}, RequestID: c, Source: a,
+			Detail: map[string]string{a: b, c: a},
+		}
+		checkEncodeMatchesJSON(t, &r)
+	})
+}

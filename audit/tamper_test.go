@@ -31,7 +31,9 @@ func buildChain(t *testing.T, sealer *keys.Sealer) string {
 		Store: st, Node: "node-a", Sign: audit.KeySigner(ks, alg),
 		CheckpointEvery: chainEvery, CheckpointInterval: time.Hour, Now: clk.Now,
 	}
-	w.Start()
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
 	ctx := t.Context()
 	// One Append at a time: each is its own batch, so the checkpoints fall
 	// exactly on the multiples of chainEvery.
@@ -413,7 +415,9 @@ func TestTamperCheckpointByArchivedKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := &audit.Writer{Store: st, Sign: audit.KeySigner(ks, alg), CheckpointEvery: 10, CheckpointInterval: time.Hour}
-	w.Start()
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
 	defer w.Close(ctx)
 	for i := 1; i <= 20; i++ {
 		if err := w.Append(ctx, sampleRecord(i, jtiOf(i))); err != nil {

@@ -38,7 +38,7 @@ func buildLargeChain(tb testing.TB, n int) string {
 			size += len(b)
 			bodies = append(bodies, b)
 		}
-		err := st.AppendAudit(ctx, func(head sigil.AuditHead) ([]sigil.AuditEntry, error) {
+		err := st.AppendAudit(ctx, sigil.JournalMark{}, func(head sigil.AuditHead) ([]sigil.AuditEntry, error) {
 			es := make([]sigil.AuditEntry, len(bodies))
 			prev := head.Hash
 			for i, b := range bodies {
@@ -221,7 +221,9 @@ func BenchmarkVerifyCheckpoints(b *testing.B) {
 	st := openStore(b, b.TempDir())
 	ks := newKeySet(b, st, sealer)
 	w := &audit.Writer{Store: st, Sign: audit.KeySigner(ks, alg), CheckpointEvery: 1}
-	w.Start()
+	if err := w.Start(); err != nil {
+		b.Fatal(err)
+	}
 	for i := 1; i <= n; i++ {
 		if err := w.Append(ctx, sampleRecord(i, jtiOf(i))); err != nil {
 			b.Fatal(err)

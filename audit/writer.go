@@ -22,7 +22,8 @@ var (
 // Appender is what the rest of Sigil writes records through: Writer on a
 // server, Direct in a CLI command.
 type Appender interface {
-	// Append writes r and returns once it has committed.
+	// Append writes r and returns once it is durable: committed, or in the
+	// writer's journal (see Journal), from which a crash cannot lose it.
 	Append(ctx context.Context, r Record) error
 	// Enqueue accepts r for writing without waiting for the commit. It
 	// still never drops r: a full queue makes it wait, then fail.
@@ -40,9 +41,14 @@ const (
 
 // Linger is how long the writer waits to fill a batch under concurrent
 // load, and lingerAfter the previous batch size that counts as such load.
+// With a journal nobody waits for the batch, so the writer gathers records
+// for JournalLinger instead, and starts a new journal segment once the
+// current one passes JournalRotateSize.
 const (
-	Linger      = 2 * time.Millisecond
-	lingerAfter = 4
+	Linger            = 2 * time.Millisecond
+	lingerAfter       = 4
+	JournalLinger     = 25 * time.Millisecond
+	JournalRotateSize = 4 << 20
 )
 
 // Writer appends records in batches (group commit) from one goroutine, off
@@ -69,21 +75,36 @@ type Writer struct {
 	Now func() time.Time
 	// Log receives write failures; nil means slog.Default().
 	Log *slog.Logger
+	// Journal, when set, is written before the store: Append returns once
+	// the record is in the journal, and Start first appends the records a
+	// crash left in it (see Journal). The Writer closes it.
+	Journal *Journal
+	// JournalRotateSize is the journal segment size at which the writer
+	// starts a new segment; 0 means JournalRotateSize.
+	JournalRotateSize int64
 
 	mu      sync.RWMutex // guards closed against sends on a closed queue
 	closed  bool
 	queue   chan *pending
 	stopped chan struct{}
 
+	jmu  sync.Mutex // orders journal writes with queue sends
+	jseq int64      // the last journal sequence number written
+
 	// Owned by the run goroutine.
-	head   sigil.AuditHead // the last record this writer appended
-	cpSeq  int64
-	cpTime time.Time
+	head      sigil.AuditHead // the last record this writer appended
+	cpSeq     int64
+	cpTime    time.Time
+	committed int64 // the journal mark of the last committed batch
+	oldLast   int64 // the last record in the old journal segment, 0 if none
+	failed    bool  // a batch was left in the journal at Close
 }
 
+// pending is a queued record, or, with a nil body, a Flush barrier.
 type pending struct {
 	body []byte
 	ix   sigil.AuditIndex
+	jseq int64      // its journal sequence number, 0 without a journal
 	ack  chan error // nil: nobody waits
 }
 
@@ -94,8 +115,9 @@ func (w *Writer) now() time.Time {
 	return time.Now()
 }
 
-// Start starts the writing goroutine.
-func (w *Writer) Start() {
+// Start appends what the journal holds beyond the store's mark, if there
+// is a journal, and starts the writing goroutine.
+func (w *Writer) Start() error {
 	if w.QueueSize <= 0 {
 		w.QueueSize = DefaultQueueSize
 	}
@@ -111,17 +133,71 @@ func (w *Writer) Start() {
 	if w.CheckpointInterval <= 0 {
 		w.CheckpointInterval = DefaultCheckpointInterval
 	}
+	if w.JournalRotateSize <= 0 || w.JournalRotateSize > journalSegmentSize/2 {
+		w.JournalRotateSize = JournalRotateSize
+	}
 	if w.Log == nil {
 		w.Log = slog.Default()
+	}
+	if w.Journal != nil {
+		if _, err := w.recover(context.Background()); err != nil {
+			return err
+		}
 	}
 	w.queue = make(chan *pending, w.QueueSize)
 	w.stopped = make(chan struct{})
 	w.cpTime = w.now()
 	go w.run()
+	return nil
 }
 
-// Append implements Appender: it returns once r has committed.
+// recover appends the journal's records after the store's mark, in
+// batches that move the mark, starts the journal afresh, and returns how
+// many records it appended.
+func (w *Writer) recover(ctx context.Context) (int64, error) {
+	j := w.Journal
+	mark, err := w.Store.JournalSeq(ctx, j.ID())
+	if err != nil {
+		return 0, fmt.Errorf("audit: recover journal: %w", err)
+	}
+	w.jseq = mark
+	var batch []*pending
+	for _, rec := range j.Records() {
+		if rec.Seq <= mark {
+			continue
+		}
+		ix, err := IndexOf(rec.Body)
+		if err != nil {
+			return 0, fmt.Errorf("audit: recover journal record %d: %w", rec.Seq, err)
+		}
+		batch = append(batch, &pending{body: rec.Body, ix: ix, jseq: rec.Seq})
+		w.jseq = rec.Seq
+		if len(batch) == w.MaxBatch {
+			if err := w.append(batch); err != nil {
+				return 0, fmt.Errorf("audit: recover journal: %w", err)
+			}
+			batch = batch[:0]
+		}
+	}
+	if len(batch) > 0 {
+		if err := w.append(batch); err != nil {
+			return 0, fmt.Errorf("audit: recover journal: %w", err)
+		}
+	}
+	n := w.jseq - mark
+	if n > 0 {
+		w.Log.Info("audit: appended records a crash left in the journal", "records", n)
+	}
+	w.committed = w.jseq
+	return n, j.Reset()
+}
+
+// Append implements Appender: it returns once r has committed, or, with a
+// journal, once r is in the journal.
 func (w *Writer) Append(ctx context.Context, r Record) error {
+	if w.Journal != nil {
+		return w.Enqueue(ctx, r)
+	}
 	p, err := w.pending(r, true)
 	if err != nil {
 		return err
@@ -138,13 +214,28 @@ func (w *Writer) Append(ctx context.Context, r Record) error {
 	}
 }
 
-// Enqueue implements Appender: it returns once r is queued.
+// Enqueue implements Appender: it returns once r is queued (and in the
+// journal, if there is one).
 func (w *Writer) Enqueue(ctx context.Context, r Record) error {
 	p, err := w.pending(r, false)
 	if err != nil {
 		return err
 	}
 	return w.submit(ctx, p)
+}
+
+// Flush returns once every record queued before it has committed.
+func (w *Writer) Flush(ctx context.Context) error {
+	p := &pending{ack: make(chan error, 1)}
+	if err := w.submit(ctx, p); err != nil {
+		return err
+	}
+	select {
+	case err := <-p.ack:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // QueueLen is the number of records waiting to be written.
@@ -175,6 +266,9 @@ func (w *Writer) submit(ctx context.Context, p *pending) error {
 	if w.closed {
 		return ErrClosed
 	}
+	if w.Journal != nil {
+		return w.submitJournaled(ctx, p)
+	}
 	select {
 	case w.queue <- p:
 		return nil
@@ -192,6 +286,44 @@ func (w *Writer) submit(ctx context.Context, p *pending) error {
 	}
 }
 
+// submitJournaled writes p to the journal and queues it, both under jmu
+// so that queue order is journal order, the order the marks assume. It
+// first waits for room in the queue (polling: a full queue is the rare
+// case), so that a record in the journal is always in the queue too.
+func (w *Writer) submitJournaled(ctx context.Context, p *pending) error {
+	var deadline time.Time
+	for {
+		w.jmu.Lock()
+		if len(w.queue) < cap(w.queue) {
+			break
+		}
+		w.jmu.Unlock()
+		if deadline.IsZero() {
+			deadline = time.Now().Add(w.EnqueueTimeout)
+		} else if time.Now().After(deadline) {
+			return ErrBackpressure
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+	defer w.jmu.Unlock()
+	if p.body != nil {
+		if err := w.Journal.Write(w.jseq+1, p.body); err != nil {
+			if errors.Is(err, ErrJournalFull) {
+				return fmt.Errorf("%w: %w", ErrBackpressure, err)
+			}
+			return err
+		}
+		w.jseq++
+		p.jseq = w.jseq
+	}
+	w.queue <- p // never blocks: only senders holding jmu add to it
+	return nil
+}
+
 // Close stops accepting records, writes every queued one, writes a final
 // checkpoint and returns, or returns ctx's error if that takes too long.
 func (w *Writer) Close(ctx context.Context) error {
@@ -199,6 +331,9 @@ func (w *Writer) Close(ctx context.Context) error {
 	if w.queue == nil { // never started: nothing to flush
 		w.closed = true
 		w.mu.Unlock()
+		if w.Journal != nil {
+			return w.Journal.Close()
+		}
 		return nil
 	}
 	if !w.closed {
@@ -234,6 +369,7 @@ func (w *Writer) run() {
 		}
 		if !ok {
 			w.maybeCheckpoint(true)
+			w.closeJournal()
 			return
 		}
 		batch = append(batch[:0], p)
@@ -244,7 +380,12 @@ func (w *Writer) run() {
 		// request never waits.
 		var linger <-chan time.Time
 		var timer *time.Timer
-		if last >= lingerAfter {
+		switch {
+		case w.Journal != nil:
+			// Nobody waits for this batch: gather a large one.
+			timer = time.NewTimer(JournalLinger)
+			linger = timer.C
+		case last >= lingerAfter:
 			timer = time.NewTimer(Linger)
 			linger = timer.C
 		}
@@ -275,7 +416,11 @@ func (w *Writer) run() {
 			timer.Stop()
 		}
 		last = len(batch)
-		w.writeBatch(batch)
+		if w.Journal != nil {
+			w.writeJournaled(batch)
+		} else {
+			w.writeBatch(batch)
+		}
 		w.maybeCheckpoint(false)
 	}
 }
@@ -297,30 +442,135 @@ func (w *Writer) writeBatch(batch []*pending) {
 	for _, p := range batch {
 		if p.ack != nil {
 			p.ack <- err
-		} else if err != nil {
+		} else if err != nil && p.body != nil {
 			w.Log.Error("audit record could not be written", "record", string(p.body), "err", err)
 		}
 	}
 }
 
+// writeJournaled appends a batch whose records are in the journal. They
+// were acknowledged already, so a failing store is retried until it
+// recovers: giving up would let a later batch's mark pass them. Meanwhile
+// the queue fills and callers meet backpressure. On Close the writer stops
+// retrying and leaves the records to the journal, for the next start.
+func (w *Writer) writeJournaled(batch []*pending) {
+	// Once a batch is given up, later ones must not commit: their mark
+	// would pass it, and the next start would skip its records.
+	for attempt := 0; !w.failed; attempt++ {
+		err := w.append(batch)
+		if err == nil {
+			break
+		}
+		w.Log.Error("audit batch could not be written; retrying (the records are safe in the journal)", "records", len(batch), "attempt", attempt+1, "err", err)
+		if w.isClosed() && attempt >= 3 {
+			w.failed = true
+			break
+		}
+		time.Sleep(min(time.Duration(attempt+1)*50*time.Millisecond, time.Second))
+	}
+	for _, p := range batch {
+		if p.ack != nil {
+			if w.failed {
+				p.ack <- errors.New("audit: the store failed; records stay in the journal")
+			} else {
+				p.ack <- nil
+			}
+		}
+	}
+	w.manageJournal()
+}
+
+// closeJournal empties the journal if the store holds all of it, and
+// closes it.
+func (w *Writer) closeJournal() {
+	if w.Journal == nil {
+		return
+	}
+	if !w.failed && w.committed == w.jseq {
+		if err := w.Journal.Reset(); err != nil {
+			w.Log.Error("audit journal", "err", err)
+		}
+	}
+	if err := w.Journal.Close(); err != nil {
+		w.Log.Error("audit journal", "err", err)
+	}
+}
+
+func (w *Writer) isClosed() bool {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return w.closed
+}
+
+// manageJournal drops the old segment once the store holds its records,
+// and rotates the current one when it is large.
+func (w *Writer) manageJournal() {
+	if w.failed {
+		return
+	}
+	if w.oldLast > 0 && w.committed >= w.oldLast {
+		if err := w.Journal.RemoveOld(); err != nil {
+			w.Log.Error("audit journal", "err", err)
+			return
+		}
+		w.oldLast = 0
+	}
+	if w.oldLast != 0 {
+		return
+	}
+	w.jmu.Lock()
+	var err error
+	if w.Journal.Size() >= w.JournalRotateSize {
+		if err = w.Journal.Rotate(); err == nil {
+			w.oldLast = w.jseq
+		}
+	}
+	w.jmu.Unlock()
+	if err != nil {
+		w.Log.Error("audit journal", "err", err)
+	}
+}
+
+// append writes batch's records (Flush barriers have none) in one
+// transaction, with the journal mark of its last record.
 func (w *Writer) append(batch []*pending) error {
+	var mark sigil.JournalMark
+	n := 0
+	for _, p := range batch {
+		if p.body != nil {
+			n++
+			if p.jseq > 0 {
+				mark = sigil.JournalMark{Journal: w.Journal.ID(), Seq: p.jseq}
+			}
+		}
+	}
+	if n == 0 {
+		return nil
+	}
 	var last sigil.AuditHead
-	err := w.Store.AppendAudit(context.Background(), func(head sigil.AuditHead) ([]sigil.AuditEntry, error) {
-		entries := make([]sigil.AuditEntry, len(batch))
+	err := w.Store.AppendAudit(context.Background(), mark, func(head sigil.AuditHead) ([]sigil.AuditEntry, error) {
+		entries := make([]sigil.AuditEntry, 0, n)
 		prev := head.Hash
-		for i, p := range batch {
-			seq := head.Seq + int64(i) + 1
+		seq := head.Seq
+		for _, p := range batch {
+			if p.body == nil {
+				continue
+			}
+			seq++
 			h := Hash(seq, prev, p.body)
-			entries[i] = sigil.AuditEntry{Seq: seq, Prev: prev, Hash: h, Body: p.body, Index: p.ix}
+			entries = append(entries, sigil.AuditEntry{Seq: seq, Prev: prev, Hash: h, Body: p.body, Index: p.ix})
 			prev = h
 		}
-		last = sigil.AuditHead{Seq: entries[len(entries)-1].Seq, Hash: prev}
+		last = sigil.AuditHead{Seq: seq, Hash: prev}
 		return entries, nil
 	})
 	if err != nil {
-		return fmt.Errorf("audit: append %d records: %w", len(batch), err)
+		return fmt.Errorf("audit: append %d records: %w", n, err)
 	}
 	w.head = last
+	if mark.Seq > 0 {
+		w.committed = mark.Seq
+	}
 	return nil
 }
 
@@ -366,7 +616,7 @@ func (d Direct) Append(ctx context.Context, r Record) error {
 	if err != nil {
 		return err
 	}
-	return d.Store.AppendAudit(ctx, func(head sigil.AuditHead) ([]sigil.AuditEntry, error) {
+	return d.Store.AppendAudit(ctx, sigil.JournalMark{}, func(head sigil.AuditHead) ([]sigil.AuditEntry, error) {
 		seq := head.Seq + 1
 		return []sigil.AuditEntry{{Seq: seq, Prev: head.Hash, Hash: Hash(seq, head.Hash, b), Body: b, Index: index(&r)}}, nil
 	})

@@ -23,7 +23,9 @@ import (
 // has not.
 func startWriter(t *testing.T, w *audit.Writer) *audit.Writer {
 	t.Helper()
-	w.Start()
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -42,9 +44,9 @@ func TestWriterConcurrentAppend(t *testing.T) {
 	st := openStore(t, t.TempDir())
 	ks := newKeySet(t, st, sealer)
 	var transactions atomic.Int64
-	counting := hookStore{AuditStore: st, appendAudit: func(ctx context.Context, build func(sigil.AuditHead) ([]sigil.AuditEntry, error)) error {
+	counting := hookStore{AuditStore: st, appendAudit: func(ctx context.Context, mark sigil.JournalMark, build func(sigil.AuditHead) ([]sigil.AuditEntry, error)) error {
 		transactions.Add(1)
-		return st.AppendAudit(ctx, build)
+		return st.AppendAudit(ctx, mark, build)
 	}}
 	w := startWriter(t, &audit.Writer{Store: counting, Node: "node-a", Sign: audit.KeySigner(ks, alg), CheckpointEvery: 500})
 	ctx := t.Context()
@@ -158,10 +160,10 @@ func TestWriterEnqueueFlushOnClose(t *testing.T) {
 		st := openStore(t, t.TempDir())
 		release := make(chan struct{})
 		entered := make(chan struct{}, 100)
-		blocked := hookStore{AuditStore: st, appendAudit: func(ctx context.Context, build func(sigil.AuditHead) ([]sigil.AuditEntry, error)) error {
+		blocked := hookStore{AuditStore: st, appendAudit: func(ctx context.Context, mark sigil.JournalMark, build func(sigil.AuditHead) ([]sigil.AuditEntry, error)) error {
 			entered <- struct{}{}
 			<-release
-			return st.AppendAudit(ctx, build)
+			return st.AppendAudit(ctx, mark, build)
 		}}
 		w := startWriter(t, &audit.Writer{Store: blocked, QueueSize: 100})
 		ctx := t.Context()
@@ -214,9 +216,9 @@ func TestWriterEnqueueFlushOnClose(t *testing.T) {
 	t.Run("Close gives up at the deadline", func(t *testing.T) {
 		st := openStore(t, t.TempDir())
 		release := make(chan struct{})
-		blocked := hookStore{AuditStore: st, appendAudit: func(ctx context.Context, build func(sigil.AuditHead) ([]sigil.AuditEntry, error)) error {
+		blocked := hookStore{AuditStore: st, appendAudit: func(ctx context.Context, mark sigil.JournalMark, build func(sigil.AuditHead) ([]sigil.AuditEntry, error)) error {
 			<-release
-			return st.AppendAudit(ctx, build)
+			return st.AppendAudit(ctx, mark, build)
 		}}
 		w := startWriter(t, &audit.Writer{Store: blocked})
 		defer close(release)
@@ -259,10 +261,10 @@ func TestWriterBackpressure(t *testing.T) {
 	st := openStore(t, t.TempDir())
 	release := make(chan struct{})
 	entered := make(chan struct{}, 100)
-	blocked := hookStore{AuditStore: st, appendAudit: func(ctx context.Context, build func(sigil.AuditHead) ([]sigil.AuditEntry, error)) error {
+	blocked := hookStore{AuditStore: st, appendAudit: func(ctx context.Context, mark sigil.JournalMark, build func(sigil.AuditHead) ([]sigil.AuditEntry, error)) error {
 		entered <- struct{}{}
 		<-release
-		return st.AppendAudit(ctx, build)
+		return st.AppendAudit(ctx, mark, build)
 	}}
 	const timeout = 100 * time.Millisecond
 	w := startWriter(t, &audit.Writer{Store: blocked, QueueSize: 4, EnqueueTimeout: timeout})

@@ -16,10 +16,11 @@ func record(ctx context.Context, r audit.Record) audit.Record {
 	return r
 }
 
-// issued records an issued token and returns once the record has
-// committed: the response waits for it, so no client ever holds a token
-// the trail does not show. When the trail cannot take the record (its
-// queue stayed full, or the store failed), the token is not handed out.
+// issued records an issued token and returns once the record is durable
+// (in the server's audit journal, or committed): the response waits for
+// it, so no client ever holds a token the trail does not show. When the
+// trail cannot take the record (its queue stayed full, or the store
+// failed), the token is not handed out.
 func (h *Handler) issued(ctx context.Context, grant string, c *token.Claims) *Error {
 	err := h.Audit.Append(ctx, record(ctx, audit.Record{
 		Event: audit.TokenIssued, Outcome: audit.Success, ClientID: c.ClientID, Subject: c.Subject,
@@ -38,7 +39,8 @@ func unavailable() *Error {
 	return &Error{Code: CodeTemporarilyUnavailable, Description: "the audit trail is saturated; retry shortly", Status: http.StatusServiceUnavailable}
 }
 
-// refused records a refused token request without waiting for the commit.
+// refused records a refused token request without waiting for the commit
+// (with a journal, it is in the journal when this returns).
 func (h *Handler) refused(ctx context.Context, clientID, grant string, e *Error) {
 	detail := map[string]string{}
 	if grant != "" {

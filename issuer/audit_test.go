@@ -18,6 +18,7 @@ import (
 	"github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/admin"
 	"github.com/sigil-sts/sigil/audit"
+	"github.com/sigil-sts/sigil/server"
 	"github.com/sigil-sts/sigil/internal/httpx"
 	"github.com/sigil-sts/sigil/issuer"
 	"golang.org/x/oauth2"
@@ -69,10 +70,14 @@ func ccConfig(n *testNode, c *admin.ClientInfo, scopes ...string) *clientcredent
 	return &clientcredentials.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, TokenURL: n.url("/token"), Scopes: scopes, AuthStyle: oauth2.AuthStyleInHeader}
 }
 
-// records returns the decoded records q selects.
-func records(t *testing.T, st sigil.AuditStore, q sigil.AuditQuery) []*audit.Record {
+// records returns the decoded records q selects from n's store, after
+// writing what n's audit writer still holds.
+func records(t *testing.T, n *testNode, q sigil.AuditQuery) []*audit.Record {
 	t.Helper()
-	es, err := st.QueryAudit(context.Background(), q)
+	if err := n.srv.Audit.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	es, err := n.srv.Core.Store.QueryAudit(context.Background(), q)
 	if err != nil {
 		t.Fatalf("query audit %+v: %v", q, err)
 	}
@@ -87,16 +92,49 @@ func records(t *testing.T, st sigil.AuditStore, q sigil.AuditQuery) []*audit.Rec
 	return out
 }
 
+// durableRecords returns the decoded records q selects that n has made
+// durable: in its audit journal or in the store (read in that order, so a
+// record moving between them is seen), each once. Right after a response,
+// its records must be there.
+func durableRecords(t *testing.T, n *testNode, q sigil.AuditQuery) []*audit.Record {
+	t.Helper()
+	journaled, err := audit.ReadJournal(server.JournalPath(n.cfg.DataDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := n.srv.Core.Store.AuditEntries(context.Background(), 0, 1_000_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range journaled {
+		stored = append(stored, sigil.AuditEntry{Body: r.Body})
+	}
+	seen := map[string]bool{}
+	var out []*audit.Record
+	for _, e := range stored {
+		if seen[string(e.Body)] || !audit.Matches(e, q) {
+			continue
+		}
+		seen[string(e.Body)] = true
+		r, err := audit.Decode(e.Body)
+		if err != nil {
+			t.Fatalf("record %d: %v: %s", e.Seq, err, e.Body)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
 // awaitRecord polls the store (queued records are written shortly after
 // the response) until a record of event with the request id shows up.
-func awaitRecord(t *testing.T, st sigil.AuditStore, event audit.Event, requestID string) *audit.Record {
+func awaitRecord(t *testing.T, n *testNode, event audit.Event, requestID string) *audit.Record {
 	t.Helper()
 	if requestID == "" {
 		t.Fatal("the response had no X-Request-Id")
 	}
 	var found *audit.Record
 	eventually(t, 5*time.Second, string(event)+" record of request "+requestID, func() bool {
-		for _, r := range records(t, st, sigil.AuditQuery{Event: string(event), Limit: 10_000}) {
+		for _, r := range records(t, n, sigil.AuditQuery{Event: string(event), Limit: 10_000}) {
 			if r.RequestID == requestID {
 				found = r
 				return true
@@ -143,8 +181,8 @@ func TestAuditTrail(t *testing.T) {
 		tokens = append(tokens, tok.AccessToken)
 		jti := jtiOf(t, tok.AccessToken)
 		local, rid := rt.last()
-		// No polling: the response waited for the record's commit.
-		got := records(t, st, sigil.AuditQuery{JTI: jti})
+		// No polling: the response waited for the record to be durable.
+		got := durableRecords(t, n, sigil.AuditQuery{JTI: jti})
 		if len(got) != 1 {
 			t.Fatalf("records with jti %s right after the response: %d, want exactly 1", jti, len(got))
 		}
@@ -162,7 +200,7 @@ func TestAuditTrail(t *testing.T) {
 		if tm := got[0].Time; tm.Before(before.Add(-time.Second)) || tm.After(time.Now().Add(time.Second)) {
 			t.Errorf("record time %v is not around the request (%v)", tm, before)
 		}
-		if all := records(t, st, sigil.AuditQuery{ClientID: a.ClientID, Event: string(audit.TokenIssued)}); len(all) != 1 {
+		if all := records(t, n, sigil.AuditQuery{ClientID: a.ClientID, Event: string(audit.TokenIssued)}); len(all) != 1 {
 			t.Errorf("%d token.issued records for the client, want 1", len(all))
 		}
 	})
@@ -235,7 +273,7 @@ func TestAuditTrail(t *testing.T) {
 					t.Fatalf("token request: %v, want error %s", err, tc.reason)
 				}
 				local, rid := rt.last()
-				got := awaitRecord(t, st, audit.TokenRefused, rid)
+				got := awaitRecord(t, n, audit.TokenRefused, rid)
 				want := &audit.Record{
 					Node: node, Event: audit.TokenRefused, Outcome: audit.Failure, Reason: tc.reason, ClientID: tc.clientID,
 					RequestID: rid, Source: local, Detail: map[string]string{"grant_type": tc.grant},
@@ -282,7 +320,7 @@ func TestAuditTrail(t *testing.T) {
 			{"revoked", revoked, audit.Record{ClientID: a.ClientID, JTI: jtiA, Subject: a.ClientID, Detail: map[string]string{"token_client_id": a.ClientID}}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				got := awaitRecord(t, st, audit.TokenInactive, tc.requestID)
+				got := awaitRecord(t, n, audit.TokenInactive, tc.requestID)
 				want := tc.want
 				want.Node, want.Event, want.Outcome, want.Reason, want.RequestID = node, audit.TokenInactive, audit.Failure, tc.name, tc.requestID
 				if diff := cmp.Diff(&want, got, ignoreTime, cmpopts.IgnoreFields(audit.Record{}, "Source")); diff != "" {
@@ -293,7 +331,7 @@ func TestAuditTrail(t *testing.T) {
 				}
 			})
 		}
-		for _, r := range records(t, st, sigil.AuditQuery{Limit: 10_000}) {
+		for _, r := range records(t, n, sigil.AuditQuery{Limit: 10_000}) {
 			if r.RequestID == activeID {
 				t.Errorf("an active introspection left a %s record", r.Event)
 			}
@@ -309,7 +347,7 @@ func TestAuditTrail(t *testing.T) {
 			t.Fatalf("revoke: %d %s", r.status, r.body)
 		}
 		// No polling: the revocation response waits for its record.
-		got := records(t, st, sigil.AuditQuery{JTI: jti, Event: string(audit.TokenRevoked)})
+		got := durableRecords(t, n, sigil.AuditQuery{JTI: jti, Event: string(audit.TokenRevoked)})
 		if len(got) != 1 {
 			t.Fatalf("%d token.revoked records for jti %s right after the response, want 1", len(got), jti)
 		}
@@ -322,11 +360,11 @@ func TestAuditTrail(t *testing.T) {
 			t.Errorf("token.revoked record (-want +got):\n%s", diff)
 		}
 		// An unknown token is 200 with nothing to revoke, and nothing to record.
-		before := len(records(t, st, sigil.AuditQuery{Event: string(audit.TokenRevoked), Limit: 10_000}))
+		before := len(records(t, n, sigil.AuditQuery{Event: string(audit.TokenRevoked), Limit: 10_000}))
 		if r := n.postForm(t, "/revoke", url.Values{"token": {"garbage"}}, basic(a)); r.status != http.StatusOK {
 			t.Fatalf("revoke garbage: %d %s", r.status, r.body)
 		}
-		if after := len(records(t, st, sigil.AuditQuery{Event: string(audit.TokenRevoked), Limit: 10_000})); after != before {
+		if after := len(records(t, n, sigil.AuditQuery{Event: string(audit.TokenRevoked), Limit: 10_000})); after != before {
 			t.Errorf("revoking an invalid token wrote %d token.revoked records", after-before)
 		}
 	})
@@ -473,13 +511,13 @@ type gatedStore struct {
 	gate    chan struct{}
 }
 
-func (g *gatedStore) AppendAudit(ctx context.Context, build func(sigil.AuditHead) ([]sigil.AuditEntry, error)) error {
+func (g *gatedStore) AppendAudit(ctx context.Context, mark sigil.JournalMark, build func(sigil.AuditHead) ([]sigil.AuditEntry, error)) error {
 	select {
 	case g.entered <- struct{}{}:
 	default:
 	}
 	<-g.gate
-	return g.AuditStore.AppendAudit(ctx, build)
+	return g.AuditStore.AppendAudit(ctx, mark, build)
 }
 
 // TestAuditBackpressureWriter runs the real audit.Writer, with a queue of
@@ -492,7 +530,9 @@ func TestAuditBackpressureWriter(t *testing.T) {
 	c := n.newClient(t, admin.ClientSpec{Scope: "read"})
 	gs := &gatedStore{AuditStore: n.srv.Core.Store, entered: make(chan struct{}, 1), gate: make(chan struct{})}
 	w := &audit.Writer{Store: gs, Node: "gated", QueueSize: 1, MaxBatch: 1, EnqueueTimeout: 300 * time.Millisecond, Log: quietLog()}
-	w.Start()
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
 	released := false
 	release := func() {
 		if !released {
@@ -564,7 +604,7 @@ func TestAuditBackpressureWriter(t *testing.T) {
 			t.Fatal("queued requests did not finish after the store moved again")
 		}
 	}
-	issued := records(t, n.srv.Core.Store, sigil.AuditQuery{ClientID: c.ClientID, Event: string(audit.TokenIssued)})
+	issued := records(t, n, sigil.AuditQuery{ClientID: c.ClientID, Event: string(audit.TokenIssued)})
 	var got []string
 	for _, r := range issued {
 		got = append(got, r.JTI)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -19,10 +20,16 @@ import (
 // benchNode builds a node's public handler without listeners, with one
 // client_secret_basic client.
 func benchNode(b *testing.B) (http.Handler, string) {
+	return benchNodeWith(b, func(*config.Config) {})
+}
+
+// benchNodeWith is benchNode with a configuration change.
+func benchNodeWith(b *testing.B, configure func(*config.Config)) (http.Handler, string) {
 	cfg := config.Default()
 	cfg.DataDir = b.TempDir()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.AdminListen = ""
+	configure(&cfg)
 	core, err := server.OpenCore(context.Background(), cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -104,16 +111,21 @@ func BenchmarkIntrospectParallel(b *testing.B) {
 }
 
 // BenchmarkTokenEndpointParallel is BenchmarkTokenEndpoint from many
-// goroutines, so the audit writer batches as it does under load.
+// goroutines, so the audit writer batches as it does under load; with the
+// audit trail on (the default) and off, for what the trail costs.
 func BenchmarkTokenEndpointParallel(b *testing.B) {
-	h, auth := benchNode(b)
-	b.ReportAllocs()
-	b.SetParallelism(32)
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if w := post(h, "/token", auth, "grant_type=client_credentials&scope=read"); w.Code != 200 {
-				b.Fatal(w.Code, w.Body.String())
-			}
-		}
-	})
+	for _, on := range []bool{true, false} {
+		b.Run(fmt.Sprintf("audit=%v", on), func(b *testing.B) {
+			h, auth := benchNodeWith(b, func(c *config.Config) { c.AuditEnabled = on })
+			b.ReportAllocs()
+			b.SetParallelism(32)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if w := post(h, "/token", auth, "grant_type=client_credentials&scope=read"); w.Code != 200 {
+						b.Fatal(w.Code, w.Body.String())
+					}
+				}
+			})
+		})
+	}
 }

@@ -52,6 +52,12 @@ func OpenCore(ctx context.Context, cfg config.Config) (*Core, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Records a crashed server acknowledged but did not write yet go into
+	// the trail before anything reads or extends it.
+	if _, err := audit.RecoverJournal(ctx, st, JournalPath(cfg.DataDir)); err != nil {
+		st.Close()
+		return nil, err
+	}
 	secrets, err := secret.NewHasher(mk.Derive("client secrets"))
 	if err != nil {
 		st.Close()

@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sigil-sts/sigil/admin"
 	"github.com/sigil-sts/sigil/audit"
+	"github.com/sigil-sts/sigil/config"
 	"github.com/sigil-sts/sigil/internal/httpx"
 	"github.com/sigil-sts/sigil/issuer"
 	"github.com/sigil-sts/sigil/secret"
@@ -63,8 +65,14 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 	core.Admin.Changed = clients.Invalidate
 	var trail audit.Appender = audit.Discard{}
 	var writer *audit.Writer
+	started := false // the writer; until then an early return closes it
 	if cfg.AuditEnabled {
+		journal, err := openJournal(cfg, log)
+		if err != nil {
+			return nil, err
+		}
 		writer = &audit.Writer{
+			Journal:            journal,
 			Store:              core.Store,
 			Node:               cfg.Node(),
 			QueueSize:          cfg.AuditQueue,
@@ -74,6 +82,11 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 			Log:                log,
 		}
 		trail = writer
+		defer func() {
+			if !started {
+				writer.Close(ctx) // releases the journal
+			}
+		}()
 	}
 	core.Admin.Audit = trail
 	iss := &issuer.Handler{
@@ -129,7 +142,13 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 	// Started only now that nothing can fail before serving, so an early
 	// error leaves no writer running.
 	if writer != nil {
-		writer.Start()
+		if err := writer.Start(); err != nil {
+			s.publicLn.Close()
+			if s.adminLn != nil {
+				s.adminLn.Close()
+			}
+			return nil, err
+		}
 	}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
@@ -140,6 +159,7 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 	if s.admin != nil {
 		s.goLoop(func() { s.serve(s.admin, s.adminLn) })
 	}
+	started = true
 	s.ready.Store(true)
 	return s, nil
 }
@@ -240,4 +260,36 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.wg.Wait()
 	errs = append(errs, s.Core.Close())
 	return errors.Join(errs...)
+}
+
+// JournalPath is where a server on dataDir keeps its audit journal.
+func JournalPath(dataDir string) string { return filepath.Join(dataDir, "audit.journal") }
+
+// journalLockWait is how long a starting server waits for the audit
+// journal's lock before running without a journal.
+const journalLockWait = 2 * time.Second
+
+// openJournal opens the audit journal in the data directory. When another
+// process holds it (a second server on the same directory), this one runs
+// without: each token response then waits for its record's commit.
+func openJournal(cfg config.Config, log *slog.Logger) (*audit.Journal, error) {
+	j, err := audit.OpenJournal(JournalPath(cfg.DataDir))
+	// A CLI command recovering a crashed server's journal holds it for a
+	// moment.
+	for deadline := time.Now().Add(journalLockWait); errors.Is(err, audit.ErrJournalLocked) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		j, err = audit.OpenJournal(JournalPath(cfg.DataDir))
+	}
+	switch {
+	case errors.Is(err, audit.ErrJournalLocked):
+		log.Warn("audit journal in use by another process; token responses will wait for audit commits")
+		return nil, nil
+	case errors.Is(err, errors.ErrUnsupported):
+		log.Warn("no audit journal on this platform; token responses will wait for audit commits", "err", err)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return j, nil
 }

@@ -36,11 +36,13 @@ const (
 )
 
 const (
-	auditColumns       = `seq, prev, hash, body`
-	auditHeadSQL       = `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`
-	auditInsertSQL     = `INSERT INTO audit (seq, prev, hash, body, time, event, client_id, sub, jti, sub_is_client) VALUES ` + auditRowParams
-	auditRowParams     = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	auditEntriesSQL    = `SELECT ` + auditColumns + ` FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`
+	auditColumns    = `seq, prev, hash, body`
+	auditHeadSQL    = `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`
+	auditInsertSQL  = `INSERT INTO audit (seq, prev, hash, body, time, event, client_id, sub, jti, sub_is_client) VALUES ` + auditRowParams
+	auditRowParams  = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	auditEntriesSQL = `SELECT ` + auditColumns + ` FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`
+	journalMarkSQL  = `INSERT INTO audit_journals (journal, seq) VALUES (?, ?)
+		ON CONFLICT (journal) DO UPDATE SET seq = excluded.seq WHERE excluded.seq > audit_journals.seq`
 	auditCheckpointSQL = `INSERT INTO audit_checkpoints (seq, hash, jws, created_at)
 		VALUES (?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING`
 )
@@ -63,7 +65,12 @@ const zeroHashLen = 32
 // empty. A body that is not valid JSON fails the insert and rolls back the
 // batch. Zero entries commit nothing. An error from build is returned
 // wrapped, and nothing is written.
-func (s *Store) AppendAudit(ctx context.Context, build func(head sigil.AuditHead) ([]sigil.AuditEntry, error)) error {
+//
+// A non-zero mark is written in the same transaction, and only if it
+// moves its journal's mark forward: a mark at or behind the recorded one
+// is refused (the batch would repeat records already appended), and so is
+// a marked batch with no entries.
+func (s *Store) AppendAudit(ctx context.Context, mark sigil.JournalMark, build func(head sigil.AuditHead) ([]sigil.AuditEntry, error)) error {
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
 		head, err := readAuditHead(tx.StmtContext(ctx, s.auditHeadStmt).QueryRowContext(ctx))
 		if err != nil {
@@ -76,6 +83,14 @@ func (s *Store) AppendAudit(ctx context.Context, build func(head sigil.AuditHead
 		if err := checkChain(head, entries); err != nil {
 			return err
 		}
+		if mark != (sigil.JournalMark{}) {
+			if len(entries) == 0 {
+				return fmt.Errorf("journal %q mark %d: no entries to go with it", mark.Journal, mark.Seq)
+			}
+			if err := s.moveJournalMark(ctx, tx, mark); err != nil {
+				return err
+			}
+		}
 		if len(entries) == 0 {
 			return nil
 		}
@@ -85,6 +100,35 @@ func (s *Store) AppendAudit(ctx context.Context, build func(head sigil.AuditHead
 		return fmt.Errorf("sqlite: append audit: %w", err)
 	}
 	return nil
+}
+
+// moveJournalMark records mark inside tx, refusing one that does not move
+// its journal forward.
+func (s *Store) moveJournalMark(ctx context.Context, tx *sql.Tx, mark sigil.JournalMark) error {
+	if mark.Journal == "" || mark.Seq <= 0 {
+		return fmt.Errorf("journal mark %+v: want a journal id and a positive seq", mark)
+	}
+	res, err := tx.StmtContext(ctx, s.journalMarkStmt).ExecContext(ctx, mark.Journal, mark.Seq)
+	if err != nil {
+		return fmt.Errorf("journal %q mark %d: %w", mark.Journal, mark.Seq, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("journal %q mark %d: not after the recorded mark: the batch was already appended", mark.Journal, mark.Seq)
+	}
+	return nil
+}
+
+// JournalSeq returns the Seq of journal's mark, or 0 if it has none.
+func (s *Store) JournalSeq(ctx context.Context, journal string) (int64, error) {
+	var seq int64
+	err := s.db.QueryRowContext(ctx, `SELECT seq FROM audit_journals WHERE journal = ?`, journal).Scan(&seq)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("sqlite: journal %q mark: %w", journal, err)
+	}
+	return seq, nil
 }
 
 // checkChain reports whether entries continue the chain at head.

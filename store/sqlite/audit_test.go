@@ -141,11 +141,11 @@ func TestAuditTwoStores(t *testing.T) {
 func TestAuditRollback(t *testing.T) {
 	ctx := t.Context()
 	s := openClosed(t, t.TempDir())
-	if err := s.AppendAudit(ctx, storetest.Chain([]byte(`{"event":"a"}`))); err != nil {
+	if err := s.AppendAudit(ctx, sigil.JournalMark{}, storetest.Chain([]byte(`{"event":"a"}`))); err != nil {
 		t.Fatal(err)
 	}
 	for _, bad := range []string{`{"event":"b"`, ``, `not json`} {
-		err := s.AppendAudit(ctx, storetest.Chain([]byte(`{"event":"ok"}`), []byte(`{"event":"ok"}`), []byte(bad)))
+		err := s.AppendAudit(ctx, sigil.JournalMark{}, storetest.Chain([]byte(`{"event":"ok"}`), []byte(`{"event":"ok"}`), []byte(bad)))
 		if err == nil {
 			t.Errorf("AppendAudit with body %q succeeded, want an error", bad)
 		}
@@ -158,12 +158,12 @@ func TestAuditRollback(t *testing.T) {
 				t.Error("a panic in build did not reach the caller")
 			}
 		}()
-		s.AppendAudit(ctx, func(sigil.AuditHead) ([]sigil.AuditEntry, error) { panic("build") })
+		s.AppendAudit(ctx, sigil.JournalMark{}, func(sigil.AuditHead) ([]sigil.AuditEntry, error) { panic("build") })
 	}()
 	// A transaction left open would hold the write lock: the next append
 	// would wait out the busy timeout and fail.
 	start := time.Now()
-	if err := s.AppendAudit(ctx, storetest.Chain([]byte(`{"event":"c"}`))); err != nil {
+	if err := s.AppendAudit(ctx, sigil.JournalMark{}, storetest.Chain([]byte(`{"event":"c"}`))); err != nil {
 		t.Fatalf("AppendAudit after a panicking build: %v", err)
 	}
 	if d := time.Since(start); d > 2*time.Second {
@@ -198,7 +198,7 @@ func TestAuditLimits(t *testing.T) {
 	for i := range bodies {
 		bodies[i] = []byte(`{"event":"e"}`)
 	}
-	if err := s.AppendAudit(ctx, storetest.Chain(bodies...)); err != nil {
+	if err := s.AppendAudit(ctx, sigil.JournalMark{}, storetest.Chain(bodies...)); err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {
@@ -315,7 +315,7 @@ func BenchmarkAuditEntries(b *testing.B) {
 		for j := range bodies {
 			bodies[j] = benchBody(i + j)
 		}
-		if err := s.AppendAudit(ctx, storetest.Chain(bodies...)); err != nil {
+		if err := s.AppendAudit(ctx, sigil.JournalMark{}, storetest.Chain(bodies...)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -379,7 +379,7 @@ func BenchmarkAppendAudit(b *testing.B) {
 					bodies[i] = benchBody(n)
 					n++
 				}
-				if err := s.AppendAudit(ctx, storetest.Chain(bodies...)); err != nil {
+				if err := s.AppendAudit(ctx, sigil.JournalMark{}, storetest.Chain(bodies...)); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -409,7 +409,7 @@ func TestAuditSubjectIsClient(t *testing.T) {
 		[]byte(`{"time":"2031-05-06T07:08:11.000000000Z","event":"token.issued","client_id":"b","sub":"a"}`),
 		[]byte(`{"time":"2031-05-06T07:08:12.000000000Z","event":"token.issued","client_id":"a","sub":"u"}`),
 	}
-	if err := s.AppendAudit(ctx, storetest.Chain(bodies...)); err != nil {
+	if err := s.AppendAudit(ctx, sigil.JournalMark{}, storetest.Chain(bodies...)); err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {

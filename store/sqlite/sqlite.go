@@ -52,6 +52,7 @@ type Store struct {
 	// the insert through tx.StmtContext, which reuses the statement
 	// already prepared on the transaction's connection.
 	auditHeadStmt    *sql.Stmt
+	journalMarkStmt  *sql.Stmt
 	auditInsertChunk []*sql.Stmt // INSERTs of auditChunks[i] rows
 	auditEntriesStmt *sql.Stmt
 
@@ -148,6 +149,9 @@ func dsn(path string) string {
 			"wal_autocheckpoint(0)",
 			"journal_mode(WAL)",
 			"synchronous(NORMAL)",
+			// Statement journals (a multi-row INSERT's undo log) in memory,
+			// not in temporary files.
+			"temp_store(MEMORY)",
 			"foreign_keys(1)",
 		},
 		"_txlock": {"immediate"},
@@ -193,6 +197,9 @@ func (s *Store) open(ctx context.Context, path string) error {
 	if s.auditEntriesStmt, err = s.db.PrepareContext(ctx, auditEntriesSQL); err != nil {
 		return fmt.Errorf("sqlite: prepare audit scan: %w", err)
 	}
+	if s.journalMarkStmt, err = s.db.PrepareContext(ctx, journalMarkSQL); err != nil {
+		return fmt.Errorf("sqlite: prepare journal mark: %w", err)
+	}
 	return nil
 }
 
@@ -237,7 +244,7 @@ func (s *Store) Close() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{
 		s.clientStmt, s.revokedStmt, s.markStmt, s.versionStmt,
-		s.auditHeadStmt, s.auditEntriesStmt,
+		s.auditHeadStmt, s.auditEntriesStmt, s.journalMarkStmt,
 	} {
 		if st != nil {
 			errs = append(errs, st.Close())

@@ -77,7 +77,7 @@ func Chain(bodies ...[]byte) func(sigil.AuditHead) ([]sigil.AuditEntry, error) {
 
 func appendBodies(t *testing.T, s sigil.Store, bodies ...[]byte) {
 	t.Helper()
-	must(t, "AppendAudit", s.AppendAudit(t.Context(), Chain(bodies...)))
+	must(t, "AppendAudit", s.AppendAudit(t.Context(), sigil.JournalMark{}, Chain(bodies...)))
 }
 
 func appendRecords(t *testing.T, s sigil.Store, rs []auditRecord) {
@@ -169,7 +169,7 @@ func testAuditAppend(t *testing.T, s sigil.Store) {
 	appendChecked := func(bodies ...[]byte) {
 		t.Helper()
 		build := Chain(bodies...)
-		err := s.AppendAudit(ctx, func(h sigil.AuditHead) ([]sigil.AuditEntry, error) {
+		err := s.AppendAudit(ctx, sigil.JournalMark{}, func(h sigil.AuditHead) ([]sigil.AuditEntry, error) {
 			heads = append(heads, sigil.AuditHead{Seq: h.Seq, Hash: bytes.Clone(h.Hash)})
 			es, err := build(h)
 			want = append(want, es...)
@@ -222,7 +222,7 @@ func testAuditBuildError(t *testing.T, s sigil.Store) {
 
 	errBuild := errors.New("build failed")
 	calls := 0
-	err := s.AppendAudit(ctx, func(h sigil.AuditHead) ([]sigil.AuditEntry, error) {
+	err := s.AppendAudit(ctx, sigil.JournalMark{}, func(h sigil.AuditHead) ([]sigil.AuditEntry, error) {
 		calls++
 		es, _ := Chain([]byte(`{"event":"c"}`))(h)
 		return es, errBuild // entries and an error: the error wins
@@ -289,7 +289,7 @@ func testAuditRejectsBrokenChain(t *testing.T, s sigil.Store) {
 			return es
 		}},
 	} {
-		err := s.AppendAudit(ctx, func(h sigil.AuditHead) ([]sigil.AuditEntry, error) {
+		err := s.AppendAudit(ctx, sigil.JournalMark{}, func(h sigil.AuditHead) ([]sigil.AuditEntry, error) {
 			return tt.mutate(h, mustChain(h, bodies)), nil
 		})
 		if err == nil {
@@ -340,7 +340,7 @@ func AppendConcurrently(t *testing.T, stores []sigil.AuditStore, n, rounds int) 
 				for i := range bodies {
 					bodies[i] = fmt.Appendf(nil, `{"event":"e","jti":"g%d-r%d-i%d","n":%d}`, g, r, i, size)
 				}
-				if err := s.AppendAudit(ctx, Chain(bodies...)); err != nil {
+				if err := s.AppendAudit(ctx, sigil.JournalMark{}, Chain(bodies...)); err != nil {
 					t.Errorf("goroutine %d round %d: AppendAudit: %v", g, r, err)
 					return
 				}
@@ -605,3 +605,61 @@ var ignoreIndex = cmp.FilterPath(func(p cmp.Path) bool {
 	sf, ok := p.Last().(cmp.StructField)
 	return ok && sf.Name() == "Index"
 }, cmp.Ignore())
+
+// testAuditJournalMarks checks that a journal mark moves with its batch,
+// atomically: a batch that fails leaves the mark where it was, a mark that
+// does not move forward fails the batch, and marks of different journals
+// are independent.
+func testAuditJournalMarks(t *testing.T, s sigil.Store) {
+	ctx := t.Context()
+	seq := func(journal string) int64 {
+		t.Helper()
+		n, err := s.JournalSeq(ctx, journal)
+		must(t, "JournalSeq", err)
+		return n
+	}
+	if n := seq("j-a"); n != 0 {
+		t.Fatalf("JournalSeq of an unknown journal = %d, want 0", n)
+	}
+	must(t, "marked append", s.AppendAudit(ctx, sigil.JournalMark{Journal: "j-a", Seq: 5}, Chain([]byte(`{"event":"a"}`), []byte(`{"event":"b"}`))))
+	must(t, "marked append of another journal", s.AppendAudit(ctx, sigil.JournalMark{Journal: "j-b", Seq: 1}, Chain([]byte(`{"event":"c"}`))))
+	if a, b := seq("j-a"), seq("j-b"); a != 5 || b != 1 {
+		t.Fatalf("marks = %d, %d; want 5, 1", a, b)
+	}
+	head := auditHead(t, s)
+
+	// A mark at or behind the recorded one: the batch was appended already.
+	for _, m := range []int64{5, 4} {
+		err := s.AppendAudit(ctx, sigil.JournalMark{Journal: "j-a", Seq: m}, Chain([]byte(`{"event":"again"}`)))
+		if err == nil {
+			t.Errorf("append with mark %d after mark 5 succeeded; want it refused", m)
+		}
+	}
+	// A failing batch leaves the mark behind.
+	err := s.AppendAudit(ctx, sigil.JournalMark{Journal: "j-a", Seq: 9}, func(sigil.AuditHead) ([]sigil.AuditEntry, error) {
+		return nil, errors.New("build failed")
+	})
+	if err == nil {
+		t.Error("append with a failing build succeeded")
+	}
+	// A mark without entries, and malformed marks.
+	for _, m := range []sigil.JournalMark{{Journal: "j-a", Seq: 10}, {Journal: "", Seq: 11}, {Journal: "j-a", Seq: -1}} {
+		build := Chain([]byte(`{"event":"x"}`))
+		if m.Seq == 10 {
+			build = Chain()
+		}
+		if err := s.AppendAudit(ctx, m, build); err == nil {
+			t.Errorf("append with mark %+v succeeded; want it refused", m)
+		}
+	}
+	if a := seq("j-a"); a != 5 {
+		t.Errorf("mark after refused appends = %d, want 5", a)
+	}
+	wantHead(t, s, "after refused appends", head)
+
+	must(t, "marked append forward", s.AppendAudit(ctx, sigil.JournalMark{Journal: "j-a", Seq: 6}, Chain([]byte(`{"event":"d"}`))))
+	if a := seq("j-a"); a != 6 {
+		t.Errorf("mark = %d, want 6", a)
+	}
+	checkAuditChain(t, allAudit(t, s))
+}

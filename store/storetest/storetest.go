@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) sigil.Store) {
 		{"QueryAudit", testQueryAudit},
 		{"QueryAuditDefaultLimit", testQueryAuditDefaultLimit},
 		{"AuditCheckpoints", testAuditCheckpoints},
+		{"AuditJournalMarks", testAuditJournalMarks},
 
 		{"VersionStable", testVersionStable},
 		{"VersionChanges", testVersionChanges},
@@ -163,9 +164,9 @@ func testVersionChanges(t *testing.T, s sigil.Store) {
 		{"PurgeRevocations", func() error { _, err := s.PurgeRevocations(ctx, now); return err }},
 		{"MarkJTI", func() error { return s.MarkJTI(ctx, "m1", now.Add(time.Hour)) }},
 		{"PurgeReplay", func() error { _, err := s.PurgeReplay(ctx, now.Add(2*time.Hour)); return err }},
-		{"AppendAudit", func() error { return s.AppendAudit(ctx, Chain([]byte(`{"event":"e"}`))) }},
+		{"AppendAudit", func() error { return s.AppendAudit(ctx, sigil.JournalMark{}, Chain([]byte(`{"event":"e"}`))) }},
 		{"AppendAudit batch", func() error {
-			return s.AppendAudit(ctx, Chain([]byte(`{"event":"e"}`), []byte(`{"event":"f"}`)))
+			return s.AppendAudit(ctx, sigil.JournalMark{}, Chain([]byte(`{"event":"e"}`), []byte(`{"event":"f"}`)))
 		}},
 		{"AddCheckpoint", func() error {
 			return s.AddCheckpoint(ctx, sigil.AuditCheckpoint{Seq: 3, Hash: make([]byte, 32), JWS: "h.p.s", CreatedAt: base})
