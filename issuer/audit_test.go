@@ -18,9 +18,9 @@ import (
 	"github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/admin"
 	"github.com/sigil-sts/sigil/audit"
-	"github.com/sigil-sts/sigil/server"
 	"github.com/sigil-sts/sigil/internal/httpx"
 	"github.com/sigil-sts/sigil/issuer"
+	"github.com/sigil-sts/sigil/server"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 )
