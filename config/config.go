@@ -65,6 +65,9 @@ type Config struct {
 	// signs a checkpoint of the audit chain. Defaults 10000 records, 10s.
 	AuditCheckpointEvery    int
 	AuditCheckpointInterval time.Duration
+	// DPoPNonce makes the token endpoint demand server-provided DPoP
+	// nonces (RFC 9449 §8). Default off.
+	DPoPNonce bool
 }
 
 // Hard limits on settings, the same for every node and command. Records

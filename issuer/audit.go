@@ -22,9 +22,13 @@ func record(ctx context.Context, r audit.Record) audit.Record {
 // trail cannot take the record (its queue stayed full, or the store
 // failed), the token is not handed out.
 func (h *Handler) issued(ctx context.Context, grant string, c *token.Claims) *Error {
+	detail := map[string]string{"grant_type": grant}
+	if jkt := c.BoundKey(); jkt != "" {
+		detail["dpop_jkt"] = jkt
+	}
 	err := h.Audit.Append(ctx, record(ctx, audit.Record{
 		Event: audit.TokenIssued, Outcome: audit.Success, ClientID: c.ClientID, Subject: c.Subject,
-		JTI: c.JTI, Scope: c.Scope, Audience: c.Audience, Detail: map[string]string{"grant_type": grant},
+		JTI: c.JTI, Scope: c.Scope, Audience: c.Audience, Detail: detail,
 	}))
 	if err != nil {
 		h.Log.ErrorContext(ctx, "audit: issuance not recorded; token withheld", "client_id", c.ClientID, "jti", c.JTI, "err", err)

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/dpop"
 	"github.com/sigil-sts/sigil/token"
 )
 
@@ -29,12 +30,12 @@ func (g clientCredentials) Exchange(ctx context.Context, req *TokenRequest) (*To
 	if err != nil {
 		return nil, err
 	}
-	return g.h.issueAccessToken(c, c.ID, scopes, aud)
+	return g.h.issueAccessToken(c, c.ID, scopes, aud, req.DPoP)
 }
 
 // issueAccessToken mints an RFC 9068 access token for client c about
-// subject sub.
-func (h *Handler) issueAccessToken(c *sigil.Client, sub string, scopes, aud []string) (*TokenResponse, *Error) {
+// subject sub, bound to the proof's key when there is a DPoP proof.
+func (h *Handler) issueAccessToken(c *sigil.Client, sub string, scopes, aud []string, proof *dpop.Proof) (*TokenResponse, *Error) {
 	ttl := c.AccessTokenTTL
 	if ttl == 0 {
 		ttl = h.AccessTokenTTL
@@ -54,6 +55,11 @@ func (h *Handler) issueAccessToken(c *sigil.Client, sub string, scopes, aud []st
 		Scope:     scope,
 		Extra:     c.Claims,
 	}
+	tokenType := "Bearer"
+	if proof != nil {
+		claims.Confirmation = &token.Confirmation{JKT: proof.JKT}
+		tokenType = "DPoP"
+	}
 	k, kerr := h.Keys.Active(h.AccessTokenAlg)
 	if kerr != nil {
 		return nil, internal(kerr)
@@ -62,5 +68,5 @@ func (h *Handler) issueAccessToken(c *sigil.Client, sub string, scopes, aud []st
 	if serr != nil {
 		return nil, internal(serr)
 	}
-	return &TokenResponse{AccessToken: raw, TokenType: "Bearer", ExpiresIn: int64(ttl.Seconds()), Scope: scope, claims: claims}, nil
+	return &TokenResponse{AccessToken: raw, TokenType: tokenType, ExpiresIn: int64(ttl.Seconds()), Scope: scope, claims: claims}, nil
 }

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 
+	"github.com/sigil-sts/sigil/dpop"
 	"github.com/sigil-sts/sigil/internal/httpx"
 )
 
@@ -21,6 +23,9 @@ const (
 	// CodeTemporarilyUnavailable (RFC 6749 §4.1.2.1) is used at the token
 	// endpoint too, with 503 and Retry-After, when the server sheds load.
 	CodeTemporarilyUnavailable = "temporarily_unavailable"
+	// CodeInvalidDPoPProof and CodeUseDPoPNonce are RFC 9449's (§5, §8).
+	CodeInvalidDPoPProof = dpop.CodeInvalidProof
+	CodeUseDPoPNonce     = dpop.CodeUseNonce
 )
 
 // Error is an OAuth error: the code and description go to the client, the
@@ -82,6 +87,11 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	}
 	if e.Status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
+	}
+	if e.Code == CodeInvalidDPoPProof || e.Code == CodeUseDPoPNonce {
+		// RFC 9449 §7.1's challenge, also at the token endpoint, so a
+		// client learns which proof algorithms are accepted.
+		w.Header().Set("WWW-Authenticate", `DPoP error="`+e.Code+`", algs="`+strings.Join(dpop.Algorithms, " ")+`"`)
 	}
 	if e.Status == http.StatusUnauthorized {
 		if e.Basic {

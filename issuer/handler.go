@@ -14,6 +14,7 @@ import (
 
 	"github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/audit"
+	"github.com/sigil-sts/sigil/dpop"
 	"github.com/sigil-sts/sigil/internal/httpx"
 	"github.com/sigil-sts/sigil/keys"
 	"github.com/sigil-sts/sigil/secret"
@@ -60,10 +61,14 @@ type Handler struct {
 	Log *slog.Logger
 	// Audit receives the audit trail; nil means audit.Discard.
 	Audit audit.Appender
+	// DPoPNonces, when set, makes every DPoP proof carry a nonce the
+	// server issued (RFC 9449 §8).
+	DPoPNonces *dpop.Nonces
 
 	prefix   string // the issuer URL's path
 	grants   map[string]Grant
 	verifier *verify.Verifier
+	dpop     *dpop.Checker
 	metadata []byte
 }
 
@@ -102,6 +107,7 @@ func (h *Handler) Init() error {
 		h.Leeway = verify.DefaultLeeway
 	}
 	h.verifier = &verify.Verifier{Keys: h.Keys, Issuer: h.Issuer, IgnoreAudience: true, Leeway: h.Leeway, Now: h.Now}
+	h.dpop = &dpop.Checker{Replay: h.Store, Nonces: h.DPoPNonces, Leeway: h.Leeway, Now: h.Now}
 	h.grants = map[string]Grant{}
 	for _, g := range []Grant{clientCredentials{h}} {
 		h.grants[g.Type()] = g
@@ -160,6 +166,7 @@ type Metadata struct {
 	RevocationEndpointAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
 	RevocationEndpointAuthSigningAlgValues    []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
 	AccessTokenSigningAlgValuesSupported      []string `json:"access_token_signing_alg_values_supported"`
+	DPoPSigningAlgValuesSupported             []string `json:"dpop_signing_alg_values_supported"`
 }
 
 // authMethods are the client authentication methods the endpoints accept.
@@ -190,6 +197,7 @@ func (h *Handler) buildMetadata() ([]byte, error) {
 		RevocationEndpointAuthMethodsSupported:    authMethods,
 		RevocationEndpointAuthSigningAlgValues:    keys.Algorithms,
 		AccessTokenSigningAlgValuesSupported:      []string{h.AccessTokenAlg},
+		DPoPSigningAlgValuesSupported:             dpop.Algorithms,
 	}
 	return json.Marshal(m)
 }

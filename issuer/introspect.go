@@ -50,7 +50,11 @@ func (h *Handler) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteRawJSON(w, http.StatusOK, inactive)
 		return
 	}
-	httpx.WriteJSON(w, http.StatusOK, introspection{Claims: c, Active: true, TokenType: "Bearer"})
+	tokenType := "Bearer"
+	if c.BoundKey() != "" {
+		tokenType = "DPoP" // RFC 9449 §6.2
+	}
+	httpx.WriteJSON(w, http.StatusOK, introspection{Claims: c, Active: true, TokenType: tokenType})
 }
 
 // activeToken checks whether raw is an active access token of this

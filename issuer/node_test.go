@@ -373,6 +373,13 @@ func wantError(t testing.TB, r reply, status int, code string) {
 	if cc := r.header.Get("Cache-Control"); cc != "no-store" {
 		t.Errorf("Cache-Control = %q, want no-store", cc)
 	}
+	if code == "invalid_dpop_proof" || code == "use_dpop_nonce" {
+		// RFC 9449 §7.1's challenge, naming the error and the algorithms.
+		want := `DPoP error="` + code + `", algs="ES256 EdDSA RS256 PS256"`
+		if got := r.header.Get("WWW-Authenticate"); got != want {
+			t.Errorf("WWW-Authenticate = %q, want %q", got, want)
+		}
+	}
 }
 
 // eventually polls cond every 20ms until it holds or the deadline passes.

@@ -2,12 +2,14 @@ package issuer
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 
 	"github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/dpop"
 	"github.com/sigil-sts/sigil/internal/httpx"
 	"github.com/sigil-sts/sigil/token"
 )
@@ -26,6 +28,9 @@ type Grant interface {
 type TokenRequest struct {
 	Client *sigil.Client
 	Form   url.Values
+	// DPoP is the request's checked proof; nil without one. Tokens issued
+	// for the request are bound to its key.
+	DPoP *dpop.Proof
 }
 
 // TokenResponse is the successful response (RFC 6749 §5.1).
@@ -60,6 +65,10 @@ func (h *Handler) serveToken(w http.ResponseWriter, r *http.Request) {
 // also returns the client id (as presented, when authentication failed)
 // and the grant type, for the audit trail.
 func (h *Handler) token(w http.ResponseWriter, r *http.Request) (*TokenResponse, string, string, *Error) {
+	if h.DPoPNonces != nil {
+		// On every response, errors included (RFC 9449 §8.2).
+		w.Header().Set(dpop.NonceHeader, h.DPoPNonces.Current(h.now()))
+	}
 	form, oerr := readForm(w, r)
 	if oerr != nil {
 		return nil, "", "", oerr
@@ -81,8 +90,33 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) (*TokenResponse,
 	if oerr != nil {
 		return nil, client.ID, gt, oerr
 	}
-	resp, oerr := g.Exchange(r.Context(), &TokenRequest{Client: client, Form: form})
+	proof, oerr := h.checkDPoP(r, client)
+	if oerr != nil {
+		return nil, client.ID, gt, oerr
+	}
+	resp, oerr := g.Exchange(r.Context(), &TokenRequest{Client: client, Form: form, DPoP: proof})
 	return resp, client.ID, gt, oerr
+}
+
+// checkDPoP checks the request's DPoP proof, if it has one, and refuses a
+// request without one from a client registered dpop_bound_access_tokens.
+func (h *Handler) checkDPoP(r *http.Request, c *sigil.Client) (*dpop.Proof, *Error) {
+	values := r.Header.Values(dpop.HeaderName)
+	if len(values) == 0 {
+		if c.DPoPBound {
+			return nil, badRequest(CodeInvalidDPoPProof, "this client must send a DPoP proof")
+		}
+		return nil, nil
+	}
+	proof, err := h.dpop.Check(r.Context(), dpop.Request{Header: values, Method: r.Method, URI: h.endpoint(PathToken)})
+	var derr *dpop.Error
+	switch {
+	case errors.As(err, &derr):
+		return nil, badRequest(derr.Code, derr.Description)
+	case err != nil:
+		return nil, internal(err)
+	}
+	return proof, nil
 }
 
 // maxAuditedClientID bounds an unauthenticated client id written to the

@@ -23,6 +23,8 @@ type Core struct {
 	Keys    *keys.Set
 	Secrets *secret.Hasher
 	Admin   *admin.Service
+	// NonceKey is the MAC key of DPoP nonces, the same on every node.
+	NonceKey []byte
 }
 
 // initialAlgs are the algorithms that get a key on first start: ES256 for
@@ -76,10 +78,11 @@ func OpenCore(ctx context.Context, cfg config.Config) (*Core, error) {
 		return nil, fmt.Errorf("server: load keys: %w", err)
 	}
 	return &Core{
-		Config:  cfg,
-		Store:   st,
-		Keys:    ks,
-		Secrets: secrets,
+		NonceKey: mk.Derive("dpop nonces"),
+		Config:   cfg,
+		Store:    st,
+		Keys:     ks,
+		Secrets:  secrets,
 		Admin: &admin.Service{Store: st, Keys: ks, Secrets: secrets, MaxAccessTokenTTL: cfg.AccessTokenMaxTTL,
 			// CLI commands write their few records synchronously; Start
 			// replaces this with the server's batching writer.

@@ -15,6 +15,7 @@ import (
 	"github.com/sigil-sts/sigil/admin"
 	"github.com/sigil-sts/sigil/audit"
 	"github.com/sigil-sts/sigil/config"
+	"github.com/sigil-sts/sigil/dpop"
 	"github.com/sigil-sts/sigil/internal/httpx"
 	"github.com/sigil-sts/sigil/issuer"
 	"github.com/sigil-sts/sigil/secret"
@@ -101,6 +102,9 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 		Leeway:            cfg.Leeway,
 		Log:               log,
 		Audit:             trail,
+	}
+	if cfg.DPoPNonce {
+		iss.DPoPNonces = &dpop.Nonces{Key: core.NonceKey}
 	}
 	if err := iss.Init(); err != nil {
 		return nil, err

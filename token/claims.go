@@ -34,16 +34,32 @@ func IsRegistered(name string) bool {
 // Claims are the claims of a Sigil JWT. Extra holds every other claim; on
 // encoding, Extra never overrides a registered claim.
 type Claims struct {
-	Issuer    string         `json:"iss,omitempty"`
-	Subject   string         `json:"sub,omitempty"`
-	Audience  Audience       `json:"aud,omitempty"`
-	Expiry    NumericDate    `json:"exp,omitempty"`
-	NotBefore NumericDate    `json:"nbf,omitempty"`
-	IssuedAt  NumericDate    `json:"iat,omitempty"`
-	JTI       string         `json:"jti,omitempty"`
-	ClientID  string         `json:"client_id,omitempty"`
-	Scope     string         `json:"scope,omitempty"`
-	Extra     map[string]any `json:"-"`
+	Issuer    string      `json:"iss,omitempty"`
+	Subject   string      `json:"sub,omitempty"`
+	Audience  Audience    `json:"aud,omitempty"`
+	Expiry    NumericDate `json:"exp,omitempty"`
+	NotBefore NumericDate `json:"nbf,omitempty"`
+	IssuedAt  NumericDate `json:"iat,omitempty"`
+	JTI       string      `json:"jti,omitempty"`
+	ClientID  string      `json:"client_id,omitempty"`
+	Scope     string      `json:"scope,omitempty"`
+	// Confirmation binds the token to a key (RFC 7800; RFC 9449 §6).
+	Confirmation *Confirmation  `json:"cnf,omitempty"`
+	Extra        map[string]any `json:"-"`
+}
+
+// Confirmation is the cnf claim: JKT is the RFC 7638 thumbprint of the
+// DPoP key the token is bound to.
+type Confirmation struct {
+	JKT string `json:"jkt,omitempty"`
+}
+
+// BoundKey returns the thumbprint of the DPoP key c is bound to, or "".
+func (c *Claims) BoundKey() string {
+	if c.Confirmation == nil {
+		return ""
+	}
+	return c.Confirmation.JKT
 }
 
 type plainClaims Claims // no methods: avoids recursion
@@ -112,6 +128,8 @@ func (c *Claims) UnmarshalJSON(b []byte) error {
 			err = json.Unmarshal(v, &p.ClientID)
 		case "scope":
 			err = json.Unmarshal(v, &p.Scope)
+		case "cnf":
+			p.Confirmation, err = decodeConfirmation(v)
 		default:
 			if IsRegistered(k) {
 				continue
@@ -132,6 +150,22 @@ func (c *Claims) UnmarshalJSON(b []byte) error {
 	}
 	*c = p
 	return nil
+}
+
+// decodeConfirmation reads a cnf claim, matching "jkt" exactly as the
+// registered claims are matched; other confirmation methods are ignored.
+func decodeConfirmation(v json.RawMessage) (*Confirmation, error) {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(v, &members); err != nil {
+		return nil, err
+	}
+	var cnf Confirmation
+	if jkt, ok := members["jkt"]; ok {
+		if err := json.Unmarshal(jkt, &cnf.JKT); err != nil {
+			return nil, err
+		}
+	}
+	return &cnf, nil
 }
 
 // Scopes returns the space-delimited scope claim as a list.

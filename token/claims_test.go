@@ -55,7 +55,8 @@ func TestClaimsUnmarshal(t *testing.T) {
 		{"fractional date truncated", `{"exp":1700000000.9}`, token.Claims{Expiry: 1700000000}, false},
 		{"exponent date", `{"exp":1.7e9}`, token.Claims{Expiry: 1700000000}, false},
 		{"extra numbers stay exact", `{"n":12345678901234567890}`, token.Claims{Extra: map[string]any{"n": json.Number("12345678901234567890")}}, false},
-		{"registered non-field claims are not extra", `{"cnf":{"jkt":"x"},"act":{"sub":"y"},"nonce":"n"}`, token.Claims{}, false},
+		{"registered non-field claims are not extra", `{"act":{"sub":"y"},"nonce":"n"}`, token.Claims{}, false},
+		{"cnf is a field", `{"cnf":{"jkt":"x"}}`, token.Claims{Confirmation: &token.Confirmation{JKT: "x"}}, false},
 		{"null claims", `null`, token.Claims{}, false},
 		{"aud null is no audience", `{"aud":null}`, token.Claims{}, false},
 		{"negative date", `{"exp":-5}`, token.Claims{}, true},
@@ -101,8 +102,11 @@ func TestClaimsUnmarshalCoversEveryField(t *testing.T) {
 				t.Errorf("field %s (%q) is not in Registered", f.Name, name)
 			}
 			val := `"x"`
-			if f.Type == reflect.TypeFor[token.NumericDate]() {
+			switch f.Type {
+			case reflect.TypeFor[token.NumericDate]():
 				val = `42`
+			case reflect.TypeFor[*token.Confirmation]():
+				val = `{"jkt":"x"}`
 			}
 			var c token.Claims
 			if err := json.Unmarshal([]byte(`{"`+name+`":`+val+`}`), &c); err != nil {
@@ -214,5 +218,29 @@ func TestNewJTI(t *testing.T) {
 	}
 	if next := token.NewJTI(t0.Add(365 * 24 * time.Hour)); next <= prev {
 		t.Errorf("a jti a year later %q sorts before %q", next, prev)
+	}
+}
+
+// TestConfirmationExactNames: cnf's jkt is matched exactly, like the
+// registered claims; "JKT" binds nothing.
+func TestConfirmationExactNames(t *testing.T) {
+	for _, tt := range []struct {
+		in, want string
+	}{
+		{`{"cnf":{"jkt":"abc"}}`, "abc"},
+		{`{"cnf":{"JKT":"abc"}}`, ""},
+		{`{"cnf":{"x5t#S256":"abc"}}`, ""},
+	} {
+		var c token.Claims
+		if err := json.Unmarshal([]byte(tt.in), &c); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.BoundKey(); got != tt.want {
+			t.Errorf("%s: BoundKey() = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	var c token.Claims
+	if err := json.Unmarshal([]byte(`{"cnf":"abc"}`), &c); err == nil {
+		t.Error(`cnf "abc" decoded; want an error`)
 	}
 }

@@ -7,6 +7,10 @@
 // what a resource server accepts and what introspection calls active never
 // differ.
 //
-// Later releases add DPoP (RFC 9449), token status lists and net/http
-// middleware here.
+// Middleware is the net/http front of a resource server: it accepts RFC
+// 6750 Bearer tokens and RFC 9449 DPoP-bound tokens with their proofs
+// (package dpop, with a MemoryReplay of proof jtis), answers failures with
+// the WWW-Authenticate challenges both RFCs define, and hands the verified
+// claims to the handler (ClaimsFrom); RequireScope adds scope checks.
+// Token status lists come in a later release.
 package verify

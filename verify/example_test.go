@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/sigil-sts/sigil/dpop"
 	"github.com/sigil-sts/sigil/keys"
 	"github.com/sigil-sts/sigil/token"
 	"github.com/sigil-sts/sigil/verify"
@@ -106,4 +107,50 @@ func ExampleJWKS() {
 	}
 	fmt.Println(claims.Subject)
 	// Output: svc-reports
+}
+
+// A resource server puts Middleware in front of its handlers: bearer and
+// DPoP-bound tokens are checked without a call to the issuer, and the
+// handler reads the verified claims from the request context.
+func ExampleMiddleware() {
+	priv, err := keys.Generate("ES256")
+	if err != nil {
+		log.Fatal(err)
+	}
+	key := &keys.Key{ID: "k1", Alg: "ES256", Public: priv.Public(), Signer: priv}
+	m := &verify.Middleware{
+		Verifier: &verify.Verifier{
+			Keys:     verify.KeySet{key.ID: {Public: key.Public, Alg: key.Alg}},
+			Issuer:   "https://sigil.example",
+			Audience: "https://api.example",
+		},
+		// DPoP proofs are checked locally; their jtis need only be unique
+		// at this server.
+		DPoP: &dpop.Checker{Replay: &verify.MemoryReplay{}},
+	}
+	reports := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		claims, _ := verify.ClaimsFrom(r.Context())
+		fmt.Fprintf(w, "reports for %s", claims.Subject)
+	})
+	h := m.Wrap(m.RequireScope(reports, "reports:read"))
+
+	raw, err := token.Sign(key, token.TypeAccess, &token.Claims{
+		Issuer: "https://sigil.example", Subject: "agent-7", Audience: token.Audience{"https://api.example"},
+		Expiry: token.NewNumericDate(time.Now().Add(time.Minute)), JTI: token.NewJTI(time.Now()), Scope: "reports:read",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, auth := range []string{"Bearer " + raw, ""} {
+		req := httptest.NewRequest("GET", "https://api.example/reports", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		fmt.Println(w.Code, w.Body.String(), w.Header().Values("WWW-Authenticate"))
+	}
+	// Output:
+	// 200 reports for agent-7 []
+	// 401  [Bearer DPoP algs="ES256 EdDSA RS256 PS256"]
 }

@@ -69,10 +69,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*token.Claims, error
 }
 
 func (v *Verifier) checkTimes(c *token.Claims) error {
-	now := time.Now()
-	if v.Now != nil {
-		now = v.Now()
-	}
+	now := v.now()
 	leeway := v.Leeway
 	if leeway == 0 {
 		leeway = DefaultLeeway

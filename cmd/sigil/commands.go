@@ -111,6 +111,7 @@ func serverFlags(fs *flag.FlagSet, o *options) {
 	fs.IntVar(&o.cfg.AuditQueue, "audit-queue", o.cfg.AuditQueue, "audit records that may wait to be written before requests are held back")
 	fs.IntVar(&o.cfg.AuditCheckpointEvery, "audit-checkpoint-every", o.cfg.AuditCheckpointEvery, "sign an audit checkpoint after this many records")
 	fs.DurationVar(&o.cfg.AuditCheckpointInterval, "audit-checkpoint-interval", o.cfg.AuditCheckpointInterval, "or after this much time with new records")
+	fs.BoolVar(&o.cfg.DPoPNonce, "dpop-nonce", o.cfg.DPoPNonce, "demand server-provided nonces in DPoP proofs")
 }
 
 // openCore opens the store and keys for a CLI command.

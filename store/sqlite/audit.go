@@ -71,6 +71,7 @@ const zeroHashLen = 32
 // is refused (the batch would repeat records already appended), and so is
 // a marked batch with no entries.
 func (s *Store) AppendAudit(ctx context.Context, mark sigil.JournalMark, build func(head sigil.AuditHead) ([]sigil.AuditEntry, error)) error {
+	defer s.writing()()
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
 		head, err := readAuditHead(tx.StmtContext(ctx, s.auditHeadStmt).QueryRowContext(ctx))
 		if err != nil {
@@ -354,6 +355,7 @@ func (a *blocks) copy(b []byte) []byte {
 // c against the chain: verifying it is package audit's job, and a
 // mismatching checkpoint must stay visible to it.
 func (s *Store) AddCheckpoint(ctx context.Context, c sigil.AuditCheckpoint) error {
+	defer s.writing()()
 	if len(c.Hash) == 0 || c.JWS == "" {
 		return fmt.Errorf("sqlite: add audit checkpoint %d: empty hash or JWS", c.Seq)
 	}

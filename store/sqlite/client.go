@@ -113,6 +113,7 @@ func scanClient(row interface{ Scan(...any) error }) (*sigil.Client, error) {
 // CreateClient stores c and sets c.CreatedAt and c.UpdatedAt to the current
 // time; ErrConflict if the ID exists. c is not modified on failure.
 func (s *Store) CreateClient(ctx context.Context, c *sigil.Client) error {
+	defer s.writing()()
 	if c == nil || c.ID == "" {
 		return errors.New("sqlite: create client: empty client ID")
 	}
@@ -178,6 +179,7 @@ func (s *Store) Clients(ctx context.Context) ([]*sigil.Client, error) {
 // CreatedAt, sets UpdatedAt to the current time, and writes both
 // timestamps back into c; ErrNotFound if absent.
 func (s *Store) UpdateClient(ctx context.Context, c *sigil.Client) error {
+	defer s.writing()()
 	if c == nil {
 		return errors.New("sqlite: update client: nil client")
 	}
@@ -209,6 +211,7 @@ func (s *Store) UpdateClient(ctx context.Context, c *sigil.Client) error {
 // DeleteClient removes the client with the given ID; ErrNotFound if
 // absent.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	defer s.writing()()
 	res, err := s.db.ExecContext(ctx, `DELETE FROM clients WHERE id = ?`, id)
 	if err != nil {
 		return fmt.Errorf("sqlite: delete client %q: %w", id, err)

@@ -17,6 +17,7 @@ import (
 // rotation goes through PromoteKey). A zero k.CreatedAt is set to the
 // current time, written back into k.
 func (s *Store) CreateKey(ctx context.Context, k *sigil.SigningKey) error {
+	defer s.writing()()
 	if k == nil || k.ID == "" {
 		return errors.New("sqlite: create key: empty key ID")
 	}
@@ -135,6 +136,7 @@ func (s *Store) queryKeys(ctx context.Context, query string) ([]*sigil.SigningKe
 // promoting an active key is a no-op; promoting a retired key is
 // ErrConflict.
 func (s *Store) PromoteKey(ctx context.Context, kid string, at time.Time) error {
+	defer s.writing()()
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
 		var alg, state string
 		err := tx.QueryRowContext(ctx, `SELECT alg, state FROM signing_keys WHERE id = ?`, kid).Scan(&alg, &state)
@@ -170,6 +172,7 @@ func (s *Store) PromoteKey(ctx context.Context, kid string, at time.Time) error 
 // ArchivedKeys lists it, and its kid stays taken. ErrNotFound if kid is
 // not a live key, also when it is already archived.
 func (s *Store) DeleteKey(ctx context.Context, kid string) error {
+	defer s.writing()()
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO key_archive
 			(`+keyColumns+`, archived_at)

@@ -22,6 +22,7 @@ const markJTISQL = `INSERT INTO replay (key, expires_at) VALUES (?1, ?2)
 // with an expiry after s.Now(); an entry whose expiry has passed is
 // replaced.
 func (s *Store) MarkJTI(ctx context.Context, key string, exp time.Time) error {
+	defer s.writing()()
 	res, err := s.markStmt.ExecContext(ctx, key, unixNano(exp), unixNano(s.Now()))
 	if err != nil {
 		return fmt.Errorf("sqlite: mark jti %q: %w", key, err)
@@ -39,6 +40,7 @@ func (s *Store) MarkJTI(ctx context.Context, key string, exp time.Time) error {
 // PurgeReplay deletes entries whose expiry lies before now and returns how
 // many it deleted.
 func (s *Store) PurgeReplay(ctx context.Context, now time.Time) (int, error) {
+	defer s.writing()()
 	res, err := s.db.ExecContext(ctx, `DELETE FROM replay WHERE expires_at < ?`, unixNano(now))
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: purge replay cache: %w", err)

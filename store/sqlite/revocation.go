@@ -28,6 +28,7 @@ const revokedSQL = `SELECT EXISTS (
 // ExpiresAt are stored in whole seconds. An unknown kind or an empty value
 // is an error: an empty value could never match a token.
 func (s *Store) Revoke(ctx context.Context, r sigil.Revocation) error {
+	defer s.writing()()
 	switch r.Kind {
 	case sigil.RevokeJTI, sigil.RevokeClient, sigil.RevokeSubject:
 	default:
@@ -65,6 +66,7 @@ func (s *Store) Revoked(ctx context.Context, t sigil.TokenRef) (bool, error) {
 // PurgeRevocations deletes the records whose expiry lies before now, in
 // whole seconds, and returns how many it deleted.
 func (s *Store) PurgeRevocations(ctx context.Context, now time.Time) (int, error) {
+	defer s.writing()()
 	res, err := s.db.ExecContext(ctx, `DELETE FROM revocations WHERE expires_at < ?`, now.Unix())
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: purge revocations: %w", err)

@@ -37,7 +37,8 @@ type Store struct {
 	// MarkJTI decides whether an entry has expired.
 	Now func() time.Time
 
-	db *sql.DB
+	db      *sql.DB
+	writeMu sync.Mutex // see writing
 
 	// Statements prepared once in Open for the hot paths. A *sql.Stmt is
 	// safe for concurrent use; database/sql prepares it again on each
@@ -284,6 +285,19 @@ func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
 // now returns s.Now in UTC, truncated to microseconds so that a stored
 // timestamp reads back equal in every store implementation (PostgreSQL
 // keeps microseconds).
+// writing takes the store's write lock and returns its release: every
+// write of this Store goes through it. SQLite lets one writer in at a
+// time and makes the others poll with sleeps of 1 to 100 ms (the busy
+// handler); queueing this process's writers on a mutex instead hands the
+// lock over in microseconds. Token requests with DPoP proofs or client
+// assertions (a replay-cache write each) waited behind the audit writer's
+// commits for milliseconds before. Other processes on the same file still
+// meet SQLite's lock and the busy timeout.
+func (s *Store) writing() func() {
+	s.writeMu.Lock()
+	return s.writeMu.Unlock
+}
+
 func (s *Store) now() time.Time {
 	return s.Now().UTC().Truncate(time.Microsecond)
 }
