@@ -267,6 +267,21 @@ func (j *Journal) Write(seq int64, body []byte) error {
 	return nil
 }
 
+// Prefault readies the next ahead bytes of the current segment for
+// writing, so that Write, which runs under the Writer's lock, never waits
+// for the kernel to fault a page in: a lock holder stalled in a fault
+// stalls every token request queued behind it. The caller passes the
+// current Size (read under its lock); the pages are prepared without it.
+func (j *Journal) Prefault(from, ahead int64) {
+	m := j.m
+	const page = 4096
+	start := from &^ (page - 1)
+	end := min(start+ahead, int64(len(m)))
+	if start < end {
+		prefault(m[start:end])
+	}
+}
+
 // Size is how much of the current segment is in use, in bytes.
 func (j *Journal) Size() int64 { return j.size }
 

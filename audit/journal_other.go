@@ -17,3 +17,5 @@ func lockFile(string) (func() error, error) {
 func mapFile(*os.File, int) ([]byte, error) { return nil, errors.ErrUnsupported }
 
 func unmapFile([]byte) {}
+
+func prefault([]byte) {}

@@ -42,13 +42,21 @@ const (
 // Linger is how long the writer waits to fill a batch under concurrent
 // load, and lingerAfter the previous batch size that counts as such load.
 // With a journal nobody waits for the batch, so the writer gathers records
-// for JournalLinger instead, and starts a new journal segment once the
+// for JournalLinger instead (Flush and Close cut it short): at ten
+// thousand tokens a second a batch of a thousand records, whose commit
+// rewrites each index's last page once instead of forty times. The store
+// then trails the journal by that much, which only a reader in another
+// process can see. The writer starts a new journal segment once the
 // current one passes JournalRotateSize.
 const (
 	Linger            = 2 * time.Millisecond
 	lingerAfter       = 4
-	JournalLinger     = 25 * time.Millisecond
+	JournalLinger     = 100 * time.Millisecond
 	JournalRotateSize = 4 << 20
+	// journalPrefault is how far ahead of the journal's end the writer
+	// readies pages after each batch: more than a batch gathered over
+	// JournalLinger at ten thousand records a second.
+	journalPrefault = 2 << 20
 )
 
 // Writer appends records in batches (group commit) from one goroutine, off
@@ -86,6 +94,7 @@ type Writer struct {
 	mu      sync.RWMutex // guards closed against sends on a closed queue
 	closed  bool
 	queue   chan *pending
+	wake    chan struct{} // ends the writer's linger early
 	stopped chan struct{}
 
 	jmu  sync.Mutex // orders journal writes with queue sends
@@ -145,6 +154,7 @@ func (w *Writer) Start() error {
 		}
 	}
 	w.queue = make(chan *pending, w.QueueSize)
+	w.wake = make(chan struct{}, 1)
 	w.stopped = make(chan struct{})
 	w.cpTime = w.now()
 	go w.run()
@@ -230,6 +240,7 @@ func (w *Writer) Flush(ctx context.Context) error {
 	if err := w.submit(ctx, p); err != nil {
 		return err
 	}
+	w.nudge()
 	select {
 	case err := <-p.ack:
 		return err
@@ -324,6 +335,14 @@ func (w *Writer) submitJournaled(ctx context.Context, p *pending) error {
 	return nil
 }
 
+// nudge ends the writer's linger, if it is lingering.
+func (w *Writer) nudge() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
 // Close stops accepting records, writes every queued one, writes a final
 // checkpoint and returns, or returns ctx's error if that takes too long.
 func (w *Writer) Close(ctx context.Context) error {
@@ -341,6 +360,7 @@ func (w *Writer) Close(ctx context.Context) error {
 		close(w.queue)
 	}
 	w.mu.Unlock()
+	w.nudge()
 	select {
 	case <-w.stopped:
 		return nil
@@ -382,9 +402,15 @@ func (w *Writer) run() {
 		var timer *time.Timer
 		switch {
 		case w.Journal != nil:
-			// Nobody waits for this batch: gather a large one.
-			timer = time.NewTimer(JournalLinger)
-			linger = timer.C
+			// Nobody waits for this batch: let a large one gather in the
+			// queue, without waking this goroutine for each record. Flush
+			// and Close cut the wait short.
+			t := time.NewTimer(JournalLinger)
+			select {
+			case <-t.C:
+			case <-w.wake:
+				t.Stop()
+			}
 		case last >= lingerAfter:
 			timer = time.NewTimer(Linger)
 			linger = timer.C
@@ -516,6 +542,10 @@ func (w *Writer) manageJournal() {
 		w.oldLast = 0
 	}
 	if w.oldLast != 0 {
+		w.jmu.Lock()
+		size := w.Journal.Size()
+		w.jmu.Unlock()
+		w.Journal.Prefault(size, journalPrefault)
 		return
 	}
 	w.jmu.Lock()
@@ -525,10 +555,12 @@ func (w *Writer) manageJournal() {
 			w.oldLast = w.jseq
 		}
 	}
+	size := w.Journal.Size()
 	w.jmu.Unlock()
 	if err != nil {
 		w.Log.Error("audit journal", "err", err)
 	}
+	w.Journal.Prefault(size, journalPrefault)
 }
 
 // append writes batch's records (Flush barriers have none) in one

@@ -72,7 +72,7 @@ const zeroHashLen = 32
 // a marked batch with no entries.
 func (s *Store) AppendAudit(ctx context.Context, mark sigil.JournalMark, build func(head sigil.AuditHead) ([]sigil.AuditEntry, error)) error {
 	defer s.writing()()
-	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+	err := inTx(ctx, s.wconn, func(tx *sql.Tx) error {
 		head, err := readAuditHead(tx.StmtContext(ctx, s.auditHeadStmt).QueryRowContext(ctx))
 		if err != nil {
 			return fmt.Errorf("read head: %w", err)
@@ -363,7 +363,7 @@ func (s *Store) AddCheckpoint(ctx context.Context, c sigil.AuditCheckpoint) erro
 	if created.IsZero() {
 		created = s.now()
 	}
-	res, err := s.db.ExecContext(ctx, auditCheckpointSQL, c.Seq, c.Hash, c.JWS, unixNano(created))
+	res, err := s.wconn.ExecContext(ctx, auditCheckpointSQL, c.Seq, c.Hash, c.JWS, unixNano(created))
 	if err != nil {
 		return fmt.Errorf("sqlite: add audit checkpoint %d: %w", c.Seq, err)
 	}

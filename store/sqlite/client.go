@@ -122,7 +122,7 @@ func (s *Store) CreateClient(ctx context.Context, c *sigil.Client) error {
 		return fmt.Errorf("sqlite: create client %q: %w", c.ID, err)
 	}
 	now := s.now()
-	res, err := s.db.ExecContext(ctx, `INSERT INTO clients (`+clientColumns+`)
+	res, err := s.wconn.ExecContext(ctx, `INSERT INTO clients (`+clientColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`,
 		c.ID, c.Name, c.SecretHash, c.AuthMethod, r.grantTypes, r.scopes,
@@ -189,7 +189,7 @@ func (s *Store) UpdateClient(ctx context.Context, c *sigil.Client) error {
 	}
 	now := s.now()
 	var created int64
-	err = s.db.QueryRowContext(ctx, `UPDATE clients SET
+	err = s.wconn.QueryRowContext(ctx, `UPDATE clients SET
 		name = ?, secret_hash = ?, auth_method = ?, grant_types = ?, scopes = ?,
 		default_scopes = ?, audiences = ?, redirect_uris = ?, jwks = ?, claims = ?,
 		access_token_ttl = ?, dpop_bound = ?, introspect = ?, updated_at = ?
@@ -212,7 +212,7 @@ func (s *Store) UpdateClient(ctx context.Context, c *sigil.Client) error {
 // absent.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	defer s.writing()()
-	res, err := s.db.ExecContext(ctx, `DELETE FROM clients WHERE id = ?`, id)
+	res, err := s.wconn.ExecContext(ctx, `DELETE FROM clients WHERE id = ?`, id)
 	if err != nil {
 		return fmt.Errorf("sqlite: delete client %q: %w", id, err)
 	}

@@ -37,7 +37,7 @@ func (s *Store) CreateKey(ctx context.Context, k *sigil.SigningKey) error {
 	// One statement, so the archive check and the insert are atomic. The
 	// WHERE clause also keeps SQLite from reading ON CONFLICT as a join
 	// constraint.
-	res, err := s.db.ExecContext(ctx, `INSERT INTO signing_keys
+	res, err := s.wconn.ExecContext(ctx, `INSERT INTO signing_keys
 		(id, alg, state, public, sealed, created_at, retired_at)
 		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
 		WHERE NOT EXISTS (SELECT 1 FROM key_archive WHERE id = ?1)
@@ -137,7 +137,7 @@ func (s *Store) queryKeys(ctx context.Context, query string) ([]*sigil.SigningKe
 // ErrConflict.
 func (s *Store) PromoteKey(ctx context.Context, kid string, at time.Time) error {
 	defer s.writing()()
-	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+	err := inTx(ctx, s.wconn, func(tx *sql.Tx) error {
 		var alg, state string
 		err := tx.QueryRowContext(ctx, `SELECT alg, state FROM signing_keys WHERE id = ?`, kid).Scan(&alg, &state)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -173,7 +173,7 @@ func (s *Store) PromoteKey(ctx context.Context, kid string, at time.Time) error 
 // not a live key, also when it is already archived.
 func (s *Store) DeleteKey(ctx context.Context, kid string) error {
 	defer s.writing()()
-	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+	err := inTx(ctx, s.wconn, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO key_archive
 			(`+keyColumns+`, archived_at)
 			SELECT `+keyColumns+`, ? FROM signing_keys WHERE id = ?`,

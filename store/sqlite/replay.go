@@ -41,7 +41,7 @@ func (s *Store) MarkJTI(ctx context.Context, key string, exp time.Time) error {
 // many it deleted.
 func (s *Store) PurgeReplay(ctx context.Context, now time.Time) (int, error) {
 	defer s.writing()()
-	res, err := s.db.ExecContext(ctx, `DELETE FROM replay WHERE expires_at < ?`, unixNano(now))
+	res, err := s.wconn.ExecContext(ctx, `DELETE FROM replay WHERE expires_at < ?`, unixNano(now))
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: purge replay cache: %w", err)
 	}

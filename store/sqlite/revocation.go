@@ -37,7 +37,7 @@ func (s *Store) Revoke(ctx context.Context, r sigil.Revocation) error {
 	if r.Value == "" {
 		return fmt.Errorf("sqlite: revoke %s: empty value", r.Kind)
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO revocations (kind, value, cutoff, expires_at)
+	_, err := s.wconn.ExecContext(ctx, `INSERT INTO revocations (kind, value, cutoff, expires_at)
 		VALUES (?, ?, ?, ?)
 		ON CONFLICT (kind, value) DO UPDATE SET
 			cutoff = max(cutoff, excluded.cutoff),
@@ -67,7 +67,7 @@ func (s *Store) Revoked(ctx context.Context, t sigil.TokenRef) (bool, error) {
 // whole seconds, and returns how many it deleted.
 func (s *Store) PurgeRevocations(ctx context.Context, now time.Time) (int, error) {
 	defer s.writing()()
-	res, err := s.db.ExecContext(ctx, `DELETE FROM revocations WHERE expires_at < ?`, now.Unix())
+	res, err := s.wconn.ExecContext(ctx, `DELETE FROM revocations WHERE expires_at < ?`, now.Unix())
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: purge revocations: %w", err)
 	}
