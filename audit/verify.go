@@ -42,6 +42,10 @@ const pageSize = 10_000
 // Verify walks the whole chain and every checkpoint. It returns the first
 // problem in Report.Problem; an error means the store could not be read.
 // trusted is the set of keys checkpoints may be signed with (TrustedKeys).
+//
+// Verify reads pages ahead of the walk with up to two AuditEntries calls in
+// flight, so st must be safe for concurrent use; none of those calls
+// outlives Verify.
 func Verify(ctx context.Context, st sigil.AuditStore, trusted verify.KeySet) (*Report, error) {
 	cps, err := st.Checkpoints(ctx)
 	if err != nil {
@@ -58,12 +62,14 @@ func Verify(ctx context.Context, st sigil.AuditStore, trusted verify.KeySet) (*R
 		r.LastCheckpoint = max(r.LastCheckpoint, cp.Seq)
 	}
 
+	ra := startReadAhead(ctx, st)
+	defer ra.stop()
 	h := sha256.New()
 	prev := ZeroHash
 	var seq int64
 	buf := make([]byte, 0, sha256.Size)
 	for {
-		page, err := st.AuditEntries(ctx, seq, pageSize)
+		page, err := ra.entries(seq)
 		if err != nil {
 			return nil, fmt.Errorf("audit: read records after %d: %w", seq, err)
 		}
@@ -92,6 +98,93 @@ func Verify(ctx context.Context, st sigil.AuditStore, trusted verify.KeySet) (*R
 		r.Problem = &Problem{Seq: seq + 1, What: fmt.Sprintf("is missing: the chain ends at record %d but a signed checkpoint vouches for record %d (the tail was truncated)", seq, r.LastCheckpoint)}
 	}
 	return r, nil
+}
+
+// readAhead reads pages of records ahead of Verify's walk, so that reading
+// them (most of Verify's time) overlaps with hashing them and uses both
+// cores of a small machine. While the walk checks a page, two reads are in
+// flight: the page after its last record, and the one after that, read
+// from where that page will end if it is as long as this one. A read from
+// anywhere else than where the walk then goes on is waited for and dropped.
+// A readAhead is used by one goroutine.
+type readAhead struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	st     sigil.AuditStore
+	reads  []pageRead // in flight, in the order they were started
+}
+
+// pageRead is an AuditEntries call in flight: the page after after, which
+// c delivers once.
+type pageRead struct {
+	after int64
+	c     <-chan pageResult
+}
+
+// pageResult is what AuditEntries returned.
+type pageResult struct {
+	entries []sigil.AuditEntry
+	err     error
+}
+
+// startReadAhead returns a readAhead over st; its reads are cancelled with
+// ctx or by stop.
+func startReadAhead(ctx context.Context, st sigil.AuditStore) *readAhead {
+	ctx, cancel := context.WithCancel(ctx)
+	return &readAhead{ctx: ctx, cancel: cancel, st: st}
+}
+
+// entries returns up to pageSize records with Seq > after, as
+// st.AuditEntries does, and starts reading the two pages after them.
+func (ra *readAhead) entries(after int64) ([]sigil.AuditEntry, error) {
+	// Only a read from after returns the page asked for.
+	ra.drop(after)
+	if len(ra.reads) == 0 {
+		ra.start(after)
+	}
+	res := <-ra.reads[0].c
+	ra.reads = ra.reads[1:]
+	if res.err != nil || len(res.entries) == 0 {
+		return res.entries, res.err
+	}
+	// If every record checks out, the walk goes on from last; the page
+	// after that is read from where it ends if it is as long as this one.
+	last := res.entries[len(res.entries)-1].Seq
+	ra.drop(last)
+	if len(ra.reads) == 0 {
+		ra.start(last)
+	}
+	ra.start(last + int64(len(res.entries)))
+	return res.entries, nil
+}
+
+// start starts reading the page after after.
+func (ra *readAhead) start(after int64) {
+	c := make(chan pageResult, 1) // the goroutine never waits for a receiver
+	go func() {
+		es, err := ra.st.AuditEntries(ra.ctx, after, pageSize)
+		c <- pageResult{entries: es, err: err}
+	}()
+	ra.reads = append(ra.reads, pageRead{after: after, c: c})
+}
+
+// drop waits for and discards the reads in flight up to the first one from
+// after: those are guesses that missed, and their pages, or errors, are
+// not the walk's.
+func (ra *readAhead) drop(after int64) {
+	for len(ra.reads) > 0 && ra.reads[0].after != after {
+		<-ra.reads[0].c
+		ra.reads = ra.reads[1:]
+	}
+}
+
+// stop cancels the reads in flight and waits for them to end.
+func (ra *readAhead) stop() {
+	ra.cancel()
+	for _, rd := range ra.reads {
+		<-rd.c
+	}
+	ra.reads = nil
 }
 
 // checkEntry checks that e follows the record lastSeq whose hash is prev,

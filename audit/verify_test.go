@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -182,11 +185,11 @@ func TestVerifyShortPages(t *testing.T) {
 type cancellingStore struct {
 	sigil.AuditStore
 	cancel context.CancelFunc
-	calls  *int
+	calls  *atomic.Int64 // Verify has several calls in flight
 }
 
 func (c cancellingStore) AuditEntries(ctx context.Context, after int64, limit int) ([]sigil.AuditEntry, error) {
-	if *c.calls++; *c.calls == 2 {
+	if c.calls.Add(1) == 2 {
 		c.cancel()
 	}
 	return c.AuditStore.AuditEntries(ctx, after, min(limit, 100))
@@ -199,7 +202,7 @@ func TestVerifyCancelled(t *testing.T) {
 	st := openStore(t, dir)
 	for range 20 {
 		ctx, cancel := context.WithCancel(t.Context())
-		calls := 0
+		var calls atomic.Int64
 		r, err := audit.Verify(ctx, cancellingStore{AuditStore: st, cancel: cancel, calls: &calls}, verify.KeySet{})
 		cancel()
 		if err == nil {
@@ -248,4 +251,193 @@ func BenchmarkVerifyCheckpoints(b *testing.B) {
 		cps += r.Checkpoints
 	}
 	b.ReportMetric(float64(cps)/b.Elapsed().Seconds(), "checkpoints/s")
+}
+
+// pagedStore is the real store with AuditEntries returning at most
+// pageLen(after) records; calls counts the calls.
+type pagedStore struct {
+	sigil.AuditStore
+	calls   atomic.Int64
+	pageLen func(after int64) int
+	// read, if set, replaces the real read of a page.
+	read func(ctx context.Context, after int64, limit int) ([]sigil.AuditEntry, error)
+}
+
+func (s *pagedStore) AuditEntries(ctx context.Context, after int64, limit int) ([]sigil.AuditEntry, error) {
+	s.calls.Add(1)
+	limit = min(limit, s.pageLen(after))
+	if s.read != nil {
+		return s.read(ctx, after, limit)
+	}
+	return s.AuditStore.AuditEntries(ctx, after, limit)
+}
+
+// thousand is a pagedStore.pageLen: pages of 1000 records.
+func thousand(int64) int { return 1000 }
+
+// TestVerifyReadAhead checks Verify over pages read ahead of the walk,
+// several at once: the first problem in chain order is reported, with the
+// records before it counted, however the store's pages are cut (the page
+// after next is read from a guessed position, dropped when the guess
+// misses).
+func TestVerifyReadAhead(t *testing.T) {
+	const n = 5000
+	base := buildLargeChain(t, n)
+	// irregular pages: 300 to 900 records, changing from page to page.
+	irregular := func(after int64) int { return 300 + int(after%7)*100 }
+	tests := []struct {
+		name    string
+		pageLen func(after int64) int
+		altered []int64 // records whose body is edited
+		deleted []int64 // records deleted
+		want    int64   // the problem's Seq, 0 for none
+		what    string
+	}{
+		{name: "intact", pageLen: thousand},
+		{name: "intact, irregular pages", pageLen: irregular},
+		{name: "intact, pages of the default size", pageLen: func(int64) int { return 10_000 }},
+		{name: "intact, small pages", pageLen: func(int64) int { return 7 }},
+		{name: "two pages read together", pageLen: thousand, altered: []int64{1500, 2500}, want: 1500, what: "altered"},
+		{name: "alteration before a deletion", pageLen: thousand, altered: []int64{1999}, deleted: []int64{2001}, want: 1999, what: "altered"},
+		{name: "deletion before an alteration", pageLen: thousand, altered: []int64{2500}, deleted: []int64{1000}, want: 1000, what: "missing"},
+		{name: "irregular pages", pageLen: irregular, altered: []int64{3000, 4000}, want: 3000, what: "altered"},
+		{name: "last record", pageLen: thousand, altered: []int64{n}, want: n, what: "altered"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := base
+			if len(tt.altered)+len(tt.deleted) > 0 {
+				dir = copyDB(t, base)
+				db := rawDB(t, dir)
+				for _, seq := range tt.altered {
+					editBody(t, db, seq, jtiOf(int(seq)), "jti-forged")
+				}
+				for _, seq := range tt.deleted {
+					mustAffect(t, exec(t, db, `DELETE FROM audit WHERE seq = ?`, seq), 1)
+				}
+				db.Close()
+			}
+			real := openStore(t, dir)
+			r, err := audit.Verify(t.Context(), &pagedStore{AuditStore: real, pageLen: tt.pageLen}, verify.KeySet{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.want == 0 {
+				head, err := real.AuditHead(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Problem != nil || r.Records != n || r.Head.Seq != n || !bytes.Equal(r.Head.Hash, head.Hash) {
+					t.Fatalf("report %+v (problem %v), want %d records up to head %x", r, r.Problem, n, head.Hash)
+				}
+				return
+			}
+			wantProblem(t, r, tt.want, tt.what)
+			if r.Records != tt.want-1 {
+				t.Errorf("Records = %d, want the %d before the problem", r.Records, tt.want-1)
+			}
+		})
+	}
+}
+
+// TestVerifyReadAheadError checks a store error on a page read ahead of
+// the walk: an error naming where the walk was when every record before
+// that page checks out, and nothing at all when one does not, or when the
+// walk does not go on from there, since the walk would not have read it.
+func TestVerifyReadAheadError(t *testing.T) {
+	errRead := errors.New("disk on fire")
+	base := buildLargeChain(t, 3000)
+	tests := []struct {
+		name      string
+		pageLen   func(after int64) int // nil for thousand
+		failAfter int64                 // the page that cannot be read
+		altered   int64                 // a record whose body is edited, 0 for none
+		wantErr   bool
+	}{
+		{name: "second page", failAfter: 1000, wantErr: true},
+		{name: "second page, first damaged", failAfter: 1000, altered: 900},
+		// The third page is read while the second is checked.
+		{name: "third page", failAfter: 2000, wantErr: true},
+		{name: "third page, second damaged", failAfter: 2000, altered: 1500},
+		// The second page is short: the walk goes on from 1500, and the
+		// pages guessed to start after 2000 are dropped unread.
+		{name: "guessed page the walk skips", pageLen: func(after int64) int {
+			if after == 1000 {
+				return 500
+			}
+			return 1000
+		}, failAfter: 2000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := base
+			if tt.altered != 0 {
+				dir = copyDB(t, base)
+				db := rawDB(t, dir)
+				editBody(t, db, tt.altered, jtiOf(int(tt.altered)), "jti-forged")
+				db.Close()
+			}
+			real := openStore(t, dir)
+			st := &pagedStore{AuditStore: real, pageLen: thousand, read: func(ctx context.Context, after int64, limit int) ([]sigil.AuditEntry, error) {
+				if after == tt.failAfter {
+					return nil, errRead
+				}
+				return real.AuditEntries(ctx, after, limit)
+			}}
+			if tt.pageLen != nil {
+				st.pageLen = tt.pageLen
+			}
+			r, err := audit.Verify(t.Context(), st, verify.KeySet{})
+			switch {
+			case tt.wantErr:
+				if !errors.Is(err, errRead) || r != nil || !strings.Contains(err.Error(), fmt.Sprintf("after %d:", tt.failAfter)) {
+					t.Fatalf("Verify = %+v, %v; want an error wrapping %v after record %d", r, err, errRead, tt.failAfter)
+				}
+			case err != nil:
+				t.Fatalf("Verify: %v, want a report", err)
+			case tt.altered != 0:
+				wantProblem(t, r, tt.altered, "altered")
+			case r.Problem != nil || r.Records != 3000:
+				t.Fatalf("report %+v (problem %v), want 3000 records intact", r, r.Problem)
+			}
+		})
+	}
+}
+
+// TestVerifyStopsReadAhead checks that Verify, returning on a problem,
+// cancels the reads of the pages ahead and waits for them: no store call
+// outlives Verify.
+func TestVerifyStopsReadAhead(t *testing.T) {
+	dir := buildLargeChain(t, 3000)
+	db := rawDB(t, dir)
+	editBody(t, db, 500, jtiOf(500), "jti-forged")
+	db.Close()
+	real := openStore(t, dir)
+	var active, cancelled atomic.Int64
+	st := &pagedStore{AuditStore: real, pageLen: thousand, read: func(ctx context.Context, after int64, limit int) ([]sigil.AuditEntry, error) {
+		active.Add(1)
+		defer active.Add(-1)
+		if after == 0 {
+			return real.AuditEntries(ctx, after, limit)
+		}
+		// A slow read, ended only by Verify giving it up.
+		select {
+		case <-ctx.Done():
+			cancelled.Add(1)
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Second):
+			return real.AuditEntries(ctx, after, limit)
+		}
+	}}
+	r, err := audit.Verify(t.Context(), st, verify.KeySet{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, r, 500, "altered")
+	if n := active.Load(); n != 0 {
+		t.Errorf("%d AuditEntries calls still running after Verify returned", n)
+	}
+	if ahead := st.calls.Load() - 1; cancelled.Load() != ahead {
+		t.Errorf("Verify cancelled %d of the %d reads ahead", cancelled.Load(), ahead)
+	}
 }
