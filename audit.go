@@ -80,7 +80,9 @@ type JournalMark struct {
 	Seq int64
 }
 
-// AuditStore persists the audit trail.
+// AuditStore persists the audit trail. Implementations are safe for
+// concurrent use: the writer appends while readers query, and
+// audit.Verify reads pages ahead from several goroutines.
 type AuditStore interface {
 	// AppendAudit appends records in one transaction. It reads the head
 	// under the transaction's write lock, so appends from any number of
