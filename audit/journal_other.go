@@ -8,8 +8,9 @@ import (
 	"os"
 )
 
-// lockFile is not implemented here: without a lock two processes could
-// share a journal, so servers run without one and wait for commits.
+// lockFile refuses: this platform lacks the file lock (and the shared
+// mapping) a journal needs, and without a lock two processes could share
+// one, so servers here run without a journal and wait for commits.
 func lockFile(string) (func() error, error) {
 	return nil, fmt.Errorf("audit: journals need file locks: %w", errors.ErrUnsupported)
 }
