@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -11,6 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 //go:embed migrations/*.sql
@@ -62,7 +66,32 @@ const createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
 // transaction that re-checks schema_migrations after taking the write
 // lock, so when two processes race on a new database the second finds the
 // work done and skips it.
+//
+// While another connection turns a new database into WAL mode, SQLite can
+// answer SQLITE_BUSY without waiting the busy timeout; migrate then tries
+// again, for up to about five seconds.
 func migrate(ctx context.Context, db *sql.DB) error {
+	for attempt := 1; ; attempt++ {
+		err := migrateOnce(ctx, db)
+		if err == nil || !isBusy(err) || attempt == 50 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(min(time.Duration(attempt)*10*time.Millisecond, 100*time.Millisecond)):
+		}
+	}
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY, or one of its
+// extended codes.
+func isBusy(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
+}
+
+func migrateOnce(ctx context.Context, db *sql.DB) error {
 	ms, err := loadMigrations()
 	if err != nil {
 		return err
