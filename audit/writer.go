@@ -270,22 +270,29 @@ func (w *Writer) pending(r Record, wait bool) (*pending, error) {
 	return p, nil
 }
 
-// submit queues p, waiting up to EnqueueTimeout for room.
+// submit queues p, waiting up to EnqueueTimeout for room (a Flush barrier
+// at least DefaultEnqueueTimeout).
 func (w *Writer) submit(ctx context.Context, p *pending) error {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	if w.closed {
 		return ErrClosed
 	}
+	// A Flush barrier adds no record: it may wait for room longer than a
+	// record, which a short EnqueueTimeout would refuse under load.
+	timeout := w.EnqueueTimeout
+	if p.body == nil {
+		timeout = max(timeout, DefaultEnqueueTimeout)
+	}
 	if w.Journal != nil {
-		return w.submitJournaled(ctx, p)
+		return w.submitJournaled(ctx, p, timeout)
 	}
 	select {
 	case w.queue <- p:
 		return nil
 	default:
 	}
-	t := time.NewTimer(w.EnqueueTimeout)
+	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case w.queue <- p:
@@ -301,7 +308,7 @@ func (w *Writer) submit(ctx context.Context, p *pending) error {
 // so that queue order is journal order, the order the marks assume. It
 // first waits for room in the queue (polling: a full queue is the rare
 // case), so that a record in the journal is always in the queue too.
-func (w *Writer) submitJournaled(ctx context.Context, p *pending) error {
+func (w *Writer) submitJournaled(ctx context.Context, p *pending, timeout time.Duration) error {
 	var deadline time.Time
 	for {
 		w.jmu.Lock()
@@ -310,7 +317,7 @@ func (w *Writer) submitJournaled(ctx context.Context, p *pending) error {
 		}
 		w.jmu.Unlock()
 		if deadline.IsZero() {
-			deadline = time.Now().Add(w.EnqueueTimeout)
+			deadline = time.Now().Add(timeout)
 		} else if time.Now().After(deadline) {
 			return ErrBackpressure
 		}
