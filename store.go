@@ -21,11 +21,13 @@ type Store interface {
 	RevocationStore
 	ReplayCache
 	AuditStore
+	StatusListStore
 	// Version returns a number that changes whenever any process commits a
-	// change to clients or signing keys; revocation, replay-cache and audit
+	// change to clients or signing keys. Revocation, replay-cache and audit
 	// writes do not move it (nothing caches them, and any client can cause
-	// them). Values from any Store on the same database are
-	// comparable. Caches poll it to learn when to reload.
+	// them), nor do status-list writes (each list has a Version of its
+	// own). Values from any Store on the same database are comparable.
+	// Caches poll it to learn when to reload.
 	Version(ctx context.Context) (int64, error)
 	// Close releases the store's resources.
 	Close() error

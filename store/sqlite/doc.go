@@ -62,4 +62,13 @@
 // moves a key into
 // key_archive instead of dropping it, so the checkpoints it signed stay
 // verifiable; its kid is never reused.
+//
+// # Status lists
+//
+// Migration 0006 keeps a token status list as one status_lists row (its
+// size and current lease) and one status_entries row per non-VALID
+// entry. LeaseStatusList chooses, clears and leases in one immediate
+// transaction, so two leases from any number of processes never take the
+// same generation of a list. Status-list writes leave Version alone: each
+// list carries a version of its own.
 package sqlite

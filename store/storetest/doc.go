@@ -3,7 +3,8 @@
 // the behaviour the interface doc comments in package sigil promise —
 // sentinel errors, ordering, atomic steps, revocation cutoffs at whole
 // seconds, replay detection under concurrency, the key archive, one audit
-// chain under concurrent appends and the audit queries, Version — against
+// chain under concurrent appends and the audit queries, status-list
+// leases, recycling and quarantine under concurrency, Version — against
 // a fresh store per subtest, so an implementation passes or fails on
 // behaviour alone. Chain and AppendConcurrently are exported for an
 // implementation's own tests, such as appends through two Stores on one

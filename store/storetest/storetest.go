@@ -59,6 +59,17 @@ func Run(t *testing.T, open func(t *testing.T) sigil.Store) {
 		{"AuditCheckpoints", testAuditCheckpoints},
 		{"AuditJournalMarks", testAuditJournalMarks},
 
+		{"StatusListLease", testStatusListLease},
+		{"StatusListLeaseConcurrent", testStatusListLeaseConcurrent},
+		{"StatusListRecycle", testStatusListRecycle},
+		{"StatusListQuarantine", testStatusListQuarantine},
+		{"StatusListQuarantineAhead", testStatusListQuarantineAhead},
+		{"StatusListQuarantineZero", testStatusListQuarantineZero},
+		{"StatusListSetStatus", testStatusListSetStatus},
+		{"StatusListOldGeneration", testStatusListOldGeneration},
+		{"StatusListsOrder", testStatusListsOrder},
+		{"StatusListVersion", testStatusListVersion},
+
 		{"VersionStable", testVersionStable},
 		{"VersionChanges", testVersionChanges},
 	}
@@ -152,8 +163,10 @@ func testVersionChanges(t *testing.T, s sigil.Store) {
 		}
 	}
 	// Any client can write a revocation (RFC 7009), the replay cache is
-	// written on every client assertion and the audit trail on every
-	// token; moving the version there would let anyone flush every cache.
+	// written on every client assertion and the audit trail and status
+	// lists on every token; moving the version there would let anyone
+	// flush every cache.
+	var list int64
 	quiet := []struct {
 		name string
 		fn   func() error
@@ -170,6 +183,14 @@ func testVersionChanges(t *testing.T, s sigil.Store) {
 		}},
 		{"AddCheckpoint", func() error {
 			return s.AddCheckpoint(ctx, sigil.AuditCheckpoint{Seq: 3, Hash: make([]byte, 32), JWS: "h.p.s", CreatedAt: base})
+		}},
+		{"LeaseStatusList", func() error {
+			l, err := s.LeaseStatusList(ctx, statusLease("node", 16, base))
+			list = l.ID
+			return err
+		}},
+		{"SetTokenStatus", func() error {
+			return s.SetTokenStatus(ctx, list, base, []uint32{1}, sigil.StatusInvalid)
 		}},
 	}
 	for _, w := range quiet {
