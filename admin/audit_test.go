@@ -202,7 +202,7 @@ func TestAdminAuditEvents(t *testing.T) {
 			body:   func() any { return map[string]string{"client": clientID} },
 			status: http.StatusNoContent,
 			want: func() audit.Record {
-				return audit.Record{Event: audit.TokenRevoked, ClientID: clientID, Detail: map[string]string{"by": "admin", "kind": string(sigil.RevokeClient)}}
+				return audit.Record{Event: audit.TokenRevoked, ClientID: clientID, Detail: map[string]string{"by": "admin", "kind": string(sigil.RevokeClient), "status_entries": "0"}}
 			},
 		},
 		{
@@ -210,7 +210,7 @@ func TestAdminAuditEvents(t *testing.T) {
 			body:   func() any { return map[string]string{"subject": "alice"} },
 			status: http.StatusNoContent,
 			want: func() audit.Record {
-				return audit.Record{Event: audit.TokenRevoked, Subject: "alice", Detail: map[string]string{"by": "admin", "kind": string(sigil.RevokeSubject)}}
+				return audit.Record{Event: audit.TokenRevoked, Subject: "alice", Detail: map[string]string{"by": "admin", "kind": string(sigil.RevokeSubject), "status_entries": "0"}}
 			},
 		},
 		{
@@ -218,7 +218,7 @@ func TestAdminAuditEvents(t *testing.T) {
 			body:   func() any { return map[string]string{"jti": "some-jti"} },
 			status: http.StatusNoContent,
 			want: func() audit.Record {
-				return audit.Record{Event: audit.TokenRevoked, JTI: "some-jti", Detail: map[string]string{"by": "admin", "kind": string(sigil.RevokeJTI)}}
+				return audit.Record{Event: audit.TokenRevoked, JTI: "some-jti", Detail: map[string]string{"by": "admin", "kind": string(sigil.RevokeJTI), "status_entries": "0"}}
 			},
 		},
 		{

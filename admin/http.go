@@ -183,7 +183,7 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) error {
 	if err := httpx.ReadJSON(w, r, maxAdminBody, &req); err != nil {
 		return invalid("%v", err)
 	}
-	if err := h.Service.Revoke(r.Context(), req.JTI, req.Client, req.Subject); err != nil {
+	if _, err := h.Service.Revoke(r.Context(), req.JTI, req.Client, req.Subject); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

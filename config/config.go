@@ -68,6 +68,10 @@ type Config struct {
 	// DPoPNonce makes the token endpoint demand server-provided DPoP
 	// nonces (RFC 9449 §8). Default off.
 	DPoPNonce bool
+	// StatusListTTL is the ttl of Status List Tokens: how long resource
+	// servers cache a status list, so how long a revocation takes to
+	// reach them. Default 1m.
+	StatusListTTL time.Duration
 }
 
 // Hard limits on settings, the same for every node and command. Records
@@ -96,6 +100,7 @@ func Default() Config {
 		AuditQueue:              8192,
 		AuditCheckpointEvery:    10_000,
 		AuditCheckpointInterval: 10 * time.Second,
+		StatusListTTL:           time.Minute,
 	}
 }
 
@@ -172,6 +177,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AuditCheckpointInterval < time.Second || c.AuditCheckpointInterval > 24*time.Hour {
 		bad("audit-checkpoint-interval", "%s must be between 1s and 24h", c.AuditCheckpointInterval)
+	}
+	if c.StatusListTTL < time.Second || c.StatusListTTL > time.Hour {
+		bad("status-list-ttl", "%s must be between 1s and 1h", c.StatusListTTL)
 	}
 	return errors.Join(errs...)
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/dpop"
+	"github.com/sigil-sts/sigil/statuslist"
 	"github.com/sigil-sts/sigil/token"
 )
 
@@ -30,18 +31,33 @@ func (g clientCredentials) Exchange(ctx context.Context, req *TokenRequest) (*To
 	if err != nil {
 		return nil, err
 	}
-	return g.h.issueAccessToken(c, c.ID, scopes, aud, req.DPoP)
+	return g.h.issueAccessToken(ctx, c, c.ID, scopes, aud, req.DPoP)
 }
 
 // issueAccessToken mints an RFC 9068 access token for client c about
-// subject sub, bound to the proof's key when there is a DPoP proof.
-func (h *Handler) issueAccessToken(c *sigil.Client, sub string, scopes, aud []string, proof *dpop.Proof) (*TokenResponse, *Error) {
+// subject sub, bound to the proof's key when there is a DPoP proof, with
+// an entry in a status list when the handler allocates them.
+func (h *Handler) issueAccessToken(ctx context.Context, c *sigil.Client, sub string, scopes, aud []string, proof *dpop.Proof) (*TokenResponse, *Error) {
 	ttl := c.AccessTokenTTL
 	if ttl == 0 {
 		ttl = h.AccessTokenTTL
 	}
 	ttl = min(ttl, h.MaxAccessTokenTTL)
+	var status *token.Status
+	var entry statuslist.Entry
+	if h.StatusEntries != nil {
+		var err error
+		if entry, err = h.StatusEntries.Allocate(ctx); err != nil {
+			return nil, internal(err)
+		}
+		status = &token.Status{List: &token.StatusListRef{Index: int64(entry.Index), URI: entry.URI}}
+	}
+	// After Allocate: the lease's start must not be later than iat.
 	now := h.now()
+	jti := token.NewJTI(now)
+	if status != nil {
+		jti = token.NewStatusJTI(now, entry.List, entry.Index)
+	}
 	scope := strings.Join(scopes, " ")
 	claims := &token.Claims{
 		Issuer:    h.Issuer,
@@ -50,9 +66,10 @@ func (h *Handler) issueAccessToken(c *sigil.Client, sub string, scopes, aud []st
 		IssuedAt:  token.NewNumericDate(now),
 		NotBefore: token.NewNumericDate(now),
 		Expiry:    token.NewNumericDate(now.Add(ttl)),
-		JTI:       token.NewJTI(now),
+		JTI:       jti,
 		ClientID:  c.ID,
 		Scope:     scope,
+		Status:    status,
 		Extra:     c.Claims,
 	}
 	tokenType := "Bearer"

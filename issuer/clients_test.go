@@ -284,10 +284,10 @@ func TestAccessToken(t *testing.T) {
 				tok = n.token(t, c, nil)
 			}
 			jti, _ := claims(t, tok)["jti"].(string)
-			// 48 bits of issuance time, then 128 random bits: 36 base32hex
-			// characters that sort by issuance.
-			if len(jti) != 36 || strings.Trim(jti, "0123456789ABCDEFGHIJKLMNOPQRSTUV") != "" {
-				t.Fatalf("jti %q is not 176 bits of base32hex", jti)
+			// 48 bits of issuance time, the status list entry, 88 random
+			// bits: 40 base32hex characters that sort by issuance.
+			if len(jti) != 40 || strings.Trim(jti, "0123456789ABCDEFGHIJKLMNOPQRSTUV") != "" {
+				t.Fatalf("jti %q is not 200 bits of base32hex", jti)
 			}
 			if seen[jti] {
 				t.Fatalf("jti %q repeated after %d tokens", jti, i)

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sigil-sts/sigil"
@@ -18,6 +19,7 @@ import (
 	"github.com/sigil-sts/sigil/internal/httpx"
 	"github.com/sigil-sts/sigil/keys"
 	"github.com/sigil-sts/sigil/secret"
+	"github.com/sigil-sts/sigil/statuslist"
 	"github.com/sigil-sts/sigil/verify"
 )
 
@@ -29,6 +31,10 @@ const (
 	PathJWKS          = "/.well-known/jwks.json"
 	PathOIDCDiscovery = "/.well-known/openid-configuration"
 	PathASMetadata    = "/.well-known/oauth-authorization-server"
+	// PathStatusLists is the prefix of Status List Token URIs (a list's
+	// URI is the prefix followed by its number) and, without the final
+	// slash, the status list aggregation endpoint.
+	PathStatusLists = "/statuslists/"
 )
 
 // Handler serves the authorization server endpoints. Set the exported
@@ -64,6 +70,12 @@ type Handler struct {
 	// DPoPNonces, when set, makes every DPoP proof carry a nonce the
 	// server issued (RFC 9449 §8).
 	DPoPNonces *dpop.Nonces
+	// StatusEntries, when set, gives every access token an entry in a
+	// status list (draft-ietf-oauth-status-list); its BaseURI must be
+	// StatusListBase().
+	StatusEntries *statuslist.Allocator
+	// StatusLists, when set, serves the Status List Tokens.
+	StatusLists *statuslist.Publisher
 
 	prefix   string // the issuer URL's path
 	grants   map[string]Grant
@@ -124,6 +136,9 @@ func (h *Handler) now() time.Time {
 	return time.Now()
 }
 
+// StatusListBase is the URI prefix of the issuer's status lists.
+func (h *Handler) StatusListBase() string { return h.Issuer + PathStatusLists }
+
 // endpoint returns the absolute URL of path.
 func (h *Handler) endpoint(path string) string { return h.Issuer + path }
 
@@ -136,6 +151,10 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+p+PathJWKS, h.serveJWKS)
 	mux.HandleFunc("GET "+p+PathOIDCDiscovery, h.serveMetadata)
 	mux.HandleFunc("GET "+p+PathASMetadata, h.serveMetadata)
+	if h.StatusLists != nil {
+		mux.HandleFunc("GET "+p+PathStatusLists+"{id}", h.serveStatusList)
+		mux.HandleFunc("GET "+p+strings.TrimSuffix(PathStatusLists, "/"), h.serveStatusListAggregation)
+	}
 	// Other methods on the form endpoints get an RFC 6749 §5.2 body too,
 	// not the mux's plain-text 405.
 	for _, path := range []string{PathToken, PathIntrospect, PathRevoke} {
@@ -167,6 +186,7 @@ type Metadata struct {
 	RevocationEndpointAuthSigningAlgValues    []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
 	AccessTokenSigningAlgValuesSupported      []string `json:"access_token_signing_alg_values_supported"`
 	DPoPSigningAlgValuesSupported             []string `json:"dpop_signing_alg_values_supported"`
+	StatusListAggregationEndpoint             string   `json:"status_list_aggregation_endpoint,omitempty"`
 }
 
 // authMethods are the client authentication methods the endpoints accept.
@@ -198,6 +218,9 @@ func (h *Handler) buildMetadata() ([]byte, error) {
 		RevocationEndpointAuthSigningAlgValues:    keys.Algorithms,
 		AccessTokenSigningAlgValuesSupported:      []string{h.AccessTokenAlg},
 		DPoPSigningAlgValuesSupported:             dpop.Algorithms,
+	}
+	if h.StatusLists != nil {
+		m.StatusListAggregationEndpoint = h.endpoint(strings.TrimSuffix(PathStatusLists, "/"))
 	}
 	return json.Marshal(m)
 }

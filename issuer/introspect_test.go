@@ -40,6 +40,7 @@ func TestIntrospection(t *testing.T) {
 			"active": true, "token_type": "Bearer", "scope": "read write", "client_id": c.ClientID,
 			"sub": c.ClientID, "aud": "https://api.example", "iss": n.issuer,
 			"exp": tc["exp"], "iat": tc["iat"], "nbf": tc["nbf"], "jti": tc["jti"],
+			"status": tc["status"],
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("introspection (-want +got):\n%s", diff)
@@ -240,7 +241,7 @@ func TestRevocation(t *testing.T) {
 		before := []string{n.token(t, victim, nil), n.token(t, victim, nil)}
 		bt := n.token(t, bystander, nil)
 		at := time.Now()
-		if err := n.admin().Revoke(context.Background(), "", victim.ClientID, ""); err != nil {
+		if _, err := n.admin().Revoke(context.Background(), "", victim.ClientID, ""); err != nil {
 			t.Fatal(err)
 		}
 		for i, tok := range before {
@@ -263,7 +264,7 @@ func TestRevocation(t *testing.T) {
 		victim := n.newClient(t, admin.ClientSpec{})
 		bystander := n.newClient(t, admin.ClientSpec{})
 		vt, bt := n.token(t, victim, nil), n.token(t, bystander, nil)
-		if err := n.admin().Revoke(context.Background(), "", "", victim.ClientID); err != nil {
+		if _, err := n.admin().Revoke(context.Background(), "", "", victim.ClientID); err != nil {
 			t.Fatal(err)
 		}
 		if n.active(t, basic(victim), vt) {
@@ -276,7 +277,7 @@ func TestRevocation(t *testing.T) {
 
 	t.Run("admin-by-jti", func(t *testing.T) {
 		a, b := n.token(t, c, nil), n.token(t, c, nil)
-		if err := n.admin().Revoke(context.Background(), claims(t, a)["jti"].(string), "", ""); err != nil {
+		if _, err := n.admin().Revoke(context.Background(), claims(t, a)["jti"].(string), "", ""); err != nil {
 			t.Fatal(err)
 		}
 		if n.active(t, basic(c), a) || !n.active(t, basic(c), b) {
@@ -354,7 +355,7 @@ func TestRevocationOutlivesLeeway(t *testing.T) {
 	if r := n.postForm(t, "/revoke", url.Values{"token": {byRFC7009}}, basic(c)); r.status != http.StatusOK {
 		t.Fatalf("revoke: %d %s", r.status, r.body)
 	}
-	if err := n.admin().Revoke(context.Background(), "", c.ClientID, ""); err != nil {
+	if _, err := n.admin().Revoke(context.Background(), "", c.ClientID, ""); err != nil {
 		t.Fatal(err)
 	}
 	lastAccepted := exp.Add(5*time.Minute - time.Second)

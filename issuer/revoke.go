@@ -7,6 +7,7 @@ import (
 	"github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/audit"
 	"github.com/sigil-sts/sigil/internal/httpx"
+	"github.com/sigil-sts/sigil/statuslist"
 	"github.com/sigil-sts/sigil/verify"
 )
 
@@ -55,6 +56,11 @@ func (h *Handler) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	rev := sigil.Revocation{Kind: sigil.RevokeJTI, Value: c.JTI, Cutoff: h.now(), ExpiresAt: c.Expiry.Time().Add(leeway + time.Minute)}
 	if err := h.Store.Revoke(r.Context(), rev); err != nil {
+		writeError(w, r, h.Log, internal(err))
+		return
+	}
+	// Resource servers learn it through the token's status list entry.
+	if _, err := statuslist.Invalidate(r.Context(), h.Store, c.JTI); err != nil {
 		writeError(w, r, h.Log, internal(err))
 		return
 	}

@@ -177,7 +177,7 @@ func TestRestart(t *testing.T) {
 		t.Fatalf("revoke: %d", r.status)
 	}
 	subTok := n.token(t, sub, nil)
-	if err := n.admin().Revoke(ctx, "", "", sub.ClientID); err != nil {
+	if _, err := n.admin().Revoke(ctx, "", "", sub.ClientID); err != nil {
 		t.Fatal(err)
 	}
 	used := key.sign(t, assertionClaims(jc.ClientID, n.url("/token")), nil)

@@ -19,6 +19,7 @@ import (
 	"github.com/sigil-sts/sigil/internal/httpx"
 	"github.com/sigil-sts/sigil/issuer"
 	"github.com/sigil-sts/sigil/secret"
+	"github.com/sigil-sts/sigil/statuslist"
 )
 
 // Listener limits: every listener has them (slowloris, huge headers).
@@ -105,6 +106,21 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 	}
 	if cfg.DPoPNonce {
 		iss.DPoPNonces = &dpop.Nonces{Key: core.NonceKey}
+	}
+	iss.StatusEntries = &statuslist.Allocator{
+		Store:   core.Store,
+		Holder:  cfg.Node(),
+		BaseURI: iss.StatusListBase(),
+		// Every token allocated under a lease expires, and stops being
+		// accepted, within this after the lease ends.
+		Retention: cfg.AccessTokenMaxTTL + cfg.Leeway + time.Minute,
+		// A relying party may use a published list until its exp, plus
+		// its leeway.
+		Quarantine: statuslist.Validity + config.MaxLeeway,
+	}
+	iss.StatusLists = &statuslist.Publisher{
+		Store: core.Store, Keys: core.Keys, Alg: cfg.AccessTokenAlg,
+		Issuer: iss.Issuer, BaseURI: iss.StatusListBase(), TTL: cfg.StatusListTTL,
 	}
 	if err := iss.Init(); err != nil {
 		return nil, err

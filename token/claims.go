@@ -44,8 +44,32 @@ type Claims struct {
 	ClientID  string      `json:"client_id,omitempty"`
 	Scope     string      `json:"scope,omitempty"`
 	// Confirmation binds the token to a key (RFC 7800; RFC 9449 §6).
-	Confirmation *Confirmation  `json:"cnf,omitempty"`
-	Extra        map[string]any `json:"-"`
+	Confirmation *Confirmation `json:"cnf,omitempty"`
+	// Status says where the token's status is published
+	// (draft-ietf-oauth-status-list §6.1).
+	Status *Status        `json:"status,omitempty"`
+	Extra  map[string]any `json:"-"`
+}
+
+// Status is the status claim. Only the status_list mechanism is read;
+// others are ignored.
+type Status struct {
+	List *StatusListRef `json:"status_list,omitempty"`
+}
+
+// StatusListRef points at the token's entry in a status list: entry Index
+// of the Status List Token served at URI.
+type StatusListRef struct {
+	Index int64  `json:"idx"`
+	URI   string `json:"uri"`
+}
+
+// StatusList returns the token's status list reference, or nil.
+func (c *Claims) StatusList() *StatusListRef {
+	if c.Status == nil {
+		return nil
+	}
+	return c.Status.List
 }
 
 // Confirmation is the cnf claim: JKT is the RFC 7638 thumbprint of the
@@ -130,6 +154,8 @@ func (c *Claims) UnmarshalJSON(b []byte) error {
 			err = json.Unmarshal(v, &p.Scope)
 		case "cnf":
 			p.Confirmation, err = decodeConfirmation(v)
+		case "status":
+			p.Status, err = decodeStatus(v)
 		default:
 			if IsRegistered(k) {
 				continue
@@ -166,6 +192,38 @@ func decodeConfirmation(v json.RawMessage) (*Confirmation, error) {
 		}
 	}
 	return &cnf, nil
+}
+
+// decodeStatus reads a status claim, matching member names exactly. A
+// status_list member must have both idx, a non-negative integer, and uri.
+func decodeStatus(v json.RawMessage) (*Status, error) {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(v, &members); err != nil {
+		return nil, err
+	}
+	var st Status
+	raw, ok := members["status_list"]
+	if !ok {
+		return &st, nil
+	}
+	var list map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return nil, err
+	}
+	var ref StatusListRef
+	idx, hasIdx := list["idx"]
+	uri, hasURI := list["uri"]
+	if !hasIdx || !hasURI {
+		return nil, errors.New("status_list needs idx and uri")
+	}
+	if err := json.Unmarshal(idx, &ref.Index); err != nil || ref.Index < 0 {
+		return nil, errors.New("status_list idx is not a non-negative integer")
+	}
+	if err := json.Unmarshal(uri, &ref.URI); err != nil || ref.URI == "" {
+		return nil, errors.New("status_list uri is not a string")
+	}
+	st.List = &ref
+	return &st, nil
 }
 
 // Scopes returns the space-delimited scope claim as a list.

@@ -107,6 +107,8 @@ func TestClaimsUnmarshalCoversEveryField(t *testing.T) {
 				val = `42`
 			case reflect.TypeFor[*token.Confirmation]():
 				val = `{"jkt":"x"}`
+			case reflect.TypeFor[*token.Status]():
+				val = `{"status_list":{"idx":1,"uri":"x"}}`
 			}
 			var c token.Claims
 			if err := json.Unmarshal([]byte(`{"`+name+`":`+val+`}`), &c); err != nil {
@@ -242,5 +244,72 @@ func TestConfirmationExactNames(t *testing.T) {
 	var c token.Claims
 	if err := json.Unmarshal([]byte(`{"cnf":"abc"}`), &c); err == nil {
 		t.Error(`cnf "abc" decoded; want an error`)
+	}
+}
+
+// TestStatusJTI: the status list entry and the issue time round-trip
+// through the identifier; identifiers stay unique and time-ordered, and
+// other strings are not read as positions.
+func TestStatusJTI(t *testing.T) {
+	t0 := time.Date(2031, 5, 6, 7, 8, 9, 123e6, time.UTC)
+	a, b := token.NewStatusJTI(t0, 7, 1<<20-1), token.NewStatusJTI(t0, 7, 1<<20-1)
+	if len(a) != 40 || a == b {
+		t.Fatalf("NewStatusJTI = %q, %q: want 40 characters and different random parts", a, b)
+	}
+	issued, list, idx, ok := token.StatusOfJTI(a)
+	if !ok || !issued.Equal(t0) || list != 7 || idx != 1<<20-1 {
+		t.Fatalf("StatusOfJTI(%q) = %v, %d, %d, %v; want %v, 7, %d, true", a, issued, list, idx, ok, t0, 1<<20-1)
+	}
+	if later := token.NewStatusJTI(t0.Add(time.Millisecond), 0, 0); later <= a {
+		t.Errorf("a jti a millisecond later %q sorts before %q", later, a)
+	}
+	for _, s := range []string{"", token.NewJTI(t0), a[:39], a + "0", strings.ToLower(a), a[:39] + "Z"} {
+		if _, _, _, ok := token.StatusOfJTI(s); ok {
+			t.Errorf("StatusOfJTI(%q) ok, want not a status jti", s)
+		}
+	}
+}
+
+// TestStatusClaim: the status claim round-trips, its member names are
+// matched exactly, and a status_list without a well-formed idx or uri is
+// an error rather than a token without status.
+func TestStatusClaim(t *testing.T) {
+	in := token.Claims{Subject: "s", Status: &token.Status{List: &token.StatusListRef{Index: 42, URI: "https://issuer.example/statuslists/3"}}}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"sub":"s","status":{"status_list":{"idx":42,"uri":"https://issuer.example/statuslists/3"}}}`; string(b) != want {
+		t.Fatalf("encoded %s, want %s", b, want)
+	}
+	var out token.Claims
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	if ref := out.StatusList(); ref == nil || *ref != *in.Status.List {
+		t.Fatalf("decoded status %+v, want %+v", ref, in.Status.List)
+	}
+	for _, tt := range []struct {
+		in   string
+		ok   bool
+		list bool
+	}{
+		{`{"status":{}}`, true, false},
+		{`{"status":{"STATUS_LIST":{"idx":1,"uri":"u"}}}`, true, false},
+		{`{"status":{"status_list":{"idx":1}}}`, false, false},
+		{`{"status":{"status_list":{"uri":"u"}}}`, false, false},
+		{`{"status":{"status_list":{"idx":-1,"uri":"u"}}}`, false, false},
+		{`{"status":{"status_list":{"idx":1.5,"uri":"u"}}}`, false, false},
+		{`{"status":{"status_list":{"idx":"1","uri":"u"}}}`, false, false},
+		{`{"status":{"status_list":{"idx":1,"uri":""}}}`, false, false},
+		{`{"status":{"status_list":{"idx":1,"uri":7}}}`, false, false},
+		{`{"status":"x"}`, false, false},
+		{`{"status":{"status_list":{"idx":1,"uri":"u"}}}`, true, true},
+	} {
+		var c token.Claims
+		err := json.Unmarshal([]byte(tt.in), &c)
+		if (err == nil) != tt.ok || (c.StatusList() != nil) != tt.list {
+			t.Errorf("%s: err %v, list %+v; want ok %v, list %v", tt.in, err, c.StatusList(), tt.ok, tt.list)
+		}
 	}
 }

@@ -12,5 +12,9 @@
 // (package dpop, with a MemoryReplay of proof jtis), answers failures with
 // the WWW-Authenticate challenges both RFCs define, and hands the verified
 // claims to the handler (ClaimsFrom); RequireScope adds scope checks.
-// Token status lists come in a later release.
+//
+// StatusLists checks token status (draft-ietf-oauth-status-list): each
+// token's entry in a Status List Token the issuer signs, cached for the
+// list's ttl and refreshed in the background, so a revoked token is
+// refused within the ttl without a call to the issuer per request.
 package verify

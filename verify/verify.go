@@ -35,12 +35,17 @@ type Verifier struct {
 	Type string
 	// Leeway is the tolerated clock skew; zero means DefaultLeeway.
 	Leeway time.Duration
+	// Status, when set, checks every token's status list entry
+	// (draft-ietf-oauth-status-list) after everything else: a token
+	// without one is refused.
+	Status *StatusLists
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }
 
 // Verify checks raw's signature (token.Parse), its typ, and its iss, aud,
-// exp, nbf and iat claims, and returns the claims.
+// exp, nbf and iat claims, then its status when Status is set, and
+// returns the claims.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*token.Claims, error) {
 	if v.Keys == nil || v.Issuer == "" || (v.Audience == "" && !v.IgnoreAudience) {
 		return nil, errors.New("verify: Verifier needs Keys, Issuer and Audience")
@@ -64,6 +69,11 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*token.Claims, error
 	}
 	if err := v.checkTimes(c); err != nil {
 		return nil, err
+	}
+	if v.Status != nil {
+		if err := v.Status.Check(ctx, c.StatusList()); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
 }

@@ -29,12 +29,17 @@ func runRevoke(ctx context.Context, m *Main, o *options) error {
 		return err
 	}
 	defer core.Close()
-	if err := core.Admin.Revoke(ctx, o.revokeJTI, o.revokeClient, o.revokeSubject); err != nil {
+	res, err := core.Admin.Revoke(ctx, o.revokeJTI, o.revokeClient, o.revokeSubject)
+	if err != nil {
 		return err
 	}
 	if o.json {
-		return json.NewEncoder(m.Stdout).Encode(map[string]any{"revoked": true, "jti": o.revokeJTI, "client": o.revokeClient, "subject": o.revokeSubject})
+		return json.NewEncoder(m.Stdout).Encode(map[string]any{"revoked": true, "jti": o.revokeJTI, "client": o.revokeClient,
+			"subject": o.revokeSubject, "status_entries": res.StatusEntries})
 	}
 	fmt.Fprintln(m.Stdout, "revoked")
+	if res.StatusEntries > 0 {
+		fmt.Fprintf(m.Stdout, "status list entries set: %d\n", res.StatusEntries)
+	}
 	return nil
 }

@@ -230,7 +230,7 @@ func chmodFiles(path string) error {
 }
 
 // Version returns the store's change counter: a number that a trigger
-// bumps with every committed write to clients, signing keys or revocations,
+// bumps with every committed write to clients or signing keys,
 // by this or any other process on the same file (migration 0002). Writes to
 // the replay cache do not move it. Values from any Store on the same
 // database are comparable.

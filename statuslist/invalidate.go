@@ -1,0 +1,70 @@
+package statuslist
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/token"
+)
+
+// Invalidate sets the status of the tokens with identifiers jtis to
+// INVALID, reading each token's list entry from its jti
+// (token.NewStatusJTI), one store write per list. Identifiers without a
+// position, and positions in lists that have since been recycled (their
+// tokens expired), are skipped. It returns how many identifiers named a
+// position.
+func Invalidate(ctx context.Context, st sigil.StatusListStore, jtis ...string) (int, error) {
+	lists, err := st.StatusLists(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("statuslist: invalidate: %w", err)
+	}
+	since := make(map[uint32]time.Time, len(lists))
+	for _, l := range lists {
+		since[uint32(l.ID)] = l.Since
+	}
+	type group struct {
+		issued time.Time // the earliest issue time in the group
+		idx    []uint32
+	}
+	groups := map[uint32]*group{}
+	n := 0
+	for _, jti := range jtis {
+		issued, list, idx, ok := token.StatusOfJTI(jti)
+		if !ok {
+			continue
+		}
+		n++
+		// An entry allocated before its list's current generation belongs
+		// to an expired token; setting it now would revoke whichever live
+		// token holds that index today.
+		s, known := since[list]
+		if !known || issued.Before(s) {
+			continue
+		}
+		g := groups[list]
+		if g == nil {
+			g = &group{issued: issued}
+			groups[list] = g
+		}
+		g.idx = append(g.idx, idx)
+		if issued.Before(g.issued) {
+			g.issued = issued
+		}
+	}
+	for _, list := range slices.Sorted(maps.Keys(groups)) {
+		g := groups[list]
+		// Should the list be recycled after StatusLists read it, its new
+		// generation begins after every issue time here, and the store
+		// changes nothing.
+		err := st.SetTokenStatus(ctx, int64(list), g.issued, g.idx, sigil.StatusInvalid)
+		if err != nil && !errors.Is(err, sigil.ErrNotFound) {
+			return n, fmt.Errorf("statuslist: invalidate entries of list %d: %w", list, err)
+		}
+	}
+	return n, nil
+}
