@@ -203,6 +203,11 @@ func (s *StatusLists) refresh(e *statusEntry, uri string) <-chan struct{} {
 	if minRefresh == 0 {
 		minRefresh = DefaultStatusMinRefresh
 	}
+	if e.cur != nil {
+		// A short ttl is kept: refreshing at three quarters of it must
+		// not wait for MinRefresh.
+		minRefresh = min(minRefresh, e.cur.ttl/2)
+	}
 	now := s.now()
 	if !e.last.IsZero() && now.Sub(e.last) < minRefresh {
 		return nil
