@@ -9,6 +9,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/sigil-sts/sigil/internal/jsonobj"
 )
 
 // Registered lists the claim names that extra claims (a client's ABAC
@@ -125,37 +128,56 @@ func (c Claims) MarshalJSON() ([]byte, error) {
 // encoding/json's struct decoding, "ISS" or "ſub" (U+017F) never sets a
 // registered field; names that fold to a registered one are dropped. A
 // repeated member takes its last value.
-func (c *Claims) UnmarshalJSON(b []byte) error {
-	var all map[string]json.RawMessage
-	if err := json.Unmarshal(b, &all); err != nil {
-		return err
+func (c *Claims) UnmarshalJSON(b []byte) error { return c.decode(b, true) }
+
+// decode is UnmarshalJSON; fast selects the fast paths, which tests turn
+// off to hold them to encoding/json.
+func (c *Claims) decode(b []byte, fast bool) error {
+	var members []jsonobj.Member
+	ok := false
+	if fast {
+		members, ok = jsonobj.Members(b)
+	}
+	if !ok {
+		var all map[string]json.RawMessage
+		if err := json.Unmarshal(b, &all); err != nil {
+			return err
+		}
+		members = make([]jsonobj.Member, 0, len(all))
+		for k, v := range all {
+			members = append(members, jsonobj.Member{Name: k, Value: v})
+		}
 	}
 	var p Claims
-	for k, v := range all {
+	// A repeated member takes its last value, so an error stands only if
+	// no later member of the same name decodes.
+	var failed []failure
+	for _, m := range members {
+		k, v := m.Name, m.Value
 		var err error
 		switch k {
 		case "iss":
-			err = json.Unmarshal(v, &p.Issuer)
+			err = decodeString(v, &p.Issuer, fast)
 		case "sub":
-			err = json.Unmarshal(v, &p.Subject)
+			err = decodeString(v, &p.Subject, fast)
 		case "aud":
 			err = json.Unmarshal(v, &p.Audience)
 		case "exp":
-			err = json.Unmarshal(v, &p.Expiry)
+			err = decodeDate(v, &p.Expiry, fast)
 		case "nbf":
-			err = json.Unmarshal(v, &p.NotBefore)
+			err = decodeDate(v, &p.NotBefore, fast)
 		case "iat":
-			err = json.Unmarshal(v, &p.IssuedAt)
+			err = decodeDate(v, &p.IssuedAt, fast)
 		case "jti":
-			err = json.Unmarshal(v, &p.JTI)
+			err = decodeString(v, &p.JTI, fast)
 		case "client_id":
-			err = json.Unmarshal(v, &p.ClientID)
+			err = decodeString(v, &p.ClientID, fast)
 		case "scope":
-			err = json.Unmarshal(v, &p.Scope)
+			err = decodeString(v, &p.Scope, fast)
 		case "cnf":
 			p.Confirmation, err = decodeConfirmation(v)
 		case "status":
-			p.Status, err = decodeStatus(v)
+			p.Status, err = decodeStatus(v, fast)
 		default:
 			if IsRegistered(k) {
 				continue
@@ -170,12 +192,45 @@ func (c *Claims) UnmarshalJSON(b []byte) error {
 				p.Extra[k] = x
 			}
 		}
+		failed = slices.DeleteFunc(failed, func(f failure) bool { return f.name == k })
 		if err != nil {
-			return fmt.Errorf("token: claim %q: %w", k, err)
+			failed = append(failed, failure{k, err})
 		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("token: claim %q: %w", failed[0].name, failed[0].err)
 	}
 	*c = p
 	return nil
+}
+
+// failure is a member that did not decode.
+type failure struct {
+	name string
+	err  error
+}
+
+// The decoders below take a fast path (package jsonobj) for the common
+// shapes of a member and hand anything else to encoding/json. Decoding
+// claims through encoding/json alone was a fifth of a resource server's
+// token check (BenchmarkVerify: 92 µs per token against 69 µs for the bare
+// ES256 verification); FuzzClaimsFastPaths holds the fast paths to it.
+
+// decodeString decodes a JSON string.
+func decodeString(v json.RawMessage, s *string, fast bool) error {
+	if fast {
+		return jsonobj.String(v, s)
+	}
+	return json.Unmarshal(v, s)
+}
+
+// decodeDate decodes a NumericDate; a plain integer is read directly.
+func decodeDate(v json.RawMessage, d *NumericDate, fast bool) error {
+	if n, ok := jsonobj.PlainInt(v); fast && ok {
+		*d = NumericDate(n)
+		return nil
+	}
+	return d.UnmarshalJSON(v)
 }
 
 // decodeConfirmation reads a cnf claim, matching "jkt" exactly as the
@@ -196,7 +251,10 @@ func decodeConfirmation(v json.RawMessage) (*Confirmation, error) {
 
 // decodeStatus reads a status claim, matching member names exactly. A
 // status_list member must have both idx, a non-negative integer, and uri.
-func decodeStatus(v json.RawMessage) (*Status, error) {
+func decodeStatus(v json.RawMessage, fast bool) (*Status, error) {
+	if ref, ok := canonicalStatus(v); fast && ok {
+		return &Status{List: ref}, nil
+	}
 	var members map[string]json.RawMessage
 	if err := json.Unmarshal(v, &members); err != nil {
 		return nil, err
@@ -224,6 +282,30 @@ func decodeStatus(v json.RawMessage) (*Status, error) {
 	}
 	st.List = &ref
 	return &st, nil
+}
+
+// canonicalStatus reads the status claim as encoding/json writes it for
+// Status: {"status_list":{"idx":N,"uri":"…"}} with no white space and a
+// uri without escapes.
+func canonicalStatus(v []byte) (*StatusListRef, bool) {
+	const head, mid, tail = `{"status_list":{"idx":`, `,"uri":"`, `"}}`
+	rest, ok := bytes.CutPrefix(v, []byte(head))
+	if !ok {
+		return nil, false
+	}
+	digits, rest, ok := bytes.Cut(rest, []byte(mid))
+	if !ok {
+		return nil, false
+	}
+	idx, ok := jsonobj.PlainInt(digits)
+	if !ok {
+		return nil, false
+	}
+	uri, ok := bytes.CutSuffix(rest, []byte(tail))
+	if !ok || len(uri) == 0 || bytes.IndexByte(uri, '"') >= 0 || bytes.IndexByte(uri, '\\') >= 0 || !utf8.Valid(uri) {
+		return nil, false
+	}
+	return &StatusListRef{Index: idx, URI: string(uri)}, true
 }
 
 // Scopes returns the space-delimited scope claim as a list.

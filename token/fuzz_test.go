@@ -131,3 +131,40 @@ func FuzzClaimsUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+// FuzzClaimsFastPaths holds UnmarshalJSON's fast paths (member scanning,
+// plain strings and integers, the canonical status claim) to the general
+// decoding through encoding/json: the same claims, and an error exactly
+// when it errs.
+func FuzzClaimsFastPaths(f *testing.F) {
+	for _, s := range []string{
+		rfc9068Claims,
+		`{"iss":"a","sub":"b","aud":["c","d"],"exp":1,"nbf":0,"iat":1700000000,"jti":"j","client_id":"c","scope":"s t"}`,
+		`{"status":{"status_list":{"idx":0,"uri":"https://x/statuslists/1"}}}`,
+		`{"status":{"status_list":{"idx":01,"uri":"u"}}}`, `{"status":{"status_list":{"idx":1,"uri":"u\"}}"}}}`,
+		`{"status":{"status_list":{"idx":1,"uri":"u"},"x":1}}`, `{"status":{"status_list":{"uri":"u","idx":1}}}`,
+		`{"status":{"status_list":{"idx":1e3,"uri":"u"}}}`, `{"status":{"status_list":{"idx":-1,"uri":"u"}}}`,
+		`{"exp":"1","exp":2}`, `{"exp":2,"exp":"1"}`, `{"iss":1,"iss":"a"}`, `{"x":1,"x":[2]}`,
+		`{"iss":"\u0061","sub":"\ud800","jti":"a\\b"}`, "{\"iss\":\"\xff\"}", "{\"\xff\":1}", `{"i\u0073s":"a"}`,
+		`{"exp":123456789012345,"iat":1234567890123456,"nbf":9007199254740993}`, `{"exp":0,"iat":00}`,
+		` { "iss" : "a" , "aud" : [ "b" , { "c" : "}" } ] , "x" : { "y" : "\"" } } `,
+		`null`, `[]`, `""`, `1`, `{`, `{"a":}`, `{"a":1,}`, `{}`, `{"":""}`, `{"a":true,"b":false,"c":null}`,
+		`{"cnf":{"jkt":"x"},"CNF":{"jkt":"y"},"ſub":"z"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var fast, slow token.Claims
+		errFast := json.Unmarshal(b, &fast)
+		errSlow := token.DecodeClaimsSlow(b, &slow)
+		if (errFast == nil) != (errSlow == nil) {
+			t.Fatalf("%q: fast paths err %v, general decoding err %v", b, errFast, errSlow)
+		}
+		if errFast != nil {
+			return
+		}
+		if diff := cmp.Diff(slow, fast); diff != "" {
+			t.Fatalf("%q: fast paths decode differently (-general +fast):\n%s", b, diff)
+		}
+	})
+}

@@ -359,8 +359,8 @@ func TestParseDuplicateClaims(t *testing.T) {
 
 // TestParseHeaderNamesAreCaseSensitive: JOSE member names are
 // case-sensitive (RFC 7515 §4), so "TYP" is not typ. encoding/json would
-// read it as typ and go-jose would not; Parse refuses a header on which
-// the two disagree rather than pick one reading.
+// read it as typ and go-jose would not; Parse refuses a header naming a
+// known member in another case rather than pick one reading.
 func TestParseHeaderNamesAreCaseSensitive(t *testing.T) {
 	f := getFixture(t)
 	es := f.keys["ES256"]

@@ -10,10 +10,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
+	"github.com/sigil-sts/sigil/internal/jsonobj"
 	"github.com/sigil-sts/sigil/keys"
 )
 
@@ -116,26 +117,12 @@ type Header struct {
 	Typ string
 }
 
-// protectedHeader is decoded once per token. The json.RawMessage members
-// are headers a token may not carry: the verification key comes from the
-// key source alone (jwk, jku, x5u, x5c, x5t, x5t#S256), Sigil understands no
-// extension (crit), and payloads are always base64url (b64). encoding/json
-// matches member names case-insensitively, so this also refuses "JWK" and
-// the like, which is harmless; alg, kid and typ are cross-checked against
-// go-jose's case-sensitive parse.
-type protectedHeader struct {
-	Alg     string          `json:"alg"`
-	KID     string          `json:"kid"`
-	Typ     string          `json:"typ"`
-	JWK     json.RawMessage `json:"jwk"`
-	JKU     json.RawMessage `json:"jku"`
-	X5U     json.RawMessage `json:"x5u"`
-	X5C     json.RawMessage `json:"x5c"`
-	X5T     json.RawMessage `json:"x5t"`
-	X5TS256 json.RawMessage `json:"x5t#S256"`
-	Crit    json.RawMessage `json:"crit"`
-	B64     json.RawMessage `json:"b64"`
-}
+// headerNames are the protected header members the rules look at: alg,
+// kid and typ are read; the others are refused, because the verification
+// key comes from the key source alone (jwk, jku, x5u, x5c, x5t, x5t#S256),
+// Sigil understands no extension (crit), and payloads are always
+// base64url (b64).
+var headerNames = []string{"alg", "kid", "typ", "jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256", "crit", "b64"}
 
 // Parse checks the signature of a compact JWS under the rules in the
 // package doc and returns its header and claims. It validates no claim.
@@ -145,7 +132,9 @@ func Parse(ctx context.Context, raw string, src KeySource) (*Header, *Claims, er
 		return nil, nil, err
 	}
 	var c Claims
-	if err := json.Unmarshal(payload, &c); err != nil {
+	// Not json.Unmarshal: it would validate the payload once more before
+	// calling UnmarshalJSON, which validates it itself.
+	if err := c.UnmarshalJSON(payload); err != nil {
 		return nil, nil, fmt.Errorf("token: claims: %v: %w", err, ErrInvalid)
 	}
 	return hdr, &c, nil
@@ -161,24 +150,18 @@ func VerifyJWS(ctx context.Context, raw string, src KeySource) (*Header, []byte,
 	if strings.Count(raw, ".") != 2 {
 		return nil, nil, fmt.Errorf("token: not a compact JWS: %w", ErrInvalid)
 	}
-	hdr, err := policyHeader(raw[:strings.IndexByte(raw, '.')])
+	first, last := strings.IndexByte(raw, '.'), strings.LastIndexByte(raw, '.')
+	hdr, err := policyHeader(raw[:first])
 	if err != nil {
 		return nil, nil, err
 	}
-	jws, err := jose.ParseSignedCompact(raw, keys.JOSEAlgorithms)
+	payload, err := base64.RawURLEncoding.DecodeString(raw[first+1 : last])
 	if err != nil {
-		return nil, nil, fmt.Errorf("token: %v: %w", err, ErrInvalid)
+		return nil, nil, fmt.Errorf("token: payload encoding: %w", ErrInvalid)
 	}
-	if len(jws.Signatures) != 1 {
-		return nil, nil, fmt.Errorf("token: want one signature: %w", ErrInvalid)
-	}
-	h := jws.Signatures[0].Protected
-	// typ too: encoding/json would read a "TYP" member as typ, go-jose
-	// (case-sensitive, RFC 7515 §4) does not; a token on which they
-	// disagree is refused.
-	typ, _ := h.ExtraHeaders[jose.HeaderType].(string)
-	if h.Algorithm != hdr.Alg || h.KeyID != hdr.KID || typ != hdr.Typ {
-		return nil, nil, fmt.Errorf("token: header mismatch: %w", ErrInvalid)
+	sig, err := base64.RawURLEncoding.DecodeString(raw[last+1:])
+	if err != nil {
+		return nil, nil, fmt.Errorf("token: signature encoding: %w", ErrInvalid)
 	}
 	pub, alg, err := src.Lookup(ctx, hdr.KID)
 	if err != nil {
@@ -190,37 +173,59 @@ func VerifyJWS(ctx context.Context, raw string, src KeySource) (*Header, []byte,
 	if err := keys.CheckPublic(alg, pub); err != nil {
 		return nil, nil, fmt.Errorf("token: %v: %w", err, ErrInvalid)
 	}
-	dot := strings.LastIndexByte(raw, '.')
-	if err := VerifySignature(alg, pub, []byte(raw[:dot]), jws.Signatures[0].Signature); err != nil {
+	if err := VerifySignature(alg, pub, []byte(raw[:last]), sig); err != nil {
 		return nil, nil, fmt.Errorf("token: signature: %w", ErrInvalid)
 	}
-	// Verified just above by VerifySignature over the same signing input.
-	return hdr, jws.UnsafePayloadWithoutVerification(), nil
+	return hdr, payload, nil
 }
 
 // policyHeader decodes the protected header and applies the header rules.
+// Member names are matched exactly (RFC 7515 §4); a name that differs from
+// one of headerNames only in case, and any repeated name, is refused, so
+// that no other JOSE implementation can read this header differently.
+//
+// The compact serialization is split and decoded here rather than by
+// go-jose's ParseSignedCompact, which decoded the header a second time and
+// cost 4% of a resource server's token check (BenchmarkVerify, Verifier
+// 84 µs against 68 µs for the bare ES256 verification). TestDifferentialGoJOSE
+// and FuzzParse hold the result to go-jose's.
 func policyHeader(seg string) (*Header, error) {
 	b, err := base64.RawURLEncoding.DecodeString(seg)
 	if err != nil {
 		return nil, fmt.Errorf("token: header encoding: %w", ErrInvalid)
 	}
-	var h protectedHeader
-	if err := json.Unmarshal(b, &h); err != nil {
-		return nil, fmt.Errorf("token: header is not a JSON object: %w", ErrInvalid)
+	members, ok := jsonobj.Members(b)
+	if !ok {
+		return nil, fmt.Errorf("token: header is not a plain JSON object: %w", ErrInvalid)
 	}
-	forbidden := [...]struct {
-		name string
-		v    json.RawMessage
-	}{{"jwk", h.JWK}, {"jku", h.JKU}, {"x5u", h.X5U}, {"x5c", h.X5C}, {"x5t", h.X5T}, {"x5t#S256", h.X5TS256}, {"crit", h.Crit}, {"b64", h.B64}}
-	for _, f := range forbidden {
-		if f.v != nil {
-			return nil, fmt.Errorf("token: header %q is not accepted: %w", f.name, ErrInvalid)
+	var h Header
+	for i, m := range members {
+		for _, o := range members[:i] {
+			if o.Name == m.Name {
+				return nil, fmt.Errorf("token: header %q repeated: %w", m.Name, ErrInvalid)
+			}
+		}
+		var err error
+		switch m.Name {
+		case "alg":
+			err = jsonobj.String(m.Value, &h.Alg)
+		case "kid":
+			err = jsonobj.String(m.Value, &h.KID)
+		case "typ":
+			err = jsonobj.String(m.Value, &h.Typ)
+		default:
+			if slices.ContainsFunc(headerNames, func(n string) bool { return strings.EqualFold(n, m.Name) }) {
+				return nil, fmt.Errorf("token: header %q is not accepted: %w", m.Name, ErrInvalid)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("token: header %q is not a string: %w", m.Name, ErrInvalid)
 		}
 	}
 	if !keys.Supported(h.Alg) {
 		return nil, fmt.Errorf("token: alg %q is not accepted: %w", h.Alg, ErrInvalid)
 	}
-	return &Header{Alg: h.Alg, KID: h.KID, Typ: h.Typ}, nil
+	return &h, nil
 }
 
 // TypeIs reports whether a typ header value names the media type want,

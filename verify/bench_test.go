@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/sha256"
+	"io"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sigil-sts/sigil/dpop"
+	"github.com/sigil-sts/sigil/statuslist"
 	"github.com/sigil-sts/sigil/token"
 	"github.com/sigil-sts/sigil/verify"
 )
@@ -26,7 +28,11 @@ func BenchmarkVerify(b *testing.B) {
 	iss := getIssuer(b)
 	k := iss.key(b, "ES256")
 	at := t0.Add(time.Minute)
-	raw := iss.mint(b, "ES256", token.TypeAccess, nil)
+	// A token as Sigil issues them, with a status list entry; every
+	// sub-benchmark checks these bytes.
+	raw := iss.mint(b, "ES256", token.TypeAccess, func(c *token.Claims) {
+		c.Status = &token.Status{List: &token.StatusListRef{Index: 12345, URI: testIssuer + "/statuslists/1"}}
+	})
 	v := &verify.Verifier{
 		Keys:     verify.KeySet{k.ID: {Public: k.Public, Alg: k.Alg}},
 		Issuer:   testIssuer,
@@ -54,6 +60,25 @@ func BenchmarkVerify(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := v.Verify(ctx, raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Verifier-StatusList", func(b *testing.B) {
+		// The same check with the token's status list entry read from a
+		// warm cache: the list is fetched (through an in-memory transport)
+		// before the timer starts.
+		list := statusListToken(b, iss, at)
+		withStatus := *v
+		withStatus.Status = &verify.StatusLists{Keys: v.Keys, Issuer: testIssuer, Now: v.Now,
+			Client: &http.Client{Transport: serveBody(list)}}
+		if _, err := withStatus.Verify(ctx, raw); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			if _, err := withStatus.Verify(ctx, raw); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -93,4 +118,35 @@ func BenchmarkVerify(b *testing.B) {
 			}
 		}
 	})
+}
+
+// statusListToken signs a 2^20-entry list for testIssuer's list 1, valid
+// at at, with the shared issuer's ES256 key.
+func statusListToken(tb testing.TB, iss *issuer, at time.Time) string {
+	tb.Helper()
+	l, err := statuslist.New(1, statuslist.DefaultSize)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	l.Set(7, 1)
+	j, err := l.Encode()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	raw, err := token.Sign(iss.key(tb, "ES256"), statuslist.TokenType, &token.Claims{
+		Issuer: testIssuer, Subject: testIssuer + "/statuslists/1", IssuedAt: token.NewNumericDate(at),
+		Expiry: token.NewNumericDate(at.Add(time.Hour)), Extra: map[string]any{"ttl": 3600, "status_list": j},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return raw
+}
+
+// serveBody is a transport that answers every request with body.
+type serveBody string
+
+func (s serveBody) RoundTrip(r *http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {statuslist.MediaType}},
+		Body: io.NopCloser(strings.NewReader(string(s))), Request: r}, nil
 }
