@@ -62,10 +62,9 @@ type Allocator struct {
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 
-	mu   sync.Mutex
-	rng  *rand.Rand
-	cur  *lease
-	last time.Time // the latest lease time, so Since never goes back
+	mu  sync.Mutex
+	rng *rand.Rand
+	cur *lease
 }
 
 // lease is the list being allocated from.
@@ -120,11 +119,11 @@ func (a *Allocator) renew(ctx context.Context, now time.Time) error {
 	// A token issued under this lease must not predate the generation's
 	// Since, or a revocation would take it for an earlier generation's:
 	// Since is truncated to the millisecond, as jti times are
-	// (token.StatusOfJTI), and never goes back.
+	// (token.StatusOfJTI), and callers read their clock for iat after
+	// Allocate. (Since needs no guard against a clock stepping back: a
+	// list is only leased again after RecycleAfter, long after every
+	// token of its last generation.)
 	now = now.Truncate(time.Millisecond)
-	if now.Before(a.last) {
-		now = a.last
-	}
 	until := now.Add(dur)
 	l, err := a.Store.LeaseStatusList(ctx, sigil.StatusLease{
 		Holder: a.Holder, Size: size, Now: now, UsableUntil: until,
@@ -136,7 +135,6 @@ func (a *Allocator) renew(ctx context.Context, now time.Time) error {
 	if l.ID <= 0 || l.ID > 1<<32-1 || l.Size != size {
 		return fmt.Errorf("statuslist: store leased list %d of %d entries, want an id below 2^32 and %d entries", l.ID, l.Size, size)
 	}
-	a.last = now
 	a.cur = &lease{list: l, uri: a.BaseURI + strconv.FormatInt(l.ID, 10), used: make([]uint64, (size+63)/64)}
 	return nil
 }

@@ -15,17 +15,18 @@ import (
 // Invalidate sets the status of the tokens with identifiers jtis to
 // INVALID, reading each token's list entry from its jti
 // (token.NewStatusJTI), one store write per list. Identifiers without a
-// position, and positions in lists that have since been recycled (their
-// tokens expired), are skipped. It returns how many identifiers named a
-// position.
+// position, positions in unknown lists or past a list's end (no token of
+// ours has them), and positions in lists that have since been recycled
+// (their tokens expired) are skipped. It returns how many identifiers
+// named a position.
 func Invalidate(ctx context.Context, st sigil.StatusListStore, jtis ...string) (int, error) {
 	lists, err := st.StatusLists(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("statuslist: invalidate: %w", err)
 	}
-	since := make(map[uint32]time.Time, len(lists))
+	known := make(map[uint32]sigil.StatusList, len(lists))
 	for _, l := range lists {
-		since[uint32(l.ID)] = l.Since
+		known[uint32(l.ID)] = l
 	}
 	type group struct {
 		issued time.Time // the earliest issue time in the group
@@ -42,8 +43,8 @@ func Invalidate(ctx context.Context, st sigil.StatusListStore, jtis ...string) (
 		// An entry allocated before its list's current generation belongs
 		// to an expired token; setting it now would revoke whichever live
 		// token holds that index today.
-		s, known := since[list]
-		if !known || issued.Before(s) {
+		l, ok := known[list]
+		if !ok || issued.Before(l.Since) || int(idx) >= l.Size {
 			continue
 		}
 		g := groups[list]
