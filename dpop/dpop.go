@@ -15,12 +15,10 @@
 package dpop
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -31,6 +29,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/internal/jsonobj"
 	"github.com/sigil-sts/sigil/keys"
 	"github.com/sigil-sts/sigil/token"
 )
@@ -116,21 +115,16 @@ type Proof struct {
 	IssuedAt time.Time
 }
 
+// header is a proof's protected header as Check reads it.
 type header struct {
-	Typ  string          `json:"typ"`
-	Alg  string          `json:"alg"`
-	JWK  json.RawMessage `json:"jwk"`
-	Crit json.RawMessage `json:"crit"`
-	B64  json.RawMessage `json:"b64"`
+	Typ, Alg string
+	JWK      *jose.JSONWebKey
 }
 
+// claims are a proof's claims; nil for an absent member.
 type claims struct {
-	JTI   *string         `json:"jti"`
-	HTM   *string         `json:"htm"`
-	HTU   *string         `json:"htu"`
-	IAT   json.RawMessage `json:"iat"`
-	ATH   *string         `json:"ath"`
-	Nonce *string         `json:"nonce"`
+	JTI, HTM, HTU, ATH, Nonce *string
+	IAT                       []byte
 }
 
 // privateMembers are JWK members that only private or symmetric keys have
@@ -155,34 +149,30 @@ func (c *Checker) Check(ctx context.Context, r Request) (*Proof, error) {
 	if strings.Count(raw, ".") != 2 || strings.ContainsAny(raw, " ,\t") {
 		return nil, invalid("the proof is not a single compact JWT")
 	}
-	h, err := decodeHeader(raw[:strings.IndexByte(raw, '.')])
+	first, last := strings.IndexByte(raw, '.'), strings.LastIndexByte(raw, '.')
+	h, err := decodeHeader(raw[:first])
 	if err != nil {
 		return nil, err
 	}
-	jws, err := jose.ParseSignedCompact(raw, keys.JOSEAlgorithms)
-	if err != nil || len(jws.Signatures) != 1 {
-		return nil, invalid("the proof is not a well-formed JWS")
+	payload, err := base64.RawURLEncoding.DecodeString(raw[first+1 : last])
+	if err != nil {
+		return nil, invalid("the proof payload is not base64url")
 	}
-	sig := jws.Signatures[0]
-	// go-jose reads member names case-sensitively, encoding/json does not:
-	// the two must agree on alg, typ and the key.
-	typ, _ := sig.Protected.ExtraHeaders[jose.HeaderType].(string)
-	if sig.Protected.Algorithm != h.Alg || typ != h.Typ || sig.Protected.JSONWebKey == nil {
-		return nil, invalid("the proof header is ambiguous")
+	sig, err := base64.RawURLEncoding.DecodeString(raw[last+1:])
+	if err != nil {
+		return nil, invalid("the proof signature is not base64url")
 	}
-	jwk := sig.Protected.JSONWebKey
+	jwk := h.JWK
 	if !jwk.IsPublic() {
 		return nil, invalid("the jwk header holds a private key")
 	}
 	if err := keys.CheckPublic(h.Alg, jwk.Key); err != nil {
 		return nil, invalid("the jwk header key does not fit alg %s", h.Alg)
 	}
-	dot := strings.LastIndexByte(raw, '.')
-	if err := token.VerifySignature(h.Alg, jwk.Key, []byte(raw[:dot]), sig.Signature); err != nil {
+	if err := token.VerifySignature(h.Alg, jwk.Key, []byte(raw[:last]), sig); err != nil {
 		return nil, invalid("the proof signature does not verify with its jwk")
 	}
-	// Verified just above over the same signing input.
-	cl, err := decodeClaims(jws.UnsafePayloadWithoutVerification())
+	cl, err := decodeClaims(payload)
 	if err != nil {
 		return nil, err
 	}
@@ -241,20 +231,48 @@ func replayKey(uri, jti string) string {
 	return "dpop:" + base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
+// decodeHeader reads and checks a proof's protected header. Member names
+// are matched exactly (RFC 7515 §4), and a header whose names are not all
+// distinct even ignoring case is refused, so that no JOSE implementation
+// can read it differently. The compact proof is split and decoded here,
+// not by go-jose's ParseSignedCompact, which decoded the header a second
+// time: a DPoP check at a resource server cost 199 µs against 72 µs for
+// one bare ES256 verification, the proof's and the token's two
+// verifications being 144 (BenchmarkVerify).
 func decodeHeader(seg string) (*header, error) {
 	b, err := base64.RawURLEncoding.DecodeString(seg)
 	if err != nil {
 		return nil, invalid("the proof header is not base64url")
 	}
-	// encoding/json matches member names ignoring case and keeps the last
-	// of a repeated member; go-jose, which picks the key, reads them
-	// exactly. A header on which the two could disagree is refused.
-	if err := distinctMembers(b); err != nil {
-		return nil, invalid("the proof header %v", err)
+	members, ok := jsonobj.Members(b)
+	if !ok {
+		return nil, invalid("the proof header is not a JSON object")
+	}
+	if name := repeatedName(members); name != "" {
+		return nil, invalid("the proof header repeats the member %q", name)
 	}
 	var h header
-	if err := json.Unmarshal(b, &h); err != nil {
-		return nil, invalid("the proof header is not a JSON object")
+	var rawJWK []byte
+	for _, m := range members {
+		switch m.Name {
+		case "typ":
+			err = jsonobj.String(m.Value, &h.Typ)
+		case "alg":
+			err = jsonobj.String(m.Value, &h.Alg)
+		case "jwk":
+			rawJWK = m.Value
+		case "crit", "b64":
+			return nil, invalid("the proof header uses an extension")
+		default:
+			for _, known := range []string{"typ", "alg", "jwk", "crit", "b64"} {
+				if strings.EqualFold(m.Name, known) {
+					return nil, invalid("the proof header is ambiguous: %q is not %q", m.Name, known)
+				}
+			}
+		}
+		if err != nil {
+			return nil, invalid("the proof header member %q is not a string", m.Name)
+		}
 	}
 	if !token.TypeIs(h.Typ, Type) {
 		return nil, invalid("typ is not %s", Type)
@@ -262,58 +280,78 @@ func decodeHeader(seg string) (*header, error) {
 	if !keys.Supported(h.Alg) {
 		return nil, invalid("alg %q is not an accepted asymmetric algorithm", h.Alg)
 	}
-	if h.Crit != nil || h.B64 != nil {
-		return nil, invalid("the proof header uses an extension")
-	}
-	if h.JWK == nil {
+	if rawJWK == nil || string(rawJWK) == "null" {
 		return nil, invalid("the proof header has no jwk")
 	}
-	var members map[string]json.RawMessage
-	if err := json.Unmarshal(h.JWK, &members); err != nil {
+	jwkMembers, ok := jsonobj.Members(rawJWK)
+	if !ok || repeatedName(jwkMembers) != "" {
 		return nil, invalid("the jwk header is not a JSON object")
 	}
-	for name := range members {
+	for _, m := range jwkMembers {
 		for _, p := range privateMembers {
-			if strings.EqualFold(name, p) {
+			if strings.EqualFold(m.Name, p) {
 				return nil, invalid("the jwk header holds a private key")
 			}
 		}
 	}
+	h.JWK = new(jose.JSONWebKey)
+	if err := h.JWK.UnmarshalJSON(rawJWK); err != nil {
+		return nil, invalid("the jwk header is not a usable key")
+	}
 	return &h, nil
 }
 
-// distinctMembers reports an error unless b is a JSON object whose member
-// names differ from each other even ignoring case.
-func distinctMembers(b []byte) error {
-	d := json.NewDecoder(bytes.NewReader(b))
-	if t, err := d.Token(); err != nil || t != json.Delim('{') {
-		return errors.New("is not a JSON object")
-	}
-	var seen []string
-	for d.More() {
-		t, err := d.Token()
-		if err != nil {
-			return errors.New("is not a JSON object")
-		}
-		name, _ := t.(string)
-		for _, s := range seen {
-			if strings.EqualFold(s, name) {
-				return fmt.Errorf("repeats the member %q", name)
+// repeatedName returns the first member name that repeats an earlier
+// one, ignoring case, or "".
+func repeatedName(members []jsonobj.Member) string {
+	for i, m := range members {
+		for _, o := range members[:i] {
+			if strings.EqualFold(o.Name, m.Name) {
+				return m.Name
 			}
 		}
-		seen = append(seen, name)
-		var v json.RawMessage
-		if err := d.Decode(&v); err != nil {
-			return errors.New("is not a JSON object")
-		}
 	}
-	return nil
+	return ""
 }
 
+// decodeClaims reads a proof's claims, matching names exactly; repeated
+// names are refused.
 func decodeClaims(payload []byte) (*claims, error) {
-	var cl claims
-	if err := json.Unmarshal(payload, &cl); err != nil {
+	members, ok := jsonobj.Members(payload)
+	if !ok {
 		return nil, invalid("the proof claims are not a JSON object")
+	}
+	if name := repeatedName(members); name != "" {
+		return nil, invalid("the proof claims repeat the member %q", name)
+	}
+	var cl claims
+	for _, m := range members {
+		var dst **string
+		switch m.Name {
+		case "jti":
+			dst = &cl.JTI
+		case "htm":
+			dst = &cl.HTM
+		case "htu":
+			dst = &cl.HTU
+		case "ath":
+			dst = &cl.ATH
+		case "nonce":
+			dst = &cl.Nonce
+		case "iat":
+			cl.IAT = m.Value
+			continue
+		default:
+			continue
+		}
+		if string(m.Value) == "null" {
+			continue // absent, as encoding/json would have it
+		}
+		var v string
+		if err := jsonobj.String(m.Value, &v); err != nil {
+			return nil, invalid("the proof claim %q is not a string", m.Name)
+		}
+		*dst = &v
 	}
 	switch {
 	case cl.JTI == nil || *cl.JTI == "":

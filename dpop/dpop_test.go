@@ -258,12 +258,12 @@ func rejections() []rejection {
 		{name: "claims not an object", base: rawProof, bad: func(_ testing.TB, s *spec) {
 			s.payload = `["jti","htm","htu","iat"]`
 		}, desc: "claims are not a JSON object"},
-		{name: "claims null", base: rawProof, bad: func(_ testing.TB, s *spec) { s.payload = `null` }, desc: "jti is missing"},
+		{name: "claims null", base: rawProof, bad: func(_ testing.TB, s *spec) { s.payload = `null` }, desc: "claims are not a JSON object"},
 
 		// §4.3 3: the required claims.
 		{name: "jti missing", bad: delClaim("jti"), desc: "jti is missing"},
 		{name: "jti empty", bad: setClaim("jti", ""), desc: "jti is missing"},
-		{name: "jti a number", bad: setClaim("jti", 12345), desc: "claims are not a JSON object"},
+		{name: "jti a number", bad: setClaim("jti", 12345), desc: `"jti" is not a string`},
 		{name: "htm missing", bad: delClaim("htm"), desc: "htm is missing"},
 		{name: "htu missing", bad: delClaim("htu"), desc: "htu is missing"},
 		{name: "iat missing", bad: delClaim("iat"), desc: "iat is missing"},
@@ -374,7 +374,7 @@ func rejections() []rejection {
 		{name: "htu with userinfo", bad: setClaim("htu", "https://user@as.example.com/token"), desc: "htu does not match"},
 		{name: "htu encoded slash", bad: setClaim("htu", "https://as.example.com%2Ftoken"), desc: "htu does not match"},
 		{name: "htu path case", bad: setClaim("htu", "https://as.example.com/TOKEN"), desc: "htu does not match"},
-		{name: "htu a number", bad: setClaim("htu", 1), desc: "claims are not a JSON object"},
+		{name: "htu a number", bad: setClaim("htu", 1), desc: `"htu" is not a string`},
 
 		// §4.3 11 and §11.1: iat within the window.
 		{name: "iat stale", bad: setClaim("iat", now.Add(-window-leeway-time.Second).Unix()), desc: "iat is outside"},
@@ -436,7 +436,7 @@ func rejections() []rejection {
 		{name: "ALG for alg", base: rawProof, bad: func(t testing.TB, s *spec) {
 			s.signAlg = "ES256"
 			s.headerJSON = headerWith(t, s, []string{"alg"}, `"ALG":"ES256"`)
-		}, desc: "not a well-formed JWS"},
+		}, desc: "ambiguous"},
 		{name: "alg RS256 then Alg ES256", base: rawProof, bad: func(t testing.TB, s *spec) {
 			s.header["alg"], s.signAlg = "RS256", "ES256"
 			s.headerJSON = headerWith(t, s, nil, `"Alg":"ES256"`)

@@ -129,7 +129,7 @@ func TestCheckNonce(t *testing.T) {
 		{"RFC 9449 example", "eyJ7S_zG.eyJH0-Z.HX4w-7v", dpop.CodeUseNonce, "invalid or expired"},
 		{"expired", n.Current(now.Add(-lifetime - time.Second)), dpop.CodeUseNonce, "invalid or expired"},
 		{"from the future", n.Current(now.Add(step)), dpop.CodeUseNonce, "invalid or expired"},
-		{"not a string", 42, dpop.CodeInvalidProof, "claims are not a JSON object"},
+		{"not a string", 42, dpop.CodeInvalidProof, `"nonce" is not a string`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newSpec(k)

@@ -594,48 +594,52 @@ func TestDPoPMetadata(t *testing.T) {
 // per request, so only the server's work is timed; they are valid for the
 // proof window (about a minute and a half), so long -benchtime values fail.
 func BenchmarkTokenEndpointDPoP(b *testing.B) {
-	h, auth := benchNode(b)
-	req := httptest.NewRequest(http.MethodGet, "/.well-known/oauth-authorization-server", nil)
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, req)
-	var md struct {
-		TokenEndpoint string `json:"token_endpoint"`
-	}
-	if err := json.Unmarshal(w.Body.Bytes(), &md); err != nil || md.TokenEndpoint == "" {
-		b.Fatalf("metadata: %v: %s", err, w.Body.String())
-	}
-	k := newDPoPKey(b, "ES256")
-	proofs := make([]string, b.N)
-	errs := make([]error, 8)
-	var wg sync.WaitGroup
-	for g := range errs {
-		wg.Go(func() {
-			for i := g; i < len(proofs) && errs[g] == nil; i += len(errs) {
-				proofs[i], errs[g] = k.parts(md.TokenEndpoint).sign()
+	for _, audit := range []bool{true, false} {
+		b.Run(fmt.Sprintf("audit=%v", audit), func(b *testing.B) {
+			h, auth := benchNodeWith(b, func(c *config.Config) { c.AuditEnabled = audit })
+			req := httptest.NewRequest(http.MethodGet, "/.well-known/oauth-authorization-server", nil)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			var md struct {
+				TokenEndpoint string `json:"token_endpoint"`
 			}
+			if err := json.Unmarshal(w.Body.Bytes(), &md); err != nil || md.TokenEndpoint == "" {
+				b.Fatalf("metadata: %v: %s", err, w.Body.String())
+			}
+			k := newDPoPKey(b, "ES256")
+			proofs := make([]string, b.N)
+			errs := make([]error, 8)
+			var wg sync.WaitGroup
+			for g := range errs {
+				wg.Go(func() {
+					for i := g; i < len(proofs) && errs[g] == nil; i += len(errs) {
+						proofs[i], errs[g] = k.parts(md.TokenEndpoint).sign()
+					}
+				})
+			}
+			wg.Wait()
+			for _, err := range errs {
+				if err != nil {
+					b.Fatalf("jwx sign proof: %v", err)
+				}
+			}
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.SetParallelism(32)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					r := httptest.NewRequest(http.MethodPost, "/token", strings.NewReader("grant_type=client_credentials&scope=read"))
+					r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+					r.Header.Set("Authorization", auth)
+					r.Header.Set("DPoP", proofs[next.Add(1)-1])
+					w := httptest.NewRecorder()
+					h.ServeHTTP(w, r)
+					if w.Code != 200 || !strings.Contains(w.Body.String(), `"token_type":"DPoP"`) {
+						b.Fatal(w.Code, w.Body.String())
+					}
+				}
+			})
 		})
 	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			b.Fatalf("jwx sign proof: %v", err)
-		}
-	}
-	var next atomic.Int64
-	b.ReportAllocs()
-	b.SetParallelism(32)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			r := httptest.NewRequest(http.MethodPost, "/token", strings.NewReader("grant_type=client_credentials&scope=read"))
-			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			r.Header.Set("Authorization", auth)
-			r.Header.Set("DPoP", proofs[next.Add(1)-1])
-			w := httptest.NewRecorder()
-			h.ServeHTTP(w, r)
-			if w.Code != 200 || !strings.Contains(w.Body.String(), `"token_type":"DPoP"`) {
-				b.Fatal(w.Code, w.Body.String())
-			}
-		}
-	})
 }
