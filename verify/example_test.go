@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/dpop"
 	"github.com/sigil-sts/sigil/keys"
+	"github.com/sigil-sts/sigil/statuslist"
 	"github.com/sigil-sts/sigil/token"
 	"github.com/sigil-sts/sigil/verify"
 )
@@ -153,4 +155,56 @@ func ExampleMiddleware() {
 	// Output:
 	// 200 reports for agent-7 []
 	// 401  [Bearer DPoP algs="ES256 EdDSA RS256 PS256"]
+}
+
+// With Status set, a Verifier also reads each token's entry in its status
+// list: the list is fetched once and cached for its ttl, so a revoked
+// token is refused within the ttl, without a call per token. Here a
+// stand-in issuer serves a list whose entry 7 is revoked.
+func ExampleStatusLists() {
+	priv, err := keys.Generate("ES256")
+	if err != nil {
+		log.Fatal(err)
+	}
+	key := &keys.Key{ID: "k1", Alg: "ES256", Public: priv.Public(), Signer: priv}
+	var issuer string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		l, _ := statuslist.New(1, 1024)
+		l.Set(7, sigil.StatusInvalid)
+		lst, _ := l.Encode()
+		now := time.Now()
+		raw, err := token.Sign(key, statuslist.TokenType, &token.Claims{
+			Issuer: issuer, Subject: issuer + r.URL.Path, IssuedAt: token.NewNumericDate(now),
+			Expiry: token.NewNumericDate(now.Add(time.Hour)), Extra: map[string]any{"ttl": 60, "status_list": lst},
+		})
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", statuslist.MediaType)
+		w.Write([]byte(raw))
+	}))
+	defer srv.Close()
+	issuer = srv.URL
+
+	ks := verify.KeySet{key.ID: {Public: key.Public, Alg: key.Alg}}
+	v := &verify.Verifier{
+		Keys: ks, Issuer: issuer, Audience: "https://api.example",
+		Status: &verify.StatusLists{Keys: ks, Issuer: issuer, Client: srv.Client()},
+	}
+	for _, idx := range []int64{3, 7} {
+		raw, err := token.Sign(key, token.TypeAccess, &token.Claims{
+			Issuer: issuer, Subject: "agent-7", Audience: token.Audience{"https://api.example"},
+			Expiry: token.NewNumericDate(time.Now().Add(time.Minute)), JTI: token.NewJTI(time.Now()),
+			Status: &token.Status{List: &token.StatusListRef{Index: idx, URI: issuer + "/statuslists/1"}},
+		})
+		if err != nil {
+			log.Fatal(err)
+		}
+		_, err = v.Verify(context.Background(), raw)
+		fmt.Printf("entry %d: revoked %v\n", idx, errors.Is(err, verify.ErrRevoked))
+	}
+	// Output:
+	// entry 3: revoked false
+	// entry 7: revoked true
 }
