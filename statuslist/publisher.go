@@ -46,8 +46,9 @@ type Publisher struct {
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 
-	mu    sync.Mutex
-	cache map[int64]published
+	buildMu sync.Mutex // held while building
+	mu      sync.Mutex // guards cache
+	cache   map[int64]published
 }
 
 type published struct {
@@ -67,11 +68,16 @@ func (p *Publisher) Token(ctx context.Context, id int64) (string, error) {
 		return "", err
 	}
 	now := p.now()
-	p.mu.Lock()
-	c, ok := p.cache[id]
-	p.mu.Unlock()
-	if ok && c.version == version && now.Sub(c.iat) < p.ttl()/2 {
-		return c.jwt, nil
+	if jwt, ok := p.cached(id, version, now); ok {
+		return jwt, nil
+	}
+	// One build at a time: relying parties asking at once after a change
+	// wait for one build (milliseconds for a large list) instead of each
+	// making their own.
+	p.buildMu.Lock()
+	defer p.buildMu.Unlock()
+	if jwt, ok := p.cached(id, version, now); ok {
+		return jwt, nil
 	}
 	jwt, version, err := p.build(ctx, id, now)
 	if err != nil {
@@ -84,6 +90,18 @@ func (p *Publisher) Token(ctx context.Context, id int64) (string, error) {
 	p.cache[id] = published{version: version, iat: now, jwt: jwt}
 	p.mu.Unlock()
 	return jwt, nil
+}
+
+// cached returns the cached token of list id if it is of version and
+// younger than half the ttl.
+func (p *Publisher) cached(id, version int64, now time.Time) (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, ok := p.cache[id]
+	if ok && c.version == version && now.Sub(c.iat) < p.ttl()/2 {
+		return c.jwt, true
+	}
+	return "", false
 }
 
 // build reads list id and signs its token.
