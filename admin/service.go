@@ -400,9 +400,9 @@ func (s *Service) RotateKey(ctx context.Context, alg string) (KeyInfo, error) {
 
 // RevokeResult says what a revocation reached.
 type RevokeResult struct {
-	// StatusEntries counts the tokens whose status list entry was set
-	// INVALID (draft-ietf-oauth-status-list), found by their jti or, for
-	// a client or subject, through the audit trail's issuance records.
+	// StatusEntries counts the live tokens whose status list entry was
+	// set INVALID (draft-ietf-oauth-status-list), found by their jti or,
+	// for a client or subject, through the audit trail's issuance records.
 	StatusEntries int `json:"status_entries"`
 }
 
@@ -463,40 +463,54 @@ func (s *Service) Revoke(ctx context.Context, jti, client, subject string) (Revo
 // invalidateIssued sets the status list entries of every token the audit
 // trail shows issued to client (or about subject) up to the cutoff's
 // second and possibly still live, in two passes (see Revoke). It returns
-// how many distinct tokens it found.
+// how many entries it set.
+//
+// Which tokens the revocation covers is decided as introspection decides
+// it: by the token's issue time (carried in its jti) in whole seconds,
+// at or before the cutoff's. The audit record's own time, taken after
+// signing and on the issuing node's clock, only bounds the search, with
+// the largest leeway on either side.
 func (s *Service) invalidateIssued(ctx context.Context, client, subject string, cutoff time.Time) (int, error) {
-	// Revocation cutoffs have whole-second precision, like iat.
-	until := cutoff.Truncate(time.Second).Add(time.Second)
+	second := cutoff.Truncate(time.Second)
 	q := sigil.AuditQuery{ClientID: client, Subject: subject, Event: string(audit.TokenIssued),
-		Since: cutoff.Add(-config.MaxAccessTokenTTL - config.MaxLeeway), Until: until}
+		Since: second.Add(-config.MaxAccessTokenTTL - config.MaxLeeway)}
 	settle := s.RevokeSettle
 	if settle == 0 {
 		settle = DefaultRevokeSettle
 	}
 	seen := map[string]bool{}
+	n := 0
 	for pass := range 2 {
 		if pass == 1 {
-			wait := until.Add(settle).Sub(s.now())
+			wait := second.Add(time.Second + settle).Sub(s.now())
 			select {
 			case <-time.After(wait):
 			case <-ctx.Done():
-				return len(seen), ctx.Err()
+				return n, ctx.Err()
 			}
 		}
 		if f, ok := s.Audit.(interface{ Flush(context.Context) error }); ok {
 			if err := f.Flush(ctx); err != nil {
-				return len(seen), err
+				return n, err
 			}
 		}
 		jtis, err := s.issuedJTIs(ctx, q, seen)
 		if err != nil {
-			return len(seen), err
+			return n, err
 		}
-		if _, err := statuslist.Invalidate(ctx, s.Store, jtis...); err != nil {
-			return len(seen), err
+		covered := jtis[:0]
+		for _, jti := range jtis {
+			if issued, _, _, ok := token.StatusOfJTI(jti); ok && !issued.Truncate(time.Second).After(second) {
+				covered = append(covered, jti)
+			}
+		}
+		set, err := statuslist.Invalidate(ctx, s.Store, covered...)
+		n += set
+		if err != nil {
+			return n, err
 		}
 	}
-	return len(seen), nil
+	return n, nil
 }
 
 // issuedJTIs returns the jtis of the records q selects that are not in

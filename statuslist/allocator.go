@@ -82,7 +82,11 @@ func (a *Allocator) Allocate(ctx context.Context) (Entry, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := a.now()
-	if a.cur == nil || !now.Before(a.cur.list.UsableUntil) || a.cur.count >= a.cur.list.Size/fillLimit {
+	// A clock that stepped back behind the lease's start would give tokens
+	// an issue time before Since, which revocation takes for an earlier
+	// generation's: take a new lease from the clock as it is.
+	if a.cur == nil || !now.Before(a.cur.list.UsableUntil) || a.cur.count >= a.cur.list.Size/fillLimit ||
+		now.Truncate(time.Millisecond).Before(a.cur.list.Since) {
 		if err := a.renew(ctx, now); err != nil {
 			return Entry{}, err
 		}

@@ -357,9 +357,9 @@ func TestAllocateRecycles(t *testing.T) {
 		seen[f.Index] = true
 	}
 
-	// The old generation's jti, naming a position, is counted but changes
-	// nothing, even when a live token now holds that index.
-	invalidate(t, st, 2, oldJTI, token.NewStatusJTI(t0, old.List, e.Index))
+	// The old generation's jtis, naming a position, change nothing and
+	// count for nothing, even when a live token now holds that index.
+	invalidate(t, st, 0, oldJTI, token.NewStatusJTI(t0, old.List, e.Index))
 	if _, entries := list(t, st, old.List); len(entries) != 0 {
 		t.Fatalf("an old generation's jtis set entries %v of the recycled list", entries)
 	}
@@ -429,5 +429,27 @@ func TestAllocateRandom(t *testing.T) {
 	}
 	if same > 5 {
 		t.Errorf("two allocators drew the same index at %d of %d positions", same, n)
+	}
+}
+
+// TestClockStepsBackDuringLease: when the clock steps back behind the
+// current lease's start, the next entry comes from a new lease that began
+// no later than the token's issue time, so revoking it by jti works.
+func TestClockStepsBackDuringLease(t *testing.T) {
+	st := openStore(t)
+	clk := newClock()
+	a := newAllocator(st, "node-a", 1024, clk)
+	clk.Advance(2 * time.Second)
+	first := allocate(t, a)
+	clk.Advance(-2 * time.Second) // an NTP step back, within the lease
+	e := allocate(t, a)
+	issued := clk.Now()
+	l, _ := list(t, st, e.List)
+	if e.List == first.List || issued.Before(l.Since) {
+		t.Fatalf("after the step back: list %d (first %d) with Since %v, token issued %v; want a new lease no later than the token", e.List, first.List, l.Since, issued)
+	}
+	invalidate(t, st, 1, token.NewStatusJTI(issued, e.List, e.Index))
+	if _, entries := list(t, st, e.List); !cmp.Equal(entries, invalid(e.Index)) {
+		t.Errorf("revoking the token by its jti left entries %v, want %v", entries, invalid(e.Index))
 	}
 }

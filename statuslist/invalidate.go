@@ -17,8 +17,9 @@ import (
 // (token.NewStatusJTI), one store write per list. Identifiers without a
 // position, positions in unknown lists or past a list's end (no token of
 // ours has them), and positions in lists that have since been recycled
-// (their tokens expired) are skipped. It returns how many identifiers
-// named a position.
+// (their tokens expired) are skipped. It returns how many identifiers it
+// passed on to the store: live entries, now INVALID (a repeated
+// identifier counts each time).
 func Invalidate(ctx context.Context, st sigil.StatusListStore, jtis ...string) (int, error) {
 	lists, err := st.StatusLists(ctx)
 	if err != nil {
@@ -39,7 +40,6 @@ func Invalidate(ctx context.Context, st sigil.StatusListStore, jtis ...string) (
 		if !ok {
 			continue
 		}
-		n++
 		// An entry allocated before its list's current generation belongs
 		// to an expired token; setting it now would revoke whichever live
 		// token holds that index today.
@@ -53,6 +53,7 @@ func Invalidate(ctx context.Context, st sigil.StatusListStore, jtis ...string) (
 			groups[list] = g
 		}
 		g.idx = append(g.idx, idx)
+		n++
 		if issued.Before(g.issued) {
 			g.issued = issued
 		}

@@ -218,6 +218,9 @@ type failure struct {
 
 // decodeString decodes a JSON string.
 func decodeString(v json.RawMessage, s *string, fast bool) error {
+	// A repeated member takes its last value, even null: encoding/json
+	// leaves the field alone for null, so it is cleared first.
+	*s = ""
 	if fast {
 		return jsonobj.String(v, s)
 	}

@@ -150,6 +150,8 @@ func FuzzClaimsFastPaths(f *testing.F) {
 		` { "iss" : "a" , "aud" : [ "b" , { "c" : "}" } ] , "x" : { "y" : "\"" } } `,
 		`null`, `[]`, `""`, `1`, `{`, `{"a":}`, `{"a":1,}`, `{}`, `{"":""}`, `{"a":true,"b":false,"c":null}`,
 		`{"cnf":{"jkt":"x"},"CNF":{"jkt":"y"},"ſub":"z"}`,
+		`{"sub":"admin","sub":null}`, `{"iss":"a","iss":null,"jti":"j","jti":null,"scope":"s","scope":null}`,
+		`{"exp":5,"exp":null}`, `{"aud":"a","aud":null}`, `{"cnf":{"jkt":"x"},"cnf":null}`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -26,7 +26,8 @@ const (
 	DefaultStatusMinRefresh = time.Second
 	// defaultStatusTTL is used for a list without ttl or exp.
 	defaultStatusTTL = 5 * time.Minute
-	// maxStatusLists bounds the lists cached at once.
+	// maxStatusLists bounds the lists cached at once; past it, one is
+	// forgotten for each new one.
 	maxStatusLists     = 4096
 	maxStatusListBytes = 4 << 20
 )
@@ -82,6 +83,7 @@ type heldList struct {
 	list    *statuslist.List
 	fetched time.Time
 	ttl     time.Duration
+	iat     time.Time
 	exp     time.Time // zero when the token has none
 }
 
@@ -100,10 +102,7 @@ func (s *StatusLists) Check(ctx context.Context, ref *token.StatusListRef) error
 	if !strings.HasPrefix(ref.URI, s.Issuer+"/") {
 		return fmt.Errorf("verify: status list %q is not served by the issuer: %w", ref.URI, ErrInvalid)
 	}
-	e, err := s.entry(ref.URI)
-	if err != nil {
-		return err
-	}
+	e := s.entry(ref.URI)
 	h, err := s.held(ctx, e, ref.URI)
 	if err != nil {
 		if s.FailOpen && h == nil {
@@ -128,21 +127,27 @@ func (s *StatusLists) Check(ctx context.Context, ref *token.StatusListRef) error
 }
 
 // entry returns uri's cache slot, creating it.
-func (s *StatusLists) entry(uri string) (*statusEntry, error) {
+func (s *StatusLists) entry(uri string) *statusEntry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.lists[uri]; ok {
-		return e, nil
+		return e
 	}
 	if s.lists == nil {
 		s.lists = map[string]*statusEntry{}
 	}
 	if len(s.lists) >= maxStatusLists {
-		return nil, fmt.Errorf("verify: more than %d status lists: %w", maxStatusLists, ErrInvalid)
+		// Lists are leased and recycled as tokens come and go; make room
+		// by forgetting one (map order: arbitrary). Its next token pays
+		// for a fetch.
+		for old := range s.lists {
+			delete(s.lists, old)
+			break
+		}
 	}
 	e := &statusEntry{}
 	s.lists[uri] = e
-	return e, nil
+	return e
 }
 
 // held returns the copy of the list to decide with. With a fresh copy it
@@ -219,6 +224,11 @@ func (s *StatusLists) refresh(e *statusEntry, uri string) <-chan struct{} {
 		h, err := s.fetch(ctx, uri, now)
 		cancel()
 		e.mu.Lock()
+		if err == nil && e.cur != nil && h.iat.Before(e.cur.iat) {
+			// An older copy than the one held (from a cache on the way)
+			// would bring back revoked tokens.
+			h, err = nil, errors.New("status list is older than the copy held")
+		}
 		if err == nil {
 			e.cur = h
 		}
@@ -289,9 +299,6 @@ func (s *StatusLists) parse(ctx context.Context, raw, uri string, now time.Time)
 	}
 	h := &heldList{list: list, fetched: now, exp: c.Expiry.Time()}
 	h.ttl = defaultStatusTTL
-	if c.Expiry != 0 {
-		h.ttl = min(h.ttl, c.Expiry.Time().Sub(now))
-	}
 	if raw, ok := c.Extra["ttl"]; ok {
 		var ttl int64
 		if err := remarshal(raw, &ttl); err != nil || ttl <= 0 {
@@ -304,6 +311,11 @@ func (s *StatusLists) parse(ctx context.Context, raw, uri string, now time.Time)
 		maxTTL = DefaultStatusMaxTTL
 	}
 	h.ttl = min(h.ttl, maxTTL)
+	if c.Expiry != 0 {
+		// A copy is never fresh past its exp, whatever its ttl says.
+		h.ttl = min(h.ttl, c.Expiry.Time().Sub(now))
+	}
+	h.iat = c.IssuedAt.Time()
 	return h, nil
 }
 

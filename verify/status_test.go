@@ -3,8 +3,11 @@ package verify_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -237,3 +240,82 @@ func TestStatusListsRejectsBadListTokens(t *testing.T) {
 		})
 	}
 }
+
+// TestStatusListsExpOverridesTTL: a copy is not fresh past its exp, even
+// when its ttl is longer; with the issuer down the status is then unknown.
+func TestStatusListsExpOverridesTTL(t *testing.T) {
+	clk := &clock{t: time.Now()}
+	srv := newListServer(t, clk)
+	srv.set(func(s *listServer) {
+		s.ttl = 3600
+		s.mod = func(c *token.Claims) { c.Expiry = c.IssuedAt + 30 }
+	})
+	sl := srv.lists(clk)
+	if err := sl.Check(context.Background(), srv.ref(1)); err != nil {
+		t.Fatal(err)
+	}
+	srv.set(func(s *listServer) { s.status = http.StatusServiceUnavailable })
+	clk.Advance(31*time.Second + verify.DefaultLeeway)
+	if err := sl.Check(context.Background(), srv.ref(1)); !errors.Is(err, verify.ErrInvalid) {
+		t.Fatalf("past the copy's exp, issuer down: %v, want the status unknown (ErrInvalid)", err)
+	}
+}
+
+// TestStatusListsNoRollback: a fetched copy older than the one held (a
+// stale cache between the resource server and the issuer) does not
+// replace it, so a revocation already seen stays seen.
+func TestStatusListsNoRollback(t *testing.T) {
+	clk := &clock{t: time.Now()}
+	srv := newListServer(t, clk)
+	srv.set(func(s *listServer) { s.revoked[5] = true })
+	sl := srv.lists(clk)
+	if err := sl.Check(context.Background(), srv.ref(5)); !errors.Is(err, verify.ErrRevoked) {
+		t.Fatalf("revoked entry: %v", err)
+	}
+	// Now the issuer's answer is an older copy, from before the revocation.
+	srv.set(func(s *listServer) {
+		delete(s.revoked, 5)
+		s.mod = func(c *token.Claims) { c.IssuedAt -= 120 }
+	})
+	clk.Advance(61 * time.Second)
+	if err := sl.Check(context.Background(), srv.ref(5)); !errors.Is(err, verify.ErrRevoked) {
+		t.Fatalf("after an older copy was served: %v, want the revocation kept (ErrRevoked)", err)
+	}
+}
+
+// TestStatusListsManyLists: past the cache's bound, lists are forgotten
+// to make room; tokens on new lists are still checked.
+func TestStatusListsManyLists(t *testing.T) {
+	iss := getIssuer(t)
+	key := iss.key(t, "ES256")
+	l, _ := statuslist.New(1, 8)
+	l.Set(3, 1)
+	lst, _ := l.Encode()
+	at := time.Now()
+	var fetches atomic.Int64
+	transport := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		fetches.Add(1)
+		raw, err := token.Sign(key, statuslist.TokenType, &token.Claims{Issuer: testIssuer, Subject: r.URL.String(),
+			IssuedAt: token.NewNumericDate(at), Expiry: token.NewNumericDate(at.Add(time.Hour)),
+			Extra: map[string]any{"ttl": 3600, "status_list": lst}})
+		if err != nil {
+			return nil, err
+		}
+		return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(strings.NewReader(raw)), Request: r}, nil
+	})
+	sl := &verify.StatusLists{Keys: iss.set, Issuer: testIssuer, Client: &http.Client{Transport: transport}, Now: func() time.Time { return at }}
+	const lists = 4200 // more than the cache holds
+	for i := range lists {
+		ref := &token.StatusListRef{Index: 3, URI: fmt.Sprintf("%s/statuslists/%d", testIssuer, i+1)}
+		if err := sl.Check(context.Background(), ref); !errors.Is(err, verify.ErrRevoked) {
+			t.Fatalf("list %d: %v, want ErrRevoked", i+1, err)
+		}
+	}
+	if n := fetches.Load(); n != lists {
+		t.Fatalf("%d fetches for %d lists", n, lists)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
