@@ -7,8 +7,11 @@
 -- current schema (search_path), so one database can hold several Sigil
 -- deployments or test runs side by side.
 
+-- Client and key IDs have the C collation: Clients, Keys and ArchivedKeys
+-- order by them byte-wise, as Go compares strings and SQLite does, whatever
+-- the database's default collation (en_US.UTF-8 would put "a" before "B").
 CREATE TABLE clients (
-	id               TEXT    NOT NULL PRIMARY KEY,
+	id               TEXT    COLLATE "C" NOT NULL PRIMARY KEY,
 	name             TEXT    NOT NULL,
 	secret_hash      BYTEA,
 	auth_method      TEXT    NOT NULL,
@@ -27,7 +30,7 @@ CREATE TABLE clients (
 );
 
 CREATE TABLE signing_keys (
-	id         TEXT   NOT NULL PRIMARY KEY,
+	id         TEXT   COLLATE "C" NOT NULL PRIMARY KEY,
 	alg        TEXT   NOT NULL,
 	state      TEXT   NOT NULL CHECK (state IN ('next', 'active', 'retired')),
 	public     BYTEA  NOT NULL,
@@ -43,7 +46,7 @@ CREATE INDEX signing_keys_created ON signing_keys (created_at, id);
 -- Keys DeleteKey removed, kept so that the checkpoints they signed stay
 -- verifiable; a kid names one key for ever.
 CREATE TABLE key_archive (
-	id          TEXT   NOT NULL PRIMARY KEY,
+	id          TEXT   COLLATE "C" NOT NULL PRIMARY KEY,
 	alg         TEXT   NOT NULL,
 	state       TEXT   NOT NULL CHECK (state IN ('next', 'active', 'retired')),
 	public      BYTEA  NOT NULL,
@@ -63,8 +66,11 @@ CREATE TABLE revocations (
 );
 CREATE INDEX revocations_expires_at ON revocations (expires_at);
 
+-- key is BYTEA: it holds attacker-chosen text (a client assertion's jti),
+-- and TEXT refuses NUL and invalid UTF-8 that SQLite stores; as bytes
+-- every key is stored, and compared, exactly.
 CREATE TABLE replay (
-	key        TEXT   NOT NULL PRIMARY KEY,
+	key        BYTEA  NOT NULL PRIMARY KEY,
 	expires_at BIGINT NOT NULL
 );
 CREATE INDEX replay_expires_at ON replay (expires_at);
