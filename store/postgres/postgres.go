@@ -21,6 +21,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	sigil "github.com/sigil-sts/sigil"
 )
 
 // Store is a sigil.Store on PostgreSQL. It is safe for concurrent use.
@@ -32,6 +34,8 @@ type Store struct {
 
 	pool *pgxpool.Pool
 }
+
+var _ sigil.Store = (*Store)(nil)
 
 // Open connects to the database dsn names (a postgres:// URL; its
 // search_path parameter, if any, picks the schema), applies the
