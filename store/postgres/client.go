@@ -1,0 +1,247 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	sigil "github.com/sigil-sts/sigil"
+)
+
+// clientColumns lists the clients columns in the order scanClient reads
+// them.
+const clientColumns = `id, name, secret_hash, auth_method, grant_types, scopes,
+	default_scopes, audiences, redirect_uris, jwks, claims, access_token_ttl,
+	dpop_bound, introspect, created_at, updated_at`
+
+// clientRow is a Client's lists and claims encoded as JSON text for their
+// JSONB columns.
+type clientRow struct {
+	grantTypes, scopes, defaultScopes, audiences, redirectURIs, claims string
+}
+
+func encodeClient(c *sigil.Client) (clientRow, error) {
+	var r clientRow
+	var err error
+	for _, f := range []struct {
+		dst  *string
+		list []string
+	}{
+		{&r.grantTypes, c.GrantTypes},
+		{&r.scopes, c.Scopes},
+		{&r.defaultScopes, c.DefaultScopes},
+		{&r.audiences, c.Audiences},
+		{&r.redirectURIs, c.RedirectURIs},
+	} {
+		if *f.dst, err = encodeList(f.list); err != nil {
+			return r, err
+		}
+	}
+	claims := c.Claims
+	if claims == nil {
+		claims = map[string]any{}
+	}
+	b, err := json.Marshal(claims)
+	if err != nil {
+		return r, fmt.Errorf("encode claims: %w", err)
+	}
+	r.claims = string(b)
+	return r, nil
+}
+
+func encodeList(list []string) (string, error) {
+	if list == nil {
+		list = []string{}
+	}
+	b, err := json.Marshal(list)
+	return string(b), err
+}
+
+// scanClient reads one row selected with clientColumns. Empty lists, maps
+// and byte slices read back as nil, as in the SQLite store.
+func scanClient(row pgx.Row) (*sigil.Client, error) {
+	var (
+		c                                            sigil.Client
+		grantTypes, scopes, defaultScopes, audiences []byte
+		redirectURIs, claims                         []byte
+		ttl, created, updated                        int64
+	)
+	err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.AuthMethod, &grantTypes, &scopes,
+		&defaultScopes, &audiences, &redirectURIs, &c.JWKS, &claims, &ttl,
+		&c.DPoPBound, &c.Introspect, &created, &updated)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range []struct {
+		dst *[]string
+		src []byte
+	}{
+		{&c.GrantTypes, grantTypes},
+		{&c.Scopes, scopes},
+		{&c.DefaultScopes, defaultScopes},
+		{&c.Audiences, audiences},
+		{&c.RedirectURIs, redirectURIs},
+	} {
+		if err := json.Unmarshal(f.src, f.dst); err != nil {
+			return nil, fmt.Errorf("decode client %q: %w", c.ID, err)
+		}
+		if len(*f.dst) == 0 {
+			*f.dst = nil
+		}
+	}
+	if err := json.Unmarshal(claims, &c.Claims); err != nil {
+		return nil, fmt.Errorf("decode client %q claims: %w", c.ID, err)
+	}
+	if len(c.Claims) == 0 {
+		c.Claims = nil
+	}
+	if len(c.SecretHash) == 0 {
+		c.SecretHash = nil
+	}
+	if len(c.JWKS) == 0 {
+		c.JWKS = nil
+	}
+	c.AccessTokenTTL = time.Duration(ttl)
+	c.CreatedAt, c.UpdatedAt = fromNano(created), fromNano(updated)
+	return &c, nil
+}
+
+// uniqueViolation reports whether err is a unique or primary-key
+// violation (SQLSTATE 23505) and names the constraint or index violated.
+func uniqueViolation(err error) (constraint string, ok bool) {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" {
+		return pe.ConstraintName, true
+	}
+	return "", false
+}
+
+// storable reports whether a TEXT column can hold s: PostgreSQL refuses
+// NUL and invalid UTF-8 where SQLite stores any bytes. A string it cannot
+// store equals no stored value, so lookups by such a string (a client_id
+// or a token's claims, all attacker-controlled) find nothing instead of
+// failing with a database error.
+func storable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
+
+// CreateClient stores c and sets c.CreatedAt and c.UpdatedAt to the current
+// time; ErrConflict if the ID exists, also when another node creates it at
+// the same moment. c is not modified on failure. Text PostgreSQL cannot
+// store (NUL, invalid UTF-8), in a claim string too, is an error.
+func (s *Store) CreateClient(ctx context.Context, c *sigil.Client) error {
+	if c == nil || c.ID == "" {
+		return errors.New("postgres: create client: empty client ID")
+	}
+	r, err := encodeClient(c)
+	if err != nil {
+		return fmt.Errorf("postgres: create client %q: %w", c.ID, err)
+	}
+	now := s.now()
+	// A plain INSERT rather than ON CONFLICT DO NOTHING: the failed
+	// statement rolls back, so a refused create does not move the change
+	// counter (its trigger runs once per statement, rows or no rows).
+	_, err = s.pool.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+		c.ID, c.Name, c.SecretHash, c.AuthMethod, r.grantTypes, r.scopes,
+		r.defaultScopes, r.audiences, r.redirectURIs, c.JWKS, r.claims, int64(c.AccessTokenTTL),
+		c.DPoPBound, c.Introspect, unixNano(now), unixNano(now))
+	if _, ok := uniqueViolation(err); ok {
+		return fmt.Errorf("postgres: create client %q: %w", c.ID, sigil.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: create client %q: %w", c.ID, err)
+	}
+	c.CreatedAt, c.UpdatedAt = now, now
+	return nil
+}
+
+// Client returns the client with the given ID; ErrNotFound if there is
+// none.
+func (s *Store) Client(ctx context.Context, id string) (*sigil.Client, error) {
+	if !storable(id) {
+		return nil, fmt.Errorf("postgres: get client %q: %w", id, sigil.ErrNotFound)
+	}
+	c, err := scanClient(s.pool.QueryRow(ctx, `SELECT `+clientColumns+` FROM clients WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("postgres: get client %q: %w", id, sigil.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: get client %q: %w", id, err)
+	}
+	return c, nil
+}
+
+// Clients returns every client, ordered by ID (byte-wise, as Go compares
+// strings: the id column has the C collation whatever the database's).
+func (s *Store) Clients(ctx context.Context) ([]*sigil.Client, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+clientColumns+` FROM clients ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list clients: %w", err)
+	}
+	cs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*sigil.Client, error) {
+		return scanClient(row)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list clients: %w", err)
+	}
+	return cs, nil
+}
+
+// UpdateClient replaces every field of the stored client c.ID except
+// CreatedAt, sets UpdatedAt to the current time, and writes both
+// timestamps back into c; ErrNotFound if absent.
+func (s *Store) UpdateClient(ctx context.Context, c *sigil.Client) error {
+	if c == nil {
+		return errors.New("postgres: update client: nil client")
+	}
+	if !storable(c.ID) {
+		return fmt.Errorf("postgres: update client %q: %w", c.ID, sigil.ErrNotFound)
+	}
+	r, err := encodeClient(c)
+	if err != nil {
+		return fmt.Errorf("postgres: update client %q: %w", c.ID, err)
+	}
+	now := s.now()
+	var created int64
+	err = s.pool.QueryRow(ctx, `UPDATE clients SET
+		name = $1, secret_hash = $2, auth_method = $3, grant_types = $4, scopes = $5,
+		default_scopes = $6, audiences = $7, redirect_uris = $8, jwks = $9, claims = $10,
+		access_token_ttl = $11, dpop_bound = $12, introspect = $13, updated_at = $14
+		WHERE id = $15 RETURNING created_at`,
+		c.Name, c.SecretHash, c.AuthMethod, r.grantTypes, r.scopes,
+		r.defaultScopes, r.audiences, r.redirectURIs, c.JWKS, r.claims,
+		int64(c.AccessTokenTTL), c.DPoPBound, c.Introspect, unixNano(now),
+		c.ID).Scan(&created)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("postgres: update client %q: %w", c.ID, sigil.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: update client %q: %w", c.ID, err)
+	}
+	c.CreatedAt, c.UpdatedAt = fromNano(created), now
+	return nil
+}
+
+// DeleteClient removes the client with the given ID; ErrNotFound if
+// absent.
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	if !storable(id) {
+		return fmt.Errorf("postgres: delete client %q: %w", id, sigil.ErrNotFound)
+	}
+	tag, err := s.pool.Exec(ctx, `DELETE FROM clients WHERE id = $1`, id)
+	if err != nil {
+		return fmt.Errorf("postgres: delete client %q: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("postgres: delete client %q: %w", id, sigil.ErrNotFound)
+	}
+	return nil
+}

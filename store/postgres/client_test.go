@@ -1,0 +1,70 @@
+package postgres_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	sigil "github.com/sigil-sts/sigil"
+)
+
+// TestUnstorableText checks strings PostgreSQL's TEXT cannot hold (NUL,
+// invalid UTF-8), which SQLite stores: looked up, they find nothing
+// rather than fail the query; as replay keys they are stored exactly.
+func TestUnstorableText(t *testing.T) {
+	ctx := t.Context()
+	s := openStore(t, freshSchema(t))
+	t.Cleanup(func() { s.Close() })
+	if err := s.CreateClient(ctx, &sigil.Client{ID: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"c\x00", "\xff", "c\xff"} {
+		if _, err := s.Client(ctx, id); !errors.Is(err, sigil.ErrNotFound) {
+			t.Errorf("Client(%q): %v, want ErrNotFound", id, err)
+		}
+		if err := s.UpdateClient(ctx, &sigil.Client{ID: id}); !errors.Is(err, sigil.ErrNotFound) {
+			t.Errorf("UpdateClient(%q): %v, want ErrNotFound", id, err)
+		}
+		if err := s.DeleteClient(ctx, id); !errors.Is(err, sigil.ErrNotFound) {
+			t.Errorf("DeleteClient(%q): %v, want ErrNotFound", id, err)
+		}
+		if err := s.PromoteKey(ctx, id, time.Now()); !errors.Is(err, sigil.ErrNotFound) {
+			t.Errorf("PromoteKey(%q): %v, want ErrNotFound", id, err)
+		}
+		if err := s.DeleteKey(ctx, id); !errors.Is(err, sigil.ErrNotFound) {
+			t.Errorf("DeleteKey(%q): %v, want ErrNotFound", id, err)
+		}
+	}
+
+	late := time.Now().Add(time.Hour)
+	if err := s.Revoke(ctx, sigil.Revocation{Kind: sigil.RevokeClient, Value: "c", Cutoff: late, ExpiresAt: late}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []sigil.TokenRef{
+		{JTI: "j\x00", ClientID: "c", Subject: "\xff"},
+		{JTI: "\xff", ClientID: "c", Subject: "s\x00"},
+	} {
+		revoked, err := s.Revoked(ctx, ref)
+		if err != nil || !revoked {
+			t.Errorf("Revoked(%+v) = %v, %v; want true (the client matches)", ref, revoked, err)
+		}
+	}
+	revoked, err := s.Revoked(ctx, sigil.TokenRef{JTI: "j\x00", ClientID: "c\x00", Subject: "\xff"})
+	if err != nil || revoked {
+		t.Errorf("Revoked(unstorable fields) = %v, %v; want false", revoked, err)
+	}
+
+	// "\xff" and U+FFFD (what a lossy conversion would make of it) are
+	// distinct keys.
+	for _, key := range []string{"k\x00", "\xff", "\uFFFD"} {
+		if err := s.MarkJTI(ctx, key, late); err != nil {
+			t.Errorf("MarkJTI(%q): %v", key, err)
+		}
+		if err := s.MarkJTI(ctx, key, late); !errors.Is(err, sigil.ErrReplay) {
+			t.Errorf("MarkJTI(%q) again: %v, want ErrReplay", key, err)
+		}
+	}
+	if err := s.MarkJTI(ctx, "k", late); err != nil {
+		t.Errorf("MarkJTI(k) after k\\x00: %v", err)
+	}
+}
