@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/sigil-sts/sigil/config"
 	"github.com/sigil-sts/sigil/keys"
 	"github.com/sigil-sts/sigil/secret"
+	"github.com/sigil-sts/sigil/store/postgres"
 	"github.com/sigil-sts/sigil/store/sqlite"
 )
 
@@ -43,14 +43,11 @@ func OpenCore(ctx context.Context, cfg config.Config) (*Core, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.DSN != "" {
-		return nil, errors.New("server: the PostgreSQL store (--dsn) is not available in this release; use --data-dir")
-	}
 	mk, err := keys.LoadMasterKey(cfg.MasterKey, cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
-	st, err := sqlite.Open(ctx, cfg.DataDir)
+	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -88,6 +85,15 @@ func OpenCore(ctx context.Context, cfg config.Config) (*Core, error) {
 			// replaces this with the server's batching writer.
 			Audit: audit.Direct{Store: st, Node: cfg.Node() + "/cli"}},
 	}, nil
+}
+
+// openStore opens the PostgreSQL store cfg.DSN names or, without one, the
+// embedded store in cfg.DataDir.
+func openStore(ctx context.Context, cfg config.Config) (sigil.Store, error) {
+	if cfg.DSN != "" {
+		return postgres.Open(ctx, cfg.DSN)
+	}
+	return sqlite.Open(ctx, cfg.DataDir)
 }
 
 // Close closes the store.

@@ -9,7 +9,6 @@ package postgres
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
 	"io/fs"
 	"math"
@@ -182,6 +181,3 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	}
 	return nil
 }
-
-// errNotImplemented marks the methods still to port (stubs_*.go).
-var errNotImplemented = errors.New("postgres: not yet ported")
