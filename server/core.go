@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/sigil-sts/sigil"
@@ -91,6 +92,11 @@ func OpenCore(ctx context.Context, cfg config.Config) (*Core, error) {
 // embedded store in cfg.DataDir.
 func openStore(ctx context.Context, cfg config.Config) (sigil.Store, error) {
 	if cfg.DSN != "" {
+		// The data directory still holds this node's audit journal and
+		// admin token.
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("server: data directory: %w", err)
+		}
 		return postgres.Open(ctx, cfg.DSN)
 	}
 	return sqlite.Open(ctx, cfg.DataDir)

@@ -19,8 +19,14 @@ import (
 // returns its stdout, stderr and exit status.
 func cli(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return cliEnv(t, nil, args...)
+}
+
+// cliEnv is cli with environment variables.
+func cliEnv(t *testing.T, env map[string]string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	var out, errb strings.Builder
-	m := &Main{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}
+	m := &Main{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(k string) string { return env[k] }}
 	code = m.Run(context.Background(), args)
 	return out.String(), errb.String(), code
 }
@@ -56,6 +62,12 @@ type node struct {
 // goroutine on free loopback ports and waits for /readyz.
 func startNode(t *testing.T, cmd string, args ...string) *node {
 	t.Helper()
+	return startNodeEnv(t, nil, cmd, args...)
+}
+
+// startNodeEnv is startNode with environment variables.
+func startNodeEnv(t *testing.T, env map[string]string, cmd string, args ...string) *node {
+	t.Helper()
 	pub, err := freeAddr()
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +78,7 @@ func startNode(t *testing.T, cmd string, args ...string) *node {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &node{issuer: "http://" + pub, admin: "http://" + adm, stdout: new(syncBuffer), stderr: new(syncBuffer), cancel: cancel, exited: make(chan int, 1), done: make(chan struct{})}
-	m := &Main{Stdin: strings.NewReader(""), Stdout: n.stdout, Stderr: n.stderr, Getenv: func(string) string { return "" }}
+	m := &Main{Stdin: strings.NewReader(""), Stdout: n.stdout, Stderr: n.stderr, Getenv: func(k string) string { return env[k] }}
 	argv := append([]string{cmd, "--listen", pub, "--admin-listen", adm}, args...)
 	go func() {
 		n.code = m.Run(ctx, argv)

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+
+	"github.com/sigil-sts/sigil/internal/pgtest"
+	"github.com/sigil-sts/sigil/token"
+	"github.com/sigil-sts/sigil/verify"
+)
+
+// TestTwoNodesOnPostgres runs two `sigil serve` nodes on one PostgreSQL
+// schema, as behind a load balancer: one issuer URL, one master key
+// (SIGIL_MASTER_KEY), a data directory each (journal, admin token). The
+// CLI writes through the database too. What one node or the CLI does,
+// the other node sees: clients, revocation in introspection and in its
+// status lists, key rotation in its JWKS, DPoP proof jtis, and one audit
+// chain that verifies.
+func TestTwoNodesOnPostgres(t *testing.T) {
+	dsn := pgtest.FreshSchema(t)
+	mk := make([]byte, 32)
+	rand.Read(mk)
+	env := map[string]string{"SIGIL_MASTER_KEY": hex.EncodeToString(mk)}
+	common := []string{"--dsn", dsn, "--keys-prepublish", "0s", "--status-list-ttl", "1s", "--cache-refresh", "50ms"}
+	a := startNodeEnv(t, env, "serve", append([]string{"--data-dir", filepath.Join(t.TempDir(), "a"), "--node-id", "a"}, common...)...)
+	b := startNodeEnv(t, env, "serve", append([]string{"--data-dir", filepath.Join(t.TempDir(), "b"), "--node-id", "b", "--issuer", a.issuer}, common...)...)
+	cliDir := filepath.Join(t.TempDir(), "cli")
+	sigil := func(v any, args ...string) string {
+		t.Helper()
+		out, errs, code := cliEnv(t, env, append(args, "--dsn", dsn, "--data-dir", cliDir)...)
+		if code != 0 {
+			t.Fatalf("sigil %s: exit %d: %s", strings.Join(args, " "), code, errs)
+		}
+		if v != nil {
+			if err := json.Unmarshal([]byte(out), v); err != nil {
+				t.Fatalf("sigil %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+		}
+		return out
+	}
+
+	// B answers as the same issuer as A.
+	var md struct {
+		Issuer        string `json:"issuer"`
+		TokenEndpoint string `json:"token_endpoint"`
+	}
+	status, body := httpDo(t, http.MethodGet, b.issuer+"/.well-known/oauth-authorization-server", "", nil, "")
+	if err := json.Unmarshal([]byte(body), &md); status != http.StatusOK || err != nil || md.Issuer != a.issuer {
+		t.Fatalf("node b's metadata: %d %s", status, body)
+	}
+
+	// A client created through the CLI gets tokens from either node.
+	var c struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	sigil(&c, "client", "create", "--name", "svc", "--scopes", "read", "--json")
+	user := url.QueryEscape(c.ClientID) + ":" + url.QueryEscape(c.ClientSecret)
+	tokenFrom := func(n *node, dpopProof string) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, n.issuer+"/token", strings.NewReader("grant_type=client_credentials&scope=read"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(url.QueryEscape(c.ClientID), url.QueryEscape(c.ClientSecret))
+		if dpopProof != "" {
+			req.Header.Set("DPoP", dpopProof)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	introspect := func(n *node, tok string) bool {
+		t.Helper()
+		status, body := httpDo(t, http.MethodPost, n.issuer+"/introspect", user, url.Values{"token": {tok}}, "")
+		if status != http.StatusOK {
+			t.Fatalf("introspect on %s: %d %s", n.issuer, status, body)
+		}
+		return strings.Contains(body, `"active":true`)
+	}
+	status, fromA := tokenFrom(a, "")
+	if status != http.StatusOK {
+		t.Fatalf("token from a: %d %v", status, fromA)
+	}
+	tokA := fromA["access_token"].(string)
+	if !introspect(b, tokA) {
+		t.Fatal("a token from node a is not active on node b")
+	}
+
+	// Revoked through node A (RFC 7009): inactive on B at once, and
+	// INVALID in the status list B serves.
+	if status, body := httpDo(t, http.MethodPost, a.issuer+"/revoke", user, url.Values{"token": {tokA}}, ""); status != http.StatusOK {
+		t.Fatalf("revoke on a: %d %s", status, body)
+	}
+	if introspect(b, tokA) {
+		t.Error("a token revoked on node a is still active on node b")
+	}
+	_, claims := claimsOf(t, tokA)
+	ref := claims["status"].(map[string]any)["status_list"].(map[string]any)
+	idx, _ := ref["idx"].(float64)
+	listPath := strings.TrimPrefix(ref["uri"].(string), a.issuer)
+	// B signs its lists as the shared issuer: read them as that issuer,
+	// through B's address.
+	viaB := &http.Client{Transport: rewriteHost{to: strings.TrimPrefix(b.issuer, "http://")}}
+	onB := &verify.StatusLists{Keys: &verify.JWKS{URL: a.issuer + "/.well-known/jwks.json", Client: viaB}, Issuer: a.issuer, Client: viaB}
+	err := onB.Check(context.Background(), &token.StatusListRef{Index: int64(idx), URI: a.issuer + listPath})
+	if !errors.Is(err, verify.ErrRevoked) {
+		t.Errorf("node b's status list for a token revoked on node a: %v, want revoked", err)
+	}
+
+	// A key rotated through the CLI is published by B (and signs there,
+	// with no pre-publication delay in this test).
+	var rotated struct {
+		KID string `json:"kid"`
+	}
+	sigil(&rotated, "keys", "rotate", "--json")
+	eventually(t, 5*time.Second, "node b publishes the rotated key", func() bool {
+		_, jwks := httpDo(t, http.MethodGet, b.issuer+"/.well-known/jwks.json", "", nil, "")
+		return strings.Contains(jwks, rotated.KID)
+	})
+
+	// A DPoP proof used at A is refused at B.
+	proof := dpopProof(t, a.issuer+"/token")
+	if status, out := tokenFrom(a, proof); status != http.StatusOK || out["token_type"] != "DPoP" {
+		t.Fatalf("DPoP token from a: %d %v", status, out)
+	}
+	if status, out := tokenFrom(b, proof); status != http.StatusBadRequest || out["error"] != "invalid_dpop_proof" {
+		t.Errorf("the same proof at node b: %d %v, want 400 invalid_dpop_proof", status, out)
+	}
+
+	// Both nodes wrote one audit chain: stop them (final checkpoints) and
+	// verify it.
+	a.stop(t)
+	b.stop(t)
+	var report struct {
+		Intact      bool  `json:"intact"`
+		Records     int64 `json:"records"`
+		Checkpoints int   `json:"checkpoints"`
+	}
+	sigil(&report, "audit", "verify", "--json")
+	if !report.Intact || report.Records < 6 || report.Checkpoints < 2 {
+		t.Errorf("audit verify of the two nodes' trail: %+v; want intact, with every record and a checkpoint from each node", report)
+	}
+	nodes := sigil(nil, "audit", "tail", "--json")
+	if !strings.Contains(nodes, `"node":"a"`) || !strings.Contains(nodes, `"node":"b"`) {
+		t.Errorf("the trail lacks records of one node:\n%s", nodes)
+	}
+}
+
+// rewriteHost sends every request to one host:port, keeping its URL
+// otherwise: a load balancer in front of one node.
+type rewriteHost struct{ to string }
+
+func (r rewriteHost) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.URL.Host = r.to
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// dpopProof makes a DPoP proof for POST htu with jwx, an independent JOSE
+// library, and a fresh ES256 key.
+func dpopProof(t *testing.T, htu string) string {
+	t.Helper()
+	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := jwk.Import(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := jwk.PublicKeyOf(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jti := make([]byte, 16)
+	rand.Read(jti)
+	payload, _ := json.Marshal(map[string]any{"jti": hex.EncodeToString(jti), "htm": "POST", "htu": htu, "iat": time.Now().Unix()})
+	h := jws.NewHeaders()
+	h.Set(jws.TypeKey, "dpop+jwt")
+	h.Set(jws.JWKKey, pub)
+	out, err := jws.Sign(payload, jws.WithKey(jwa.ES256(), priv, jws.WithProtectedHeaders(h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
