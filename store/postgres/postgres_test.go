@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	sigil "github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/internal/pgtest"
 	"github.com/sigil-sts/sigil/store/postgres"
@@ -24,4 +26,59 @@ func openStore(t testing.TB, dsn string) *postgres.Store {
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) sigil.Store { return openStore(t, freshSchema(t)) })
+}
+
+// TestConcurrentMigrate: nodes starting at once on an empty schema
+// migrate it once; every one of them opens.
+func TestConcurrentMigrate(t *testing.T) {
+	dsn := freshSchema(t)
+	const nodes = 6
+	errs := make(chan error, nodes)
+	stores := make(chan *postgres.Store, nodes)
+	for range nodes {
+		go func() {
+			s, err := postgres.Open(context.Background(), dsn)
+			errs <- err
+			stores <- s
+		}()
+	}
+	for range nodes {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+		if s := <-stores; s != nil {
+			defer s.Close()
+		}
+	}
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var rows, versions int
+	if err := conn.QueryRow(context.Background(), `SELECT count(*), count(DISTINCT version) FROM schema_migrations`).Scan(&rows, &versions); err != nil {
+		t.Fatal(err)
+	}
+	if rows != versions || rows == 0 {
+		t.Errorf("schema_migrations has %d rows for %d versions: a migration ran twice", rows, versions)
+	}
+}
+
+// TestNewerSchemaRefused: a binary refuses a schema migrated by a newer
+// one rather than run against tables it does not know.
+func TestNewerSchemaRefused(t *testing.T) {
+	dsn := freshSchema(t)
+	openStore(t, dsn).Close()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), `INSERT INTO schema_migrations (version) VALUES (9999)`); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := postgres.Open(context.Background(), dsn); err == nil {
+		s.Close()
+		t.Fatal("Open on a schema of version 9999 succeeded")
+	}
 }
