@@ -56,6 +56,7 @@ func main() {
 		conns       = flag.Int("conns", 64, "concurrent connections")
 		rounds      = flag.Int("rounds", 2, "alternating rounds of ceiling and Sigil; the best of each is reported")
 		check       = flag.Bool("check", false, "exit 1 when a target is missed")
+		pgDSN       = flag.String("postgres", "", "compare the node on this PostgreSQL database (postgres:// URL) with the node on SQLite, instead of the default runs")
 	)
 	flag.Parse()
 	if *ceilingAddr != "" {
@@ -64,6 +65,12 @@ func main() {
 			os.Exit(1)
 		}
 		return
+	}
+	run := run
+	if *pgDSN != "" {
+		run = func(bin string, d time.Duration, conns, rounds int) (bool, error) {
+			return runPostgres(bin, *pgDSN, d, conns, rounds)
+		}
 	}
 	ok, err := run(*sigilBin, *duration, *conns, *rounds)
 	if err != nil {
@@ -82,11 +89,8 @@ func run(sigilBin string, d time.Duration, conns, rounds int) (bool, error) {
 	}
 	defer os.RemoveAll(work)
 	if sigilBin == "" {
-		sigilBin = filepath.Join(work, "sigil")
-		build := exec.Command("go", "build", "-o", sigilBin, "./cmd/sigil")
-		build.Stderr = os.Stderr
-		if err := build.Run(); err != nil {
-			return false, fmt.Errorf("build sigil (run from the repository root): %w", err)
+		if sigilBin, err = buildSigil(work); err != nil {
+			return false, err
 		}
 	}
 	dataDir := filepath.Join(work, "data")
@@ -297,6 +301,17 @@ func report(ceilTok, sigilTok, ceilIntro, sigilIntro result, hwmKiB, rssKiB int,
 	line(sigilIntro.rps() >= targetIntrospectRS, "introspection %.0f requests/s (target ≥ %d; ceiling %.0f)", sigilIntro.rps(), targetIntrospectRS, ceilIntro.rps())
 	line(startup < targetStartup, "start-up to ready on an existing data dir %s (median of 5; target < %s)", startup.Round(time.Millisecond), targetStartup)
 	return ok
+}
+
+// buildSigil builds ./cmd/sigil into dir and returns the binary's path.
+func buildSigil(dir string) (string, error) {
+	bin := filepath.Join(dir, "sigil")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/sigil")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		return "", fmt.Errorf("build sigil (run from the repository root): %w", err)
+	}
+	return bin, nil
 }
 
 func basic(id, secret string) string {
