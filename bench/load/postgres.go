@@ -134,7 +134,7 @@ func runPostgres(sigilBin, dsn string, d time.Duration, conns, rounds int) (bool
 	fmt.Println("| run | requests/s | p50 | p99 | errors |")
 	fmt.Println("| --- | ---: | ---: | ---: | ---: |")
 	for _, r := range []result{lite, pg} {
-		fmt.Printf("| %s | %.0f | %s | %s | %d |\n", r.name, r.rps(), r.p50, r.p99, r.errors)
+		fmt.Printf("| %s | %.0f | %s | %s | %d |\n", r.name, r.rps(), r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.errors)
 	}
 	ratio := pg.rps() / lite.rps()
 	ok := ratio >= 0.60
