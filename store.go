@@ -32,3 +32,15 @@ type Store interface {
 	// Close releases the store's resources.
 	Close() error
 }
+
+// ChangeNotifier is implemented by stores that announce changes as they
+// commit (PostgreSQL's LISTEN/NOTIFY), so that caches need not wait for
+// their next poll of Store.Version.
+type ChangeNotifier interface {
+	// WatchChanges calls changed after each committed change to clients
+	// or signing keys, by any process on the same database, until ctx
+	// ends or the store can no longer listen; it returns why it stopped.
+	// Polling stays the fallback: a notification can be lost while the
+	// listener reconnects.
+	WatchChanges(ctx context.Context, changed func()) error
+}

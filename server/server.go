@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/admin"
 	"github.com/sigil-sts/sigil/audit"
 	"github.com/sigil-sts/sigil/config"
@@ -174,6 +175,9 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 	s.cancel = cancel
 	s.goLoop(func() { clients.Watch(bg, core.Store.Version, cfg.CacheRefresh) })
 	s.goLoop(func() { s.refreshKeys(bg) })
+	if n, ok := core.Store.(sigil.ChangeNotifier); ok {
+		s.goLoop(func() { s.watchChanges(bg, n, clients) })
+	}
 	s.goLoop(func() { s.purge(bg) })
 	s.goLoop(func() { s.serve(s.public, s.publicLn) })
 	if s.admin != nil {
@@ -234,6 +238,30 @@ func (s *Server) refreshKeys(ctx context.Context) {
 			if err := s.Core.Keys.Refresh(ctx); err != nil && ctx.Err() == nil {
 				s.Log.Error("key refresh failed", "err", err)
 			}
+		}
+	}
+}
+
+// watchChanges drops the client cache and reloads the keys as soon as the
+// store announces a change made anywhere (PostgreSQL: LISTEN/NOTIFY),
+// listening again a second after the listener fails. The polling loops
+// keep running beside it, for notifications lost meanwhile.
+func (s *Server) watchChanges(ctx context.Context, n sigil.ChangeNotifier, clients *issuer.ClientCache) {
+	for {
+		err := n.WatchChanges(ctx, func() {
+			clients.Invalidate()
+			if err := s.Core.Keys.Refresh(ctx); err != nil && ctx.Err() == nil {
+				s.Log.Error("key refresh failed", "err", err)
+			}
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		s.Log.Warn("listening for store changes failed; polling meanwhile", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
 		}
 	}
 }

@@ -36,7 +36,9 @@ func TestTwoNodesOnPostgres(t *testing.T) {
 	mk := make([]byte, 32)
 	rand.Read(mk)
 	env := map[string]string{"SIGIL_MASTER_KEY": hex.EncodeToString(mk)}
-	common := []string{"--dsn", dsn, "--keys-prepublish", "0s", "--status-list-ttl", "1s", "--cache-refresh", "50ms"}
+	// The nodes poll for changes only every minute: what they see sooner
+	// comes through LISTEN/NOTIFY (or, for keys, the one-second reload).
+	common := []string{"--dsn", dsn, "--keys-prepublish", "0s", "--status-list-ttl", "1s", "--cache-refresh", "1m"}
 	a := startNodeEnv(t, env, "serve", append([]string{"--data-dir", filepath.Join(t.TempDir(), "a"), "--node-id", "a"}, common...)...)
 	b := startNodeEnv(t, env, "serve", append([]string{"--data-dir", filepath.Join(t.TempDir(), "b"), "--node-id", "b", "--issuer", a.issuer}, common...)...)
 	cliDir := filepath.Join(t.TempDir(), "cli")
@@ -70,7 +72,7 @@ func TestTwoNodesOnPostgres(t *testing.T) {
 		ClientSecret string `json:"client_secret"`
 	}
 	sigil(&c, "client", "create", "--name", "svc", "--scopes", "read", "--json")
-	user := url.QueryEscape(c.ClientID) + ":" + url.QueryEscape(c.ClientSecret)
+	user := func() string { return url.QueryEscape(c.ClientID) + ":" + url.QueryEscape(c.ClientSecret) }
 	tokenFrom := func(n *node, dpopProof string) (int, map[string]any) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, n.issuer+"/token", strings.NewReader("grant_type=client_credentials&scope=read"))
@@ -90,7 +92,7 @@ func TestTwoNodesOnPostgres(t *testing.T) {
 	}
 	introspect := func(n *node, tok string) bool {
 		t.Helper()
-		status, body := httpDo(t, http.MethodPost, n.issuer+"/introspect", user, url.Values{"token": {tok}}, "")
+		status, body := httpDo(t, http.MethodPost, n.issuer+"/introspect", user(), url.Values{"token": {tok}}, "")
 		if status != http.StatusOK {
 			t.Fatalf("introspect on %s: %d %s", n.issuer, status, body)
 		}
@@ -105,9 +107,22 @@ func TestTwoNodesOnPostgres(t *testing.T) {
 		t.Fatal("a token from node a is not active on node b")
 	}
 
+	// The secret rotated through the CLI: B, which holds the client in its
+	// cache, refuses the old secret at once.
+	var rotated struct {
+		ClientSecret string `json:"client_secret"`
+	}
+	sigil(&rotated, "client", "rotate-secret", c.ClientID, "--json")
+	took := eventually(t, 2*time.Second, "node b refuses the old secret", func() bool {
+		status, _ := tokenFrom(b, "")
+		return status == http.StatusUnauthorized
+	})
+	t.Logf("node b refused the old secret %v after the rotation", took.Round(time.Millisecond))
+	c.ClientSecret = rotated.ClientSecret
+
 	// Revoked through node A (RFC 7009): inactive on B at once, and
 	// INVALID in the status list B serves.
-	if status, body := httpDo(t, http.MethodPost, a.issuer+"/revoke", user, url.Values{"token": {tokA}}, ""); status != http.StatusOK {
+	if status, body := httpDo(t, http.MethodPost, a.issuer+"/revoke", user(), url.Values{"token": {tokA}}, ""); status != http.StatusOK {
 		t.Fatalf("revoke on a: %d %s", status, body)
 	}
 	if introspect(b, tokA) {
@@ -128,13 +143,13 @@ func TestTwoNodesOnPostgres(t *testing.T) {
 
 	// A key rotated through the CLI is published by B (and signs there,
 	// with no pre-publication delay in this test).
-	var rotated struct {
+	var key struct {
 		KID string `json:"kid"`
 	}
-	sigil(&rotated, "keys", "rotate", "--json")
+	sigil(&key, "keys", "rotate", "--json")
 	eventually(t, 5*time.Second, "node b publishes the rotated key", func() bool {
 		_, jwks := httpDo(t, http.MethodGet, b.issuer+"/.well-known/jwks.json", "", nil, "")
-		return strings.Contains(jwks, rotated.KID)
+		return strings.Contains(jwks, key.KID)
 	})
 
 	// A DPoP proof used at A is refused at B.

@@ -34,7 +34,10 @@ type Store struct {
 	pool *pgxpool.Pool
 }
 
-var _ sigil.Store = (*Store)(nil)
+var (
+	_ sigil.Store          = (*Store)(nil)
+	_ sigil.ChangeNotifier = (*Store)(nil)
+)
 
 // Open connects to the database dsn names (a postgres:// URL; its
 // search_path parameter, if any, picks the schema), applies the

@@ -2,7 +2,9 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -80,5 +82,61 @@ func TestNewerSchemaRefused(t *testing.T) {
 	if s, err := postgres.Open(context.Background(), dsn); err == nil {
 		s.Close()
 		t.Fatal("Open on a schema of version 9999 succeeded")
+	}
+}
+
+// TestWatchChanges: a change committed through one Store reaches another
+// Store's WatchChanges at once; a change in another schema of the same
+// database does not.
+func TestWatchChanges(t *testing.T) {
+	dsn := freshSchema(t)
+	writer, listener, other := openStore(t, dsn), openStore(t, dsn), openStore(t, freshSchema(t))
+	defer writer.Close()
+	defer listener.Close()
+	defer other.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changed := make(chan struct{}, 16)
+	listening := make(chan error, 1)
+	go func() { listening <- listener.WatchChanges(ctx, func() { changed <- struct{}{} }) }()
+	// The listener is up once a change of its own schema gets through.
+	deadline := time.After(5 * time.Second)
+	for i := 0; ; i++ {
+		if err := writer.CreateClient(ctx, &sigil.Client{ID: fmt.Sprintf("c%d", i), Name: "c", AuthMethod: sigil.AuthNone}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-changed:
+		case <-time.After(100 * time.Millisecond):
+			continue
+		case err := <-listening:
+			t.Fatalf("WatchChanges returned: %v", err)
+		case <-deadline:
+			t.Fatal("no notification within 5 s")
+		}
+		break
+	}
+	for len(changed) > 0 {
+		<-changed
+	}
+	if err := other.CreateClient(ctx, &sigil.Client{ID: "elsewhere", Name: "c", AuthMethod: sigil.AuthNone}); err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.DeleteClient(ctx, "c0"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("DeleteClient: no notification within 5 s")
+	}
+	select {
+	case <-changed:
+		t.Error("a second notification: the other schema's change got through")
+	case <-time.After(300 * time.Millisecond):
+	}
+	cancel()
+	if err := <-listening; err == nil {
+		t.Error("WatchChanges returned nil after its context ended")
 	}
 }
