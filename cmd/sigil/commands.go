@@ -34,6 +34,8 @@ type options struct {
 	auditLines                                 int
 	auditAfter                                 int64
 	follow, checkpoints                        bool
+	// migrate
+	print bool
 }
 
 type command struct {
@@ -50,6 +52,7 @@ var commands []*command
 func init() {
 	commands = []*command{
 		{path: "serve", summary: "run the token service", flags: serverFlags, run: runServe},
+		{path: "migrate", summary: "apply the store's pending schema migrations (or --print them)", flags: migrateFlags, run: runMigrate},
 		{path: "dev", summary: "run everything on ./.sigil with a demo client, for a first try", flags: serverFlags, run: runDev},
 		{path: "client create", summary: "register a client", flags: clientCreateFlags, run: runClientCreate},
 		{path: "client list", summary: "list clients", flags: storeFlags, run: runClientList},

@@ -151,6 +151,14 @@ func TestTwoNodesOnPostgres(t *testing.T) {
 		_, jwks := httpDo(t, http.MethodGet, b.issuer+"/.well-known/jwks.json", "", nil, "")
 		return strings.Contains(jwks, key.KID)
 	})
+	eventually(t, 5*time.Second, "node b signs with the rotated key", func() bool {
+		status, out := tokenFrom(b, "")
+		if status != http.StatusOK {
+			t.Fatalf("token from b: %d %v", status, out)
+		}
+		hdr, _ := claimsOf(t, out["access_token"].(string))
+		return hdr["kid"] == key.KID
+	})
 
 	// A DPoP proof used at A is refused at B.
 	proof := dpopProof(t, a.issuer+"/token")
@@ -217,4 +225,23 @@ func dpopProof(t *testing.T, htu string) string {
 		t.Fatal(err)
 	}
 	return string(out)
+}
+
+// TestMigratePostgres: sigil migrate --dsn prints what an empty schema
+// lacks without applying it, applies it, and then has nothing to do.
+func TestMigratePostgres(t *testing.T) {
+	dsn := pgtest.FreshSchema(t)
+	out := mustCLI(t, nil, "migrate", "--dsn", dsn, "--print")
+	if !strings.Contains(out, "-- 0001_init.sql\n") || !strings.Contains(out, "-- 0002_notify.sql\n") {
+		t.Fatalf("migrate --print on an empty schema:\n%s", out)
+	}
+	if out := mustCLI(t, nil, "migrate", "--dsn", dsn, "--print"); !strings.Contains(out, "-- 0001_init.sql") {
+		t.Fatalf("--print applied the migrations: a second --print says\n%s", out)
+	}
+	if out := mustCLI(t, nil, "migrate", "--dsn", dsn); !strings.Contains(out, "applied 0001_init.sql\napplied 0002_notify.sql\n") {
+		t.Fatalf("migrate:\n%s", out)
+	}
+	if out := mustCLI(t, nil, "migrate", "--dsn", dsn, "--print"); out != "-- the schema is up to date\n" {
+		t.Fatalf("migrate --print after migrating:\n%s", out)
+	}
 }

@@ -114,6 +114,44 @@ type migration struct {
 	sql     string
 }
 
+// Migration is one schema change: its version, file name and SQL.
+type Migration struct {
+	Version   int
+	Name, SQL string
+}
+
+// Pending returns the migrations the schema dsn selects lacks, in order,
+// without applying them (Open applies them).
+func Pending(ctx context.Context, dsn string) ([]Migration, error) {
+	ms, err := loadMigrations()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("postgres: read schema version: %w", err)
+	}
+	var applied int
+	if exists {
+		if err := conn.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&applied); err != nil {
+			return nil, fmt.Errorf("postgres: read schema version: %w", err)
+		}
+	}
+	if applied > len(ms) {
+		return nil, fmt.Errorf("postgres: database schema version %d is newer than this binary supports (%d); upgrade sigil", applied, len(ms))
+	}
+	var out []Migration
+	for _, m := range ms[applied:] {
+		out = append(out, Migration{Version: m.version, Name: m.name, SQL: m.sql})
+	}
+	return out, nil
+}
+
 // loadMigrations reads the embedded migrations, which must be numbered 1,
 // 2, 3, … without gaps.
 func loadMigrations() ([]migration, error) {

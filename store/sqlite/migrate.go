@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -55,6 +57,44 @@ func loadMigrations() ([]migration, error) {
 		}
 	}
 	return ms, nil
+}
+
+// Migration is one schema change: its version, file name and SQL.
+type Migration struct {
+	Version   int
+	Name, SQL string
+}
+
+// Pending returns the migrations the store in dir lacks, in order,
+// without applying them (Open applies them). A directory without a
+// database lacks them all.
+func Pending(ctx context.Context, dir string) ([]Migration, error) {
+	ms, err := loadMigrations()
+	if err != nil {
+		return nil, err
+	}
+	applied := 0
+	path := filepath.Join(dir, FileName)
+	if _, err := os.Stat(path); err == nil {
+		db, err := sql.Open("sqlite", "file:"+filepath.ToSlash(path)+"?mode=ro")
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		}
+		defer db.Close()
+		if applied, err = appliedVersion(ctx, db); err != nil {
+			return nil, err
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	if applied > len(ms) {
+		return nil, fmt.Errorf("sqlite: database schema version %d is newer than this binary supports (%d); upgrade sigil", applied, len(ms))
+	}
+	var out []Migration
+	for _, m := range ms[applied:] {
+		out = append(out, Migration{Version: m.version, Name: m.name, SQL: m.sql})
+	}
+	return out, nil
 }
 
 const createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
