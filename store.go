@@ -10,6 +10,10 @@ var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("conflict")
 	ErrReplay   = errors.New("already seen")
+	// ErrUnavailable is wrapped by errors from a store that cannot be
+	// reached (a database down or restarting): callers answer 503 and
+	// the client retries.
+	ErrUnavailable = errors.New("store unavailable")
 )
 
 // Store is the whole persistence layer: one value per aggregate interface.

@@ -86,6 +86,10 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		httpx.WriteJSON(w, http.StatusNotFound, apiError{Error: "not_found", Description: "no such object"})
 	case errors.Is(err, sigil.ErrConflict):
 		httpx.WriteJSON(w, http.StatusConflict, apiError{Error: "conflict", Description: "the object already exists"})
+	case errors.Is(err, sigil.ErrUnavailable):
+		h.log().WarnContext(r.Context(), "admin API: store unavailable", "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "1")
+		httpx.WriteJSON(w, http.StatusServiceUnavailable, apiError{Error: "temporarily_unavailable", Description: "the store is unavailable; retry shortly"})
 	default:
 		id := httpx.RequestID(r.Context())
 		h.log().ErrorContext(r.Context(), "admin API error", "path", r.URL.Path, "request_id", id, "err", err)

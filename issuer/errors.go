@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/dpop"
 	"github.com/sigil-sts/sigil/internal/httpx"
 )
@@ -52,6 +53,12 @@ func (e *Error) Unwrap() error { return e.Cause }
 // internal wraps an unexpected failure; writeError logs the cause and
 // shows only a request id.
 func internal(cause error) *Error {
+	if errors.Is(cause, sigil.ErrUnavailable) {
+		// The database is down or restarting: the client retries, and the
+		// node recovers without a restart once it is back.
+		return &Error{Code: CodeTemporarilyUnavailable, Description: "the store is unavailable; retry shortly",
+			Status: http.StatusServiceUnavailable, Cause: cause}
+	}
 	return &Error{Code: CodeServerError, Status: http.StatusInternalServerError, Cause: cause}
 }
 
@@ -87,6 +94,9 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	}
 	if e.Status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
+		if e.Cause != nil {
+			log.WarnContext(r.Context(), "unavailable", "path", r.URL.Path, "request_id", httpx.RequestID(r.Context()), "err", e.Cause)
+		}
 	}
 	if e.Code == CodeInvalidDPoPProof || e.Code == CodeUseDPoPNonce {
 		// RFC 9449 §7.1's challenge, also at the token endpoint, so a

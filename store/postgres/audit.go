@@ -104,7 +104,7 @@ func (s *Store) AppendAudit(ctx context.Context, mark sigil.JournalMark, build f
 		return writeAudit(ctx, tx, mark, entries)
 	})
 	if err != nil {
-		return fmt.Errorf("postgres: append audit: %w", err)
+		return errorf("postgres: append audit: %w", err)
 	}
 	return nil
 }
@@ -186,7 +186,7 @@ func (s *Store) JournalSeq(ctx context.Context, journal string) (int64, error) {
 	case errors.Is(err, pgx.ErrNoRows):
 		return 0, nil
 	case err != nil:
-		return 0, fmt.Errorf("postgres: journal %q mark: %w", journal, err)
+		return 0, errorf("postgres: journal %q mark: %w", journal, err)
 	}
 	return seq, nil
 }
@@ -216,7 +216,7 @@ func checkChain(head sigil.AuditHead, entries []sigil.AuditEntry) error {
 func (s *Store) AuditHead(ctx context.Context) (sigil.AuditHead, error) {
 	var h sigil.AuditHead
 	if err := s.pool.QueryRow(ctx, auditHeadSQL).Scan(&h.Seq, &h.Hash); err != nil {
-		return sigil.AuditHead{}, fmt.Errorf("postgres: read audit head: %w", err)
+		return sigil.AuditHead{}, errorf("postgres: read audit head: %w", err)
 	}
 	return h, nil
 }
@@ -230,15 +230,15 @@ func (s *Store) AuditHead(ctx context.Context) (sigil.AuditHead, error) {
 // retained entry keeps its block alive.
 func (s *Store) AuditEntries(ctx context.Context, after int64, limit int) ([]sigil.AuditEntry, error) {
 	if limit <= 0 {
-		return nil, fmt.Errorf("postgres: audit entries: limit %d, want > 0", limit)
+		return nil, errorf("postgres: audit entries: limit %d, want > 0", limit)
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+auditColumns+` FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: audit entries: %w", err)
+		return nil, errorf("postgres: audit entries: %w", err)
 	}
 	es, err := scanAudit(rows, min(limit, MaxAuditLimit))
 	if err != nil {
-		return nil, fmt.Errorf("postgres: audit entries: %w", err)
+		return nil, errorf("postgres: audit entries: %w", err)
 	}
 	return es, nil
 }
@@ -262,15 +262,15 @@ func (s *Store) AuditEntries(ctx context.Context, after int64, limit int) ([]sig
 func (s *Store) QueryAudit(ctx context.Context, q sigil.AuditQuery) ([]sigil.AuditEntry, error) {
 	query, args, limit, err := auditQuerySQL(q)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: query audit: %w", err)
+		return nil, errorf("postgres: query audit: %w", err)
 	}
 	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: query audit: %w", err)
+		return nil, errorf("postgres: query audit: %w", err)
 	}
 	es, err := scanAudit(rows, min(limit, DefaultAuditLimit))
 	if err != nil {
-		return nil, fmt.Errorf("postgres: query audit: %w", err)
+		return nil, errorf("postgres: query audit: %w", err)
 	}
 	return es, nil
 }
@@ -392,7 +392,7 @@ func (a *blocks) copy(b []byte) []byte {
 // mismatching checkpoint must stay visible to it.
 func (s *Store) AddCheckpoint(ctx context.Context, c sigil.AuditCheckpoint) error {
 	if len(c.Hash) == 0 || c.JWS == "" {
-		return fmt.Errorf("postgres: add audit checkpoint %d: empty hash or JWS", c.Seq)
+		return errorf("postgres: add audit checkpoint %d: empty hash or JWS", c.Seq)
 	}
 	created := c.CreatedAt
 	if created.IsZero() {
@@ -400,10 +400,10 @@ func (s *Store) AddCheckpoint(ctx context.Context, c sigil.AuditCheckpoint) erro
 	}
 	tag, err := s.pool.Exec(ctx, auditCheckpointSQL, c.Seq, c.Hash, c.JWS, unixNano(created))
 	if err != nil {
-		return fmt.Errorf("postgres: add audit checkpoint %d: %w", c.Seq, err)
+		return errorf("postgres: add audit checkpoint %d: %w", c.Seq, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("postgres: add audit checkpoint %d: %w", c.Seq, sigil.ErrConflict)
+		return errorf("postgres: add audit checkpoint %d: %w", c.Seq, sigil.ErrConflict)
 	}
 	return nil
 }
@@ -413,7 +413,7 @@ func (s *Store) AddCheckpoint(ctx context.Context, c sigil.AuditCheckpoint) erro
 func (s *Store) Checkpoints(ctx context.Context) ([]sigil.AuditCheckpoint, error) {
 	rows, err := s.pool.Query(ctx, `SELECT seq, hash, jws, created_at FROM audit_checkpoints ORDER BY seq`)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list audit checkpoints: %w", err)
+		return nil, errorf("postgres: list audit checkpoints: %w", err)
 	}
 	defer rows.Close()
 	var cs []sigil.AuditCheckpoint
@@ -423,13 +423,13 @@ func (s *Store) Checkpoints(ctx context.Context) ([]sigil.AuditCheckpoint, error
 			created int64
 		)
 		if err := rows.Scan(&c.Seq, &c.Hash, &c.JWS, &created); err != nil {
-			return nil, fmt.Errorf("postgres: list audit checkpoints: %w", err)
+			return nil, errorf("postgres: list audit checkpoints: %w", err)
 		}
 		c.CreatedAt = fromNano(created)
 		cs = append(cs, c)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: list audit checkpoints: %w", err)
+		return nil, errorf("postgres: list audit checkpoints: %w", err)
 	}
 	return cs, nil
 }

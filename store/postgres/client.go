@@ -142,7 +142,7 @@ func (s *Store) CreateClient(ctx context.Context, c *sigil.Client) error {
 	}
 	r, err := encodeClient(c)
 	if err != nil {
-		return fmt.Errorf("postgres: create client %q: %w", c.ID, err)
+		return errorf("postgres: create client %q: %w", c.ID, err)
 	}
 	now := s.now()
 	// A plain INSERT rather than ON CONFLICT DO NOTHING: the failed
@@ -154,10 +154,10 @@ func (s *Store) CreateClient(ctx context.Context, c *sigil.Client) error {
 		r.defaultScopes, r.audiences, r.redirectURIs, c.JWKS, r.claims, int64(c.AccessTokenTTL),
 		c.DPoPBound, c.Introspect, unixNano(now), unixNano(now))
 	if _, ok := uniqueViolation(err); ok {
-		return fmt.Errorf("postgres: create client %q: %w", c.ID, sigil.ErrConflict)
+		return errorf("postgres: create client %q: %w", c.ID, sigil.ErrConflict)
 	}
 	if err != nil {
-		return fmt.Errorf("postgres: create client %q: %w", c.ID, err)
+		return errorf("postgres: create client %q: %w", c.ID, err)
 	}
 	c.CreatedAt, c.UpdatedAt = now, now
 	return nil
@@ -167,14 +167,14 @@ func (s *Store) CreateClient(ctx context.Context, c *sigil.Client) error {
 // none.
 func (s *Store) Client(ctx context.Context, id string) (*sigil.Client, error) {
 	if !storable(id) {
-		return nil, fmt.Errorf("postgres: get client %q: %w", id, sigil.ErrNotFound)
+		return nil, errorf("postgres: get client %q: %w", id, sigil.ErrNotFound)
 	}
 	c, err := scanClient(s.pool.QueryRow(ctx, `SELECT `+clientColumns+` FROM clients WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("postgres: get client %q: %w", id, sigil.ErrNotFound)
+		return nil, errorf("postgres: get client %q: %w", id, sigil.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: get client %q: %w", id, err)
+		return nil, errorf("postgres: get client %q: %w", id, err)
 	}
 	return c, nil
 }
@@ -184,13 +184,13 @@ func (s *Store) Client(ctx context.Context, id string) (*sigil.Client, error) {
 func (s *Store) Clients(ctx context.Context) ([]*sigil.Client, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+clientColumns+` FROM clients ORDER BY id`)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list clients: %w", err)
+		return nil, errorf("postgres: list clients: %w", err)
 	}
 	cs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*sigil.Client, error) {
 		return scanClient(row)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list clients: %w", err)
+		return nil, errorf("postgres: list clients: %w", err)
 	}
 	return cs, nil
 }
@@ -203,11 +203,11 @@ func (s *Store) UpdateClient(ctx context.Context, c *sigil.Client) error {
 		return errors.New("postgres: update client: nil client")
 	}
 	if !storable(c.ID) {
-		return fmt.Errorf("postgres: update client %q: %w", c.ID, sigil.ErrNotFound)
+		return errorf("postgres: update client %q: %w", c.ID, sigil.ErrNotFound)
 	}
 	r, err := encodeClient(c)
 	if err != nil {
-		return fmt.Errorf("postgres: update client %q: %w", c.ID, err)
+		return errorf("postgres: update client %q: %w", c.ID, err)
 	}
 	now := s.now()
 	var created int64
@@ -221,10 +221,10 @@ func (s *Store) UpdateClient(ctx context.Context, c *sigil.Client) error {
 		int64(c.AccessTokenTTL), c.DPoPBound, c.Introspect, unixNano(now),
 		c.ID).Scan(&created)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("postgres: update client %q: %w", c.ID, sigil.ErrNotFound)
+		return errorf("postgres: update client %q: %w", c.ID, sigil.ErrNotFound)
 	}
 	if err != nil {
-		return fmt.Errorf("postgres: update client %q: %w", c.ID, err)
+		return errorf("postgres: update client %q: %w", c.ID, err)
 	}
 	c.CreatedAt, c.UpdatedAt = fromNano(created), now
 	return nil
@@ -234,14 +234,14 @@ func (s *Store) UpdateClient(ctx context.Context, c *sigil.Client) error {
 // absent.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	if !storable(id) {
-		return fmt.Errorf("postgres: delete client %q: %w", id, sigil.ErrNotFound)
+		return errorf("postgres: delete client %q: %w", id, sigil.ErrNotFound)
 	}
 	tag, err := s.pool.Exec(ctx, `DELETE FROM clients WHERE id = $1`, id)
 	if err != nil {
-		return fmt.Errorf("postgres: delete client %q: %w", id, err)
+		return errorf("postgres: delete client %q: %w", id, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("postgres: delete client %q: %w", id, sigil.ErrNotFound)
+		return errorf("postgres: delete client %q: %w", id, sigil.ErrNotFound)
 	}
 	return nil
 }

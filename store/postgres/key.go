@@ -24,7 +24,7 @@ func (s *Store) CreateKey(ctx context.Context, k *sigil.SigningKey) error {
 	switch k.State {
 	case sigil.KeyNext, sigil.KeyActive, sigil.KeyRetired:
 	default:
-		return fmt.Errorf("postgres: create key %q: invalid state %q", k.ID, k.State)
+		return errorf("postgres: create key %q: invalid state %q", k.ID, k.State)
 	}
 	created := k.CreatedAt
 	if created.IsZero() {
@@ -60,15 +60,15 @@ func (s *Store) CreateKey(ctx context.Context, k *sigil.SigningKey) error {
 	})
 	if constraint, ok := uniqueViolation(err); ok {
 		if constraint == "signing_keys_one_active" {
-			return fmt.Errorf("postgres: create key %q: another %s key is active: %w", k.ID, k.Alg, sigil.ErrConflict)
+			return errorf("postgres: create key %q: another %s key is active: %w", k.ID, k.Alg, sigil.ErrConflict)
 		}
-		return fmt.Errorf("postgres: create key %q: kid exists: %w", k.ID, sigil.ErrConflict)
+		return errorf("postgres: create key %q: kid exists: %w", k.ID, sigil.ErrConflict)
 	}
 	if archived {
-		return fmt.Errorf("postgres: create key %q: kid is archived: %w", k.ID, sigil.ErrConflict)
+		return errorf("postgres: create key %q: kid is archived: %w", k.ID, sigil.ErrConflict)
 	}
 	if err != nil {
-		return fmt.Errorf("postgres: create key %q: %w", k.ID, err)
+		return errorf("postgres: create key %q: %w", k.ID, err)
 	}
 	k.CreatedAt = created
 	return nil
@@ -92,7 +92,7 @@ const keyColumns = `id, alg, state, public, sealed, created_at, retired_at`
 func (s *Store) Keys(ctx context.Context) ([]*sigil.SigningKey, error) {
 	ks, err := s.queryKeys(ctx, `SELECT `+keyColumns+` FROM signing_keys ORDER BY created_at, id`)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list keys: %w", err)
+		return nil, errorf("postgres: list keys: %w", err)
 	}
 	return ks, nil
 }
@@ -103,7 +103,7 @@ func (s *Store) Keys(ctx context.Context) ([]*sigil.SigningKey, error) {
 func (s *Store) ArchivedKeys(ctx context.Context) ([]*sigil.SigningKey, error) {
 	ks, err := s.queryKeys(ctx, `SELECT `+keyColumns+` FROM key_archive ORDER BY created_at, id`)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list archived keys: %w", err)
+		return nil, errorf("postgres: list archived keys: %w", err)
 	}
 	return ks, nil
 }
@@ -159,7 +159,7 @@ func scanKey(row pgx.Row) (*sigil.SigningKey, error) {
 // fail with ErrConflict.
 func (s *Store) PromoteKey(ctx context.Context, kid string, at time.Time) error {
 	if !storable(kid) {
-		return fmt.Errorf("postgres: promote key %q: %w", kid, sigil.ErrNotFound)
+		return errorf("postgres: promote key %q: %w", kid, sigil.ErrNotFound)
 	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT id, alg, state FROM signing_keys
@@ -203,7 +203,7 @@ func (s *Store) PromoteKey(ctx context.Context, kid string, at time.Time) error 
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("postgres: promote key %q: %w", kid, err)
+		return errorf("postgres: promote key %q: %w", kid, err)
 	}
 	return nil
 }
@@ -217,7 +217,7 @@ func (s *Store) PromoteKey(ctx context.Context, kid string, at time.Time) error 
 // PromoteKey, say), and of two concurrent deletes one finds nothing.
 func (s *Store) DeleteKey(ctx context.Context, kid string) error {
 	if !storable(kid) {
-		return fmt.Errorf("postgres: delete key %q: %w", kid, sigil.ErrNotFound)
+		return errorf("postgres: delete key %q: %w", kid, sigil.ErrNotFound)
 	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var (
@@ -242,7 +242,7 @@ func (s *Store) DeleteKey(ctx context.Context, kid string) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("postgres: delete key %q: %w", kid, err)
+		return errorf("postgres: delete key %q: %w", kid, err)
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -13,20 +12,20 @@ import (
 func (s *Store) WatchChanges(ctx context.Context, changed func()) error {
 	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
 	if err != nil {
-		return fmt.Errorf("postgres: listen: %w", err)
+		return errorf("postgres: listen: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	var schema string
 	if err := conn.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
-		return fmt.Errorf("postgres: listen: %w", err)
+		return errorf("postgres: listen: %w", err)
 	}
 	if _, err := conn.Exec(ctx, "LISTEN sigil_changes"); err != nil {
-		return fmt.Errorf("postgres: listen: %w", err)
+		return errorf("postgres: listen: %w", err)
 	}
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
-			return fmt.Errorf("postgres: listen: %w", err)
+			return errorf("postgres: listen: %w", err)
 		}
 		if n.Payload == schema {
 			changed()

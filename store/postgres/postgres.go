@@ -9,20 +9,29 @@ package postgres
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
+	"net"
 	"path"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	sigil "github.com/sigil-sts/sigil"
 )
+
+// defaultConnectTimeout bounds a connection attempt when the DSN sets no
+// connect_timeout.
+const defaultConnectTimeout = 3 * time.Second
 
 // Store is a sigil.Store on PostgreSQL. It is safe for concurrent use.
 type Store struct {
@@ -45,11 +54,16 @@ var (
 func Open(ctx context.Context, dsn string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: parse dsn: %w", err)
+		return nil, errorf("postgres: parse dsn: %w", err)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		// A database that does not answer fails requests in seconds
+		// rather than holding them (connect_timeout in the DSN overrides).
+		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: connect: %w", err)
+		return nil, errorf("postgres: connect: %w", err)
 	}
 	if err := migrate(ctx, pool); err != nil {
 		pool.Close()
@@ -69,7 +83,7 @@ func (s *Store) Close() error {
 func (s *Store) Version(ctx context.Context) (int64, error) {
 	var n int64
 	if err := s.pool.QueryRow(ctx, `SELECT n FROM changes WHERE id = 1`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("postgres: read change counter: %w", err)
+		return 0, errorf("postgres: read change counter: %w", err)
 	}
 	return n, nil
 }
@@ -129,21 +143,21 @@ func Pending(ctx context.Context, dsn string) ([]Migration, error) {
 	}
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: connect: %w", err)
+		return nil, errorf("postgres: connect: %w", err)
 	}
 	defer conn.Close(ctx)
 	var exists bool
 	if err := conn.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
-		return nil, fmt.Errorf("postgres: read schema version: %w", err)
+		return nil, errorf("postgres: read schema version: %w", err)
 	}
 	var applied int
 	if exists {
 		if err := conn.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&applied); err != nil {
-			return nil, fmt.Errorf("postgres: read schema version: %w", err)
+			return nil, errorf("postgres: read schema version: %w", err)
 		}
 	}
 	if applied > len(ms) {
-		return nil, fmt.Errorf("postgres: database schema version %d is newer than this binary supports (%d); upgrade sigil", applied, len(ms))
+		return nil, errorf("postgres: database schema version %d is newer than this binary supports (%d); upgrade sigil", applied, len(ms))
 	}
 	var out []Migration
 	for _, m := range ms[applied:] {
@@ -157,25 +171,25 @@ func Pending(ctx context.Context, dsn string) ([]Migration, error) {
 func loadMigrations() ([]migration, error) {
 	entries, err := fs.ReadDir(migrationFiles, "migrations")
 	if err != nil {
-		return nil, fmt.Errorf("postgres: read migrations: %w", err)
+		return nil, errorf("postgres: read migrations: %w", err)
 	}
 	var ms []migration
 	for _, e := range entries {
 		num, _, ok := strings.Cut(e.Name(), "_")
 		v, err := strconv.Atoi(num)
 		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("postgres: migration %s: name must be NNNN_description.sql", e.Name())
+			return nil, errorf("postgres: migration %s: name must be NNNN_description.sql", e.Name())
 		}
 		b, err := migrationFiles.ReadFile(path.Join("migrations", e.Name()))
 		if err != nil {
-			return nil, fmt.Errorf("postgres: read migration %s: %w", e.Name(), err)
+			return nil, errorf("postgres: read migration %s: %w", e.Name(), err)
 		}
 		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
 	for i, m := range ms {
 		if m.version != i+1 {
-			return nil, fmt.Errorf("postgres: migration %s: expected version %d", m.name, i+1)
+			return nil, errorf("postgres: migration %s: expected version %d", m.name, i+1)
 		}
 	}
 	return ms, nil
@@ -218,7 +232,40 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("postgres: migrate: %w", err)
+		return errorf("postgres: migrate: %w", err)
 	}
 	return nil
+}
+
+// errorf is fmt.Errorf for the store's errors: an error that says the
+// database cannot be reached (no connection, a connection lost, the
+// server shutting down or starting up) also wraps sigil.ErrUnavailable.
+func errorf(format string, a ...any) error {
+	err := fmt.Errorf(format, a...)
+	if unreachable(err) {
+		return unavailableError{err}
+	}
+	return err
+}
+
+// unavailableError marks err as sigil.ErrUnavailable.
+type unavailableError struct{ error }
+
+func (e unavailableError) Unwrap() error { return e.error }
+
+func (e unavailableError) Is(target error) bool { return target == sigil.ErrUnavailable }
+
+// unreachable reports whether err means the database could not be
+// reached, rather than that it refused the request.
+func unreachable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// Class 08: connection exception; 57P01-57P03: the server is
+		// shutting down or starting up.
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connectErr) || errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		pgconn.Timeout(err) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	sigil "github.com/sigil-sts/sigil"
@@ -27,10 +26,10 @@ const markJTISQL = `INSERT INTO replay (key, expires_at) VALUES ($1, $2)
 func (s *Store) MarkJTI(ctx context.Context, key string, exp time.Time) error {
 	tag, err := s.pool.Exec(ctx, markJTISQL, []byte(key), unixNano(exp), unixNano(s.Now()))
 	if err != nil {
-		return fmt.Errorf("postgres: mark jti %q: %w", key, err)
+		return errorf("postgres: mark jti %q: %w", key, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("postgres: mark jti %q: %w", key, sigil.ErrReplay)
+		return errorf("postgres: mark jti %q: %w", key, sigil.ErrReplay)
 	}
 	return nil
 }
@@ -40,7 +39,7 @@ func (s *Store) MarkJTI(ctx context.Context, key string, exp time.Time) error {
 func (s *Store) PurgeReplay(ctx context.Context, now time.Time) (int, error) {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM replay WHERE expires_at < $1`, unixNano(now))
 	if err != nil {
-		return 0, fmt.Errorf("postgres: purge replay cache: %w", err)
+		return 0, errorf("postgres: purge replay cache: %w", err)
 	}
 	return int(tag.RowsAffected()), nil
 }

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	sigil "github.com/sigil-sts/sigil"
@@ -33,10 +32,10 @@ func (s *Store) Revoke(ctx context.Context, r sigil.Revocation) error {
 	switch r.Kind {
 	case sigil.RevokeJTI, sigil.RevokeClient, sigil.RevokeSubject:
 	default:
-		return fmt.Errorf("postgres: revoke %q: unknown kind %q", r.Value, r.Kind)
+		return errorf("postgres: revoke %q: unknown kind %q", r.Value, r.Kind)
 	}
 	if r.Value == "" {
-		return fmt.Errorf("postgres: revoke %s: empty value", r.Kind)
+		return errorf("postgres: revoke %s: empty value", r.Kind)
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO revocations (kind, value, cutoff, expires_at)
 		VALUES ($1, $2, $3, $4)
@@ -45,7 +44,7 @@ func (s *Store) Revoke(ctx context.Context, r sigil.Revocation) error {
 			expires_at = greatest(revocations.expires_at, excluded.expires_at)`,
 		string(r.Kind), r.Value, r.Cutoff.Unix(), r.ExpiresAt.Unix())
 	if err != nil {
-		return fmt.Errorf("postgres: revoke %s %q: %w", r.Kind, r.Value, err)
+		return errorf("postgres: revoke %s %q: %w", r.Kind, r.Value, err)
 	}
 	return nil
 }
@@ -62,7 +61,7 @@ func (s *Store) Revoked(ctx context.Context, t sigil.TokenRef) (bool, error) {
 	err := s.pool.QueryRow(ctx, revokedSQL,
 		matchable(t.JTI), matchable(t.ClientID), matchable(t.Subject), t.IssuedAt.Unix()).Scan(&revoked)
 	if err != nil {
-		return false, fmt.Errorf("postgres: check revocation: %w", err)
+		return false, errorf("postgres: check revocation: %w", err)
 	}
 	return revoked, nil
 }
@@ -81,7 +80,7 @@ func matchable(v string) string {
 func (s *Store) PurgeRevocations(ctx context.Context, now time.Time) (int, error) {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM revocations WHERE expires_at < $1`, now.Unix())
 	if err != nil {
-		return 0, fmt.Errorf("postgres: purge revocations: %w", err)
+		return 0, errorf("postgres: purge revocations: %w", err)
 	}
 	return int(tag.RowsAffected()), nil
 }

@@ -52,10 +52,10 @@ const statusListsAhead = `size = $1 AND recycle_after <= $2 AND (recycle_after, 
 // revocation that waited on the lock sees the new generation's Since.
 func (s *Store) LeaseStatusList(ctx context.Context, l sigil.StatusLease) (sigil.StatusList, error) {
 	if l.Size < 1 {
-		return sigil.StatusList{}, fmt.Errorf("postgres: lease status list: size %d, want > 0", l.Size)
+		return sigil.StatusList{}, errorf("postgres: lease status list: size %d, want > 0", l.Size)
 	}
 	if l.Size > math.MaxInt32 {
-		return sigil.StatusList{}, fmt.Errorf("postgres: lease status list: size %d, want at most %d", l.Size, math.MaxInt32)
+		return sigil.StatusList{}, errorf("postgres: lease status list: size %d, want at most %d", l.Size, math.MaxInt32)
 	}
 	now := unixNano(l.Now)
 	var list sigil.StatusList
@@ -110,7 +110,7 @@ func (s *Store) LeaseStatusList(ctx context.Context, l sigil.StatusLease) (sigil
 		return err
 	})
 	if err != nil {
-		return sigil.StatusList{}, fmt.Errorf("postgres: lease status list: %w", err)
+		return sigil.StatusList{}, errorf("postgres: lease status list: %w", err)
 	}
 	return list, nil
 }
@@ -129,7 +129,7 @@ func (s *Store) LeaseStatusList(ctx context.Context, l sigil.StatusLease) (sigil
 // waits for it and then reads the new generation's Since.
 func (s *Store) SetTokenStatus(ctx context.Context, id int64, issued time.Time, idx []uint32, status uint8) error {
 	if status == sigil.StatusValid {
-		return fmt.Errorf("postgres: set token status on list %d: a status never goes back to VALID", id)
+		return errorf("postgres: set token status on list %d: a status never goes back to VALID", id)
 	}
 	err := s.lockingTx(ctx, func(tx pgx.Tx) error {
 		var size, since int64
@@ -172,7 +172,7 @@ func (s *Store) SetTokenStatus(ctx context.Context, id int64, issued time.Time, 
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("postgres: set token status on list %d: %w", id, err)
+		return errorf("postgres: set token status on list %d: %w", id, err)
 	}
 	return nil
 }
@@ -194,10 +194,10 @@ func (s *Store) StatusList(ctx context.Context, id int64) (sigil.StatusList, []s
 		err = sigil.ErrNotFound
 	}
 	if err != nil {
-		return sigil.StatusList{}, nil, fmt.Errorf("postgres: get status list %d: %w", id, err)
+		return sigil.StatusList{}, nil, errorf("postgres: get status list %d: %w", id, err)
 	}
 	if len(idx) != len(status) {
-		return sigil.StatusList{}, nil, fmt.Errorf("postgres: get status list %d: %d indexes for %d statuses", id, len(idx), len(status))
+		return sigil.StatusList{}, nil, errorf("postgres: get status list %d: %d indexes for %d statuses", id, len(idx), len(status))
 	}
 	var entries []sigil.StatusEntry
 	if len(idx) > 0 {
@@ -218,7 +218,7 @@ func (s *Store) StatusListVersion(ctx context.Context, id int64) (int64, error) 
 		err = sigil.ErrNotFound
 	}
 	if err != nil {
-		return 0, fmt.Errorf("postgres: get status list %d version: %w", id, err)
+		return 0, errorf("postgres: get status list %d version: %w", id, err)
 	}
 	return v, nil
 }
@@ -227,19 +227,19 @@ func (s *Store) StatusListVersion(ctx context.Context, id int64) (int64, error) 
 func (s *Store) StatusLists(ctx context.Context) ([]sigil.StatusList, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+statusListColumns+` FROM status_lists ORDER BY id`)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list status lists: %w", err)
+		return nil, errorf("postgres: list status lists: %w", err)
 	}
 	defer rows.Close()
 	var lists []sigil.StatusList
 	for rows.Next() {
 		l, err := scanStatusList(rows)
 		if err != nil {
-			return nil, fmt.Errorf("postgres: list status lists: %w", err)
+			return nil, errorf("postgres: list status lists: %w", err)
 		}
 		lists = append(lists, l)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: list status lists: %w", err)
+		return nil, errorf("postgres: list status lists: %w", err)
 	}
 	return lists, nil
 }
