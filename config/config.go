@@ -36,6 +36,9 @@ type Config struct {
 	Issuer string
 	// MasterKey is SIGIL_MASTER_KEY; empty means DataDir/master-key.
 	MasterKey string
+	// AdminToken is SIGIL_ADMIN_TOKEN, the admin API's Bearer token, so
+	// that several nodes share one; empty means DataDir/admin-token.
+	AdminToken string
 	// AccessTokenTTL is the default access-token lifetime. Default 5m.
 	AccessTokenTTL time.Duration
 	// AccessTokenMaxTTL caps every client's lifetime. Default 15m.
@@ -177,6 +180,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AuditCheckpointInterval < time.Second || c.AuditCheckpointInterval > 24*time.Hour {
 		bad("audit-checkpoint-interval", "%s must be between 1s and 24h", c.AuditCheckpointInterval)
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 32 {
+		bad("SIGIL_ADMIN_TOKEN", "must be at least 32 characters")
 	}
 	if c.StatusListTTL < time.Second || c.StatusListTTL > time.Hour {
 		bad("status-list-ttl", "%s must be between 1s and 1h", c.StatusListTTL)

@@ -147,7 +147,9 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 	s.public = newHTTPServer(httpx.WithRequestID(mux), log)
 
 	if cfg.AdminListen != "" {
-		if s.AdminToken, err = admin.LoadToken(cfg.DataDir); err != nil {
+		if cfg.AdminToken != "" {
+			s.AdminToken = secret.New(cfg.AdminToken)
+		} else if s.AdminToken, err = admin.LoadToken(cfg.DataDir); err != nil {
 			s.publicLn.Close()
 			return nil, err
 		}

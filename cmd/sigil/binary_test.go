@@ -59,6 +59,7 @@ func removeBuiltBinary() {
 type process struct {
 	cmd    *exec.Cmd
 	issuer string
+	admin  string
 	stderr *syncBuffer
 	exited chan int // receives the exit status once
 	err    error    // Wait's error, valid once exited has been received
@@ -69,6 +70,14 @@ type process struct {
 // waiting for readiness.
 func startServe(tb testing.TB, bin, dataDir string, extra ...string) *process {
 	tb.Helper()
+	return startServeEnv(tb, bin, nil, append([]string{"--data-dir", dataDir, "--keys-prepublish", "0s"}, extra...)...)
+}
+
+// startServeEnv starts `sigil serve ARGS` with fresh loopback ports and
+// only env (NAME=VALUE) and PATH in its environment, and returns without
+// waiting for readiness.
+func startServeEnv(tb testing.TB, bin string, env []string, args ...string) *process {
+	tb.Helper()
 	pub, err := freeAddr()
 	if err != nil {
 		tb.Fatal(err)
@@ -77,10 +86,9 @@ func startServe(tb testing.TB, bin, dataDir string, extra ...string) *process {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p := &process{issuer: "http://" + pub, stderr: new(syncBuffer), exited: make(chan int, 1)}
-	args := append([]string{"serve", "--data-dir", dataDir, "--listen", pub, "--admin-listen", adm, "--keys-prepublish", "0s"}, extra...)
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH")} // no SIGIL_* from the caller
+	p := &process{issuer: "http://" + pub, admin: "http://" + adm, stderr: new(syncBuffer), exited: make(chan int, 1)}
+	p.cmd = exec.Command(bin, append([]string{"serve", "--listen", pub, "--admin-listen", adm}, args...)...)
+	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...) // no SIGIL_* from the caller
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		tb.Fatal(err)

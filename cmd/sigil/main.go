@@ -151,6 +151,9 @@ func (m *Main) fillFromEnvAndFile(fs *flag.FlagSet, o *options) error {
 			}
 		}
 	})
+	if v := m.Getenv("SIGIL_ADMIN_TOKEN"); v != "" {
+		o.cfg.AdminToken = v
+	}
 	if v := m.Getenv("SIGIL_MASTER_KEY"); v != "" {
 		o.cfg.MasterKey = v
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,23 +25,40 @@ import (
 	"github.com/sigil-sts/sigil/verify"
 )
 
-// TestTwoNodesOnPostgres runs two `sigil serve` nodes on one PostgreSQL
-// schema, as behind a load balancer: one issuer URL, one master key
-// (SIGIL_MASTER_KEY), a data directory each (journal, admin token). The
-// CLI writes through the database too. What one node or the CLI does,
-// the other node sees: clients, revocation in introspection and in its
-// status lists, key rotation in its JWKS, DPoP proof jtis, and one audit
-// chain that verifies.
+// TestTwoNodesOnPostgres runs two `sigil serve` processes (the real
+// binary) on one PostgreSQL schema, as behind a load balancer: one issuer
+// URL, one master key and one admin token (SIGIL_MASTER_KEY,
+// SIGIL_ADMIN_TOKEN), a data directory each (journal). The CLI writes
+// through the database too. What one node or the CLI does, the other node
+// sees: clients and their secrets, revocation in introspection and in its
+// status lists, key rotation in its JWKS and, after the pre-publication
+// delay, in its signatures, DPoP proof jtis, and one audit chain that
+// verifies.
 func TestTwoNodesOnPostgres(t *testing.T) {
+	bin := sigilBinary(t)
 	dsn := pgtest.FreshSchema(t)
-	mk := make([]byte, 32)
+	mk, adminToken := make([]byte, 32), make([]byte, 32)
 	rand.Read(mk)
-	env := map[string]string{"SIGIL_MASTER_KEY": hex.EncodeToString(mk)}
+	rand.Read(adminToken)
+	env := map[string]string{"SIGIL_MASTER_KEY": hex.EncodeToString(mk), "SIGIL_ADMIN_TOKEN": hex.EncodeToString(adminToken)}
+	var envList []string
+	for k, v := range env {
+		envList = append(envList, k+"="+v)
+	}
 	// The nodes poll for changes only every minute: what they see sooner
 	// comes through LISTEN/NOTIFY (or, for keys, the one-second reload).
-	common := []string{"--dsn", dsn, "--keys-prepublish", "0s", "--status-list-ttl", "1s", "--cache-refresh", "1m"}
-	a := startNodeEnv(t, env, "serve", append([]string{"--data-dir", filepath.Join(t.TempDir(), "a"), "--node-id", "a"}, common...)...)
-	b := startNodeEnv(t, env, "serve", append([]string{"--data-dir", filepath.Join(t.TempDir(), "b"), "--node-id", "b", "--issuer", a.issuer}, common...)...)
+	const prepublish = 2 * time.Second
+	common := []string{"--dsn", dsn, "--keys-prepublish", prepublish.String(), "--status-list-ttl", "1s", "--cache-refresh", "1m"}
+	start := func(name string, extra ...string) *process {
+		t.Helper()
+		p := startServeEnv(t, bin, envList, append(append([]string{"--data-dir", filepath.Join(t.TempDir(), name), "--node-id", name}, common...), extra...)...)
+		if err := waitHTTP(p.issuer+"/readyz", 20*time.Second, p.exited); err != nil {
+			t.Fatalf("node %s: %v; stderr:\n%s", name, err, p.stderr)
+		}
+		return p
+	}
+	a := start("a")
+	b := start("b", "--issuer", a.issuer)
 	cliDir := filepath.Join(t.TempDir(), "cli")
 	sigil := func(v any, args ...string) string {
 		t.Helper()
@@ -54,6 +72,13 @@ func TestTwoNodesOnPostgres(t *testing.T) {
 			}
 		}
 		return out
+	}
+
+	// Both admin APIs take the shared admin token.
+	for _, n := range []*process{a, b} {
+		if status, body := httpDo(t, http.MethodGet, n.admin+"/admin/v1/clients", "", nil, env["SIGIL_ADMIN_TOKEN"]); status != http.StatusOK {
+			t.Fatalf("admin API of %s with the shared token: %d %s", n.issuer, status, body)
+		}
 	}
 
 	// B answers as the same issuer as A.
@@ -73,7 +98,7 @@ func TestTwoNodesOnPostgres(t *testing.T) {
 	}
 	sigil(&c, "client", "create", "--name", "svc", "--scopes", "read", "--json")
 	user := func() string { return url.QueryEscape(c.ClientID) + ":" + url.QueryEscape(c.ClientSecret) }
-	tokenFrom := func(n *node, dpopProof string) (int, map[string]any) {
+	tokenFrom := func(n *process, dpopProof string) (int, map[string]any) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, n.issuer+"/token", strings.NewReader("grant_type=client_credentials&scope=read"))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -90,7 +115,7 @@ func TestTwoNodesOnPostgres(t *testing.T) {
 		json.NewDecoder(resp.Body).Decode(&out)
 		return resp.StatusCode, out
 	}
-	introspect := func(n *node, tok string) bool {
+	introspect := func(n *process, tok string) bool {
 		t.Helper()
 		status, body := httpDo(t, http.MethodPost, n.issuer+"/introspect", user(), url.Values{"token": {tok}}, "")
 		if status != http.StatusOK {
@@ -147,18 +172,27 @@ func TestTwoNodesOnPostgres(t *testing.T) {
 		KID string `json:"kid"`
 	}
 	sigil(&key, "keys", "rotate", "--json")
+	rotatedAt := time.Now()
 	eventually(t, 5*time.Second, "node b publishes the rotated key", func() bool {
 		_, jwks := httpDo(t, http.MethodGet, b.issuer+"/.well-known/jwks.json", "", nil, "")
 		return strings.Contains(jwks, key.KID)
 	})
-	eventually(t, 5*time.Second, "node b signs with the rotated key", func() bool {
+	signsWith := func() string {
 		status, out := tokenFrom(b, "")
 		if status != http.StatusOK {
 			t.Fatalf("token from b: %d %v", status, out)
 		}
 		hdr, _ := claimsOf(t, out["access_token"].(string))
-		return hdr["kid"] == key.KID
-	})
+		kid, _ := hdr["kid"].(string)
+		return kid
+	}
+	if kid := signsWith(); kid == key.KID && time.Since(rotatedAt) < prepublish {
+		t.Fatalf("node b signs with the rotated key %v after the rotation, before the %v pre-publication delay", time.Since(rotatedAt), prepublish)
+	}
+	eventually(t, 5*time.Second, "node b signs with the rotated key", func() bool { return signsWith() == key.KID })
+	if took := time.Since(rotatedAt); took < prepublish {
+		t.Fatalf("node b signed with the rotated key %v after the rotation, before the %v pre-publication delay", took, prepublish)
+	}
 
 	// A DPoP proof used at A is refused at B.
 	proof := dpopProof(t, a.issuer+"/token")
@@ -169,10 +203,51 @@ func TestTwoNodesOnPostgres(t *testing.T) {
 		t.Errorf("the same proof at node b: %d %v, want 400 invalid_dpop_proof", status, out)
 	}
 
+	// A client assertion (private_key_jwt) used at A is refused at B.
+	assertionKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubJWK, err := jwk.Import(assertionKey.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubJWK.Set(jwk.KeyIDKey, "k1")
+	pubJWK.Set(jwk.AlgorithmKey, jwa.ES256())
+	jwksFile := filepath.Join(t.TempDir(), "jwks.json")
+	set := jwk.NewSet()
+	set.AddKey(pubJWK)
+	jwksJSON, _ := json.Marshal(set)
+	if err := os.WriteFile(jwksFile, jwksJSON, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var pkc struct {
+		ClientID string `json:"client_id"`
+	}
+	sigil(&pkc, "client", "create", "--name", "agent", "--auth-method", "private_key_jwt", "--jwks-file", jwksFile, "--json")
+	assertion := clientAssertion(t, assertionKey, pkc.ClientID, md.TokenEndpoint)
+	withAssertion := func(n *process, assertion string) (int, string) {
+		return httpDo(t, http.MethodPost, n.issuer+"/token", "", url.Values{"grant_type": {"client_credentials"},
+			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion}}, "")
+	}
+	if status, body := withAssertion(a, assertion); status != http.StatusOK {
+		t.Fatalf("client assertion at a: %d %s", status, body)
+	}
+	if status, body := withAssertion(b, assertion); status != http.StatusUnauthorized || !strings.Contains(body, "invalid_client") {
+		t.Errorf("the same client assertion at node b: %d %s, want 401 invalid_client", status, body)
+	}
+	// B does authenticate the client: only the replay was refused.
+	if status, body := withAssertion(b, clientAssertion(t, assertionKey, pkc.ClientID, md.TokenEndpoint)); status != http.StatusOK {
+		t.Errorf("a fresh client assertion at node b: %d %s", status, body)
+	}
+
 	// Both nodes wrote one audit chain: stop them (final checkpoints) and
 	// verify it.
-	a.stop(t)
-	b.stop(t)
+	for _, n := range []*process{a, b} {
+		if code, _ := n.stop(t, 10*time.Second); code != 0 {
+			t.Fatalf("node %s exited %d; stderr:\n%s", n.issuer, code, n.stderr)
+		}
+	}
 	var report struct {
 		Intact      bool  `json:"intact"`
 		Records     int64 `json:"records"`
@@ -349,4 +424,22 @@ func TestPostgresOutage(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &report); exit != 0 || err != nil || !report.Intact {
 		t.Fatalf("audit verify after the outage: exit %d %s %s", exit, out, errs)
 	}
+}
+
+// clientAssertion signs an RFC 7523 client assertion for clientID with
+// jwx, kid k1.
+func clientAssertion(t *testing.T, key *ecdsa.PrivateKey, clientID, aud string) string {
+	t.Helper()
+	jti := make([]byte, 16)
+	rand.Read(jti)
+	now := time.Now()
+	payload, _ := json.Marshal(map[string]any{"iss": clientID, "sub": clientID, "aud": aud, "jti": hex.EncodeToString(jti),
+		"iat": now.Unix(), "exp": now.Add(time.Minute).Unix()})
+	h := jws.NewHeaders()
+	h.Set(jws.KeyIDKey, "k1")
+	out, err := jws.Sign(payload, jws.WithKey(jwa.ES256(), key, jws.WithProtectedHeaders(h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
 }
