@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	sigil "github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/store/internal/rowcodec"
 )
 
 // clientColumns lists the clients columns in the order scanClient reads
@@ -20,49 +21,6 @@ import (
 const clientColumns = `id, name, secret_hash, auth_method, grant_types, scopes,
 	default_scopes, audiences, redirect_uris, jwks, claims, access_token_ttl,
 	dpop_bound, introspect, created_at, updated_at`
-
-// clientRow is a Client's lists and claims encoded as JSON text for their
-// JSONB columns.
-type clientRow struct {
-	grantTypes, scopes, defaultScopes, audiences, redirectURIs, claims string
-}
-
-func encodeClient(c *sigil.Client) (clientRow, error) {
-	var r clientRow
-	var err error
-	for _, f := range []struct {
-		dst  *string
-		list []string
-	}{
-		{&r.grantTypes, c.GrantTypes},
-		{&r.scopes, c.Scopes},
-		{&r.defaultScopes, c.DefaultScopes},
-		{&r.audiences, c.Audiences},
-		{&r.redirectURIs, c.RedirectURIs},
-	} {
-		if *f.dst, err = encodeList(f.list); err != nil {
-			return r, err
-		}
-	}
-	claims := c.Claims
-	if claims == nil {
-		claims = map[string]any{}
-	}
-	b, err := json.Marshal(claims)
-	if err != nil {
-		return r, fmt.Errorf("encode claims: %w", err)
-	}
-	r.claims = string(b)
-	return r, nil
-}
-
-func encodeList(list []string) (string, error) {
-	if list == nil {
-		list = []string{}
-	}
-	b, err := json.Marshal(list)
-	return string(b), err
-}
 
 // scanClient reads one row selected with clientColumns. Empty lists, maps
 // and byte slices read back as nil, as in the SQLite store.
@@ -109,7 +67,7 @@ func scanClient(row pgx.Row) (*sigil.Client, error) {
 		c.JWKS = nil
 	}
 	c.AccessTokenTTL = time.Duration(ttl)
-	c.CreatedAt, c.UpdatedAt = fromNano(created), fromNano(updated)
+	c.CreatedAt, c.UpdatedAt = rowcodec.FromUnixNano(created), rowcodec.FromUnixNano(updated)
 	return &c, nil
 }
 
@@ -140,7 +98,7 @@ func (s *Store) CreateClient(ctx context.Context, c *sigil.Client) error {
 	if c == nil || c.ID == "" {
 		return errors.New("postgres: create client: empty client ID")
 	}
-	r, err := encodeClient(c)
+	r, err := rowcodec.EncodeClient(c)
 	if err != nil {
 		return errorf("postgres: create client %q: %w", c.ID, err)
 	}
@@ -150,9 +108,9 @@ func (s *Store) CreateClient(ctx context.Context, c *sigil.Client) error {
 	// counter (its trigger runs once per statement, rows or no rows).
 	_, err = s.pool.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
-		c.ID, c.Name, c.SecretHash, c.AuthMethod, r.grantTypes, r.scopes,
-		r.defaultScopes, r.audiences, r.redirectURIs, c.JWKS, r.claims, int64(c.AccessTokenTTL),
-		c.DPoPBound, c.Introspect, unixNano(now), unixNano(now))
+		c.ID, c.Name, c.SecretHash, c.AuthMethod, r.GrantTypes, r.Scopes,
+		r.DefaultScopes, r.Audiences, r.RedirectURIs, c.JWKS, r.Claims, int64(c.AccessTokenTTL),
+		c.DPoPBound, c.Introspect, rowcodec.UnixNano(now), rowcodec.UnixNano(now))
 	if _, ok := uniqueViolation(err); ok {
 		return errorf("postgres: create client %q: %w", c.ID, sigil.ErrConflict)
 	}
@@ -205,7 +163,7 @@ func (s *Store) UpdateClient(ctx context.Context, c *sigil.Client) error {
 	if !storable(c.ID) {
 		return errorf("postgres: update client %q: %w", c.ID, sigil.ErrNotFound)
 	}
-	r, err := encodeClient(c)
+	r, err := rowcodec.EncodeClient(c)
 	if err != nil {
 		return errorf("postgres: update client %q: %w", c.ID, err)
 	}
@@ -216,9 +174,9 @@ func (s *Store) UpdateClient(ctx context.Context, c *sigil.Client) error {
 		default_scopes = $6, audiences = $7, redirect_uris = $8, jwks = $9, claims = $10,
 		access_token_ttl = $11, dpop_bound = $12, introspect = $13, updated_at = $14
 		WHERE id = $15 RETURNING created_at`,
-		c.Name, c.SecretHash, c.AuthMethod, r.grantTypes, r.scopes,
-		r.defaultScopes, r.audiences, r.redirectURIs, c.JWKS, r.claims,
-		int64(c.AccessTokenTTL), c.DPoPBound, c.Introspect, unixNano(now),
+		c.Name, c.SecretHash, c.AuthMethod, r.GrantTypes, r.Scopes,
+		r.DefaultScopes, r.Audiences, r.RedirectURIs, c.JWKS, r.Claims,
+		int64(c.AccessTokenTTL), c.DPoPBound, c.Introspect, rowcodec.UnixNano(now),
 		c.ID).Scan(&created)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return errorf("postgres: update client %q: %w", c.ID, sigil.ErrNotFound)
@@ -226,7 +184,7 @@ func (s *Store) UpdateClient(ctx context.Context, c *sigil.Client) error {
 	if err != nil {
 		return errorf("postgres: update client %q: %w", c.ID, err)
 	}
-	c.CreatedAt, c.UpdatedAt = fromNano(created), now
+	c.CreatedAt, c.UpdatedAt = rowcodec.FromUnixNano(created), now
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	sigil "github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/store/internal/rowcodec"
 )
 
 // CreateKey stores k; ErrConflict if the kid exists, live or archived (a
@@ -32,7 +33,7 @@ func (s *Store) CreateKey(ctx context.Context, k *sigil.SigningKey) error {
 	}
 	var retired *int64 // NULL unless retired
 	if !k.RetiredAt.IsZero() {
-		n := unixNano(k.RetiredAt)
+		n := rowcodec.UnixNano(k.RetiredAt)
 		retired = &n
 	}
 	var archived bool
@@ -41,7 +42,7 @@ func (s *Store) CreateKey(ctx context.Context, k *sigil.SigningKey) error {
 			(id, alg, state, public, sealed, created_at, retired_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 			k.ID, k.Alg, string(k.State), nonNil(k.Public), nonNil(k.Sealed),
-			unixNano(created), retired); err != nil {
+			rowcodec.UnixNano(created), retired); err != nil {
 			return err
 		}
 		// The archive is checked after the insert, in a statement of its
@@ -138,9 +139,9 @@ func scanKey(row pgx.Row) (*sigil.SigningKey, error) {
 	if len(k.Sealed) == 0 {
 		k.Sealed = nil
 	}
-	k.CreatedAt = fromNano(created)
+	k.CreatedAt = rowcodec.FromUnixNano(created)
 	if retired != nil {
-		k.RetiredAt = fromNano(*retired)
+		k.RetiredAt = rowcodec.FromUnixNano(*retired)
 	}
 	return &k, nil
 }
@@ -193,7 +194,7 @@ func (s *Store) PromoteKey(ctx context.Context, kid string, at time.Time) error 
 		// index row by row, so the old key must be out of it before the
 		// new one goes in.
 		if _, err := tx.Exec(ctx, `UPDATE signing_keys SET state = 'retired', retired_at = $1
-			WHERE alg = $2 AND state = 'active' AND id <> $3`, unixNano(at), alg, kid); err != nil {
+			WHERE alg = $2 AND state = 'active' AND id <> $3`, rowcodec.UnixNano(at), alg, kid); err != nil {
 			return err
 		}
 		_, err = tx.Exec(ctx, `UPDATE signing_keys SET state = 'active', retired_at = NULL WHERE id = $1`, kid)
@@ -236,7 +237,7 @@ func (s *Store) DeleteKey(ctx context.Context, kid string) error {
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO key_archive (`+keyColumns+`, archived_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			kid, alg, state, nonNil(public), nonNil(sealed), created, retired, unixNano(s.now())); err != nil {
+			kid, alg, state, nonNil(public), nonNil(sealed), created, retired, rowcodec.UnixNano(s.now())); err != nil {
 			return fmt.Errorf("archive: %w", err)
 		}
 		return nil

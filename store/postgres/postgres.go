@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math"
 	"net"
 	"path"
 	"sort"
@@ -99,25 +98,6 @@ func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 func (s *Store) now() time.Time {
 	return s.Now().UTC().Truncate(time.Microsecond)
 }
-
-var (
-	minNano = time.Unix(0, math.MinInt64)
-	maxNano = time.Unix(0, math.MaxInt64)
-)
-
-// unixNano returns t in unix nanoseconds, clamped to the int64 range.
-func unixNano(t time.Time) int64 {
-	switch {
-	case t.Before(minNano):
-		return math.MinInt64
-	case t.After(maxNano):
-		return math.MaxInt64
-	}
-	return t.UnixNano()
-}
-
-// fromNano is unixNano's inverse, in UTC.
-func fromNano(n int64) time.Time { return time.Unix(0, n).UTC() }
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	sigil "github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/store/internal/rowcodec"
 )
 
 // markJTISQL inserts a replay entry, or takes over an existing one only if
@@ -24,7 +25,7 @@ const markJTISQL = `INSERT INTO replay (key, expires_at) VALUES ($1, $2)
 // with an expiry after s.Now(); an entry whose expiry has passed is
 // replaced.
 func (s *Store) MarkJTI(ctx context.Context, key string, exp time.Time) error {
-	tag, err := s.pool.Exec(ctx, markJTISQL, []byte(key), unixNano(exp), unixNano(s.Now()))
+	tag, err := s.pool.Exec(ctx, markJTISQL, []byte(key), rowcodec.UnixNano(exp), rowcodec.UnixNano(s.Now()))
 	if err != nil {
 		return errorf("postgres: mark jti %q: %w", key, err)
 	}
@@ -37,7 +38,7 @@ func (s *Store) MarkJTI(ctx context.Context, key string, exp time.Time) error {
 // PurgeReplay deletes entries whose expiry lies before now and returns how
 // many it deleted.
 func (s *Store) PurgeReplay(ctx context.Context, now time.Time) (int, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM replay WHERE expires_at < $1`, unixNano(now))
+	tag, err := s.pool.Exec(ctx, `DELETE FROM replay WHERE expires_at < $1`, rowcodec.UnixNano(now))
 	if err != nil {
 		return 0, errorf("postgres: purge replay cache: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	sigil "github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/store/internal/rowcodec"
 )
 
 // statusListColumns are the status_lists columns scanStatusList reads.
@@ -25,7 +26,7 @@ func scanStatusList(row pgx.Row, more ...any) (sigil.StatusList, error) {
 	if err := row.Scan(dst...); err != nil {
 		return sigil.StatusList{}, err
 	}
-	l.Since, l.UsableUntil, l.RecycleAfter = fromNano(since), fromNano(usable), fromNano(recycle)
+	l.Since, l.UsableUntil, l.RecycleAfter = rowcodec.FromUnixNano(since), rowcodec.FromUnixNano(usable), rowcodec.FromUnixNano(recycle)
 	return l, nil
 }
 
@@ -57,7 +58,7 @@ func (s *Store) LeaseStatusList(ctx context.Context, l sigil.StatusLease) (sigil
 	if l.Size > math.MaxInt32 {
 		return sigil.StatusList{}, errorf("postgres: lease status list: size %d, want at most %d", l.Size, math.MaxInt32)
 	}
-	now := unixNano(l.Now)
+	now := rowcodec.UnixNano(l.Now)
 	var list sigil.StatusList
 	err := s.lockingTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('sigil status lease ' || current_schema(), 0))`); err != nil {
@@ -91,7 +92,7 @@ func (s *Store) LeaseStatusList(ctx context.Context, l sigil.StatusLease) (sigil
 		if _, err := tx.Exec(ctx, `UPDATE status_lists
 			SET holder = '', recycle_after = $5, version = version + 1
 			WHERE `+statusListsAhead,
-			l.Size, now, after, id, unixNano(l.Now.Add(l.Quarantine))); err != nil {
+			l.Size, now, after, id, rowcodec.UnixNano(l.Now.Add(l.Quarantine))); err != nil {
 			return fmt.Errorf("quarantine: %w", err)
 		}
 		var row pgx.Row
@@ -99,12 +100,12 @@ func (s *Store) LeaseStatusList(ctx context.Context, l sigil.StatusLease) (sigil
 			row = tx.QueryRow(ctx, `UPDATE status_lists
 				SET generation = generation + 1, since = $1, holder = $2, usable_until = $3, recycle_after = $4, version = version + 1
 				WHERE id = $5 RETURNING `+statusListColumns,
-				now, l.Holder, unixNano(l.UsableUntil), unixNano(l.RecycleAfter), id)
+				now, l.Holder, rowcodec.UnixNano(l.UsableUntil), rowcodec.UnixNano(l.RecycleAfter), id)
 		} else {
 			row = tx.QueryRow(ctx, `INSERT INTO status_lists
 				(size, generation, since, holder, usable_until, recycle_after, version)
 				VALUES ($1, 1, $2, $3, $4, $5, 1) RETURNING `+statusListColumns,
-				l.Size, now, l.Holder, unixNano(l.UsableUntil), unixNano(l.RecycleAfter))
+				l.Size, now, l.Holder, rowcodec.UnixNano(l.UsableUntil), rowcodec.UnixNano(l.RecycleAfter))
 		}
 		list, err = scanStatusList(row)
 		return err
@@ -145,7 +146,7 @@ func (s *Store) SetTokenStatus(ctx context.Context, id int64, issued time.Time, 
 				return fmt.Errorf("index %d outside the list's %d entries", i, size)
 			}
 		}
-		if unixNano(issued) < since {
+		if rowcodec.UnixNano(issued) < since {
 			return nil // the tokens belonged to an earlier generation
 		}
 		if len(idx) == 0 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	sigil "github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/store/internal/rowcodec"
 )
 
 // The indexed columns QueryAudit filters on (migration 0003): copies of
@@ -317,37 +318,20 @@ func scanAudit(rows *sql.Rows, sizeHint int) ([]sigil.AuditEntry, error) {
 	es := make([]sigil.AuditEntry, 0, sizeHint)
 	var (
 		prev, hash, body sql.RawBytes
-		blk              blocks
+		blk              rowcodec.Blocks
 	)
 	for rows.Next() {
 		var e sigil.AuditEntry
 		if err := rows.Scan(&e.Seq, &prev, &hash, &body); err != nil {
 			return nil, err
 		}
-		e.Prev, e.Hash, e.Body = blk.copy(prev), blk.copy(hash), blk.copy(body)
+		e.Prev, e.Hash, e.Body = blk.Copy(prev), blk.Copy(hash), blk.Copy(body)
 		es = append(es, e)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	return es, nil
-}
-
-// blockSize is the size of the blocks scanAudit copies fields into: about
-// 700 records of 300-byte bodies.
-const blockSize = 256 << 10
-
-// blocks hands out copies of byte slices carved from large blocks.
-type blocks struct{ cur []byte }
-
-// copy returns a copy of b whose capacity equals its length.
-func (a *blocks) copy(b []byte) []byte {
-	if len(b) > cap(a.cur)-len(a.cur) {
-		a.cur = make([]byte, 0, max(blockSize, len(b)))
-	}
-	n := len(a.cur)
-	a.cur = append(a.cur, b...)
-	return a.cur[n:len(a.cur):len(a.cur)]
 }
 
 // AddCheckpoint stores c; ErrConflict if a checkpoint for c.Seq exists. A
@@ -363,7 +347,7 @@ func (s *Store) AddCheckpoint(ctx context.Context, c sigil.AuditCheckpoint) erro
 	if created.IsZero() {
 		created = s.now()
 	}
-	res, err := s.wconn.ExecContext(ctx, auditCheckpointSQL, c.Seq, c.Hash, c.JWS, unixNano(created))
+	res, err := s.wconn.ExecContext(ctx, auditCheckpointSQL, c.Seq, c.Hash, c.JWS, rowcodec.UnixNano(created))
 	if err != nil {
 		return fmt.Errorf("sqlite: add audit checkpoint %d: %w", c.Seq, err)
 	}
@@ -392,7 +376,7 @@ func (s *Store) Checkpoints(ctx context.Context) ([]sigil.AuditCheckpoint, error
 		if err := rows.Scan(&c.Seq, &c.Hash, &c.JWS, &created); err != nil {
 			return nil, fmt.Errorf("sqlite: list audit checkpoints: %w", err)
 		}
-		c.CreatedAt = fromUnixNano(created)
+		c.CreatedAt = rowcodec.FromUnixNano(created)
 		cs = append(cs, c)
 	}
 	if err := rows.Err(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	sigil "github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/store/internal/rowcodec"
 	"github.com/sigil-sts/sigil/store/storetest"
 )
 
@@ -286,8 +287,8 @@ func TestKeyArchivedAt(t *testing.T) {
 	if err := s.db.QueryRowContext(ctx, "SELECT archived_at FROM key_archive WHERE id = 'k'").Scan(&at); err != nil {
 		t.Fatal(err)
 	}
-	if want := now.Truncate(time.Microsecond); !fromUnixNano(at).Equal(want) {
-		t.Errorf("archived_at = %v, want %v", fromUnixNano(at), want)
+	if want := now.Truncate(time.Microsecond); !rowcodec.FromUnixNano(at).Equal(want) {
+		t.Errorf("archived_at = %v, want %v", rowcodec.FromUnixNano(at), want)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	sigil "github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/store/internal/rowcodec"
 )
 
 // clientColumns lists the clients columns in the order scanClient reads
@@ -18,48 +19,6 @@ const clientColumns = `id, name, secret_hash, auth_method, grant_types, scopes,
 	dpop_bound, introspect, created_at, updated_at`
 
 const clientByIDSQL = `SELECT ` + clientColumns + ` FROM clients WHERE id = ?`
-
-// clientRow is a Client encoded for its row.
-type clientRow struct {
-	grantTypes, scopes, defaultScopes, audiences, redirectURIs, claims string
-}
-
-func encodeClient(c *sigil.Client) (clientRow, error) {
-	var r clientRow
-	var err error
-	for _, f := range []struct {
-		dst  *string
-		list []string
-	}{
-		{&r.grantTypes, c.GrantTypes},
-		{&r.scopes, c.Scopes},
-		{&r.defaultScopes, c.DefaultScopes},
-		{&r.audiences, c.Audiences},
-		{&r.redirectURIs, c.RedirectURIs},
-	} {
-		if *f.dst, err = encodeList(f.list); err != nil {
-			return r, err
-		}
-	}
-	claims := c.Claims
-	if claims == nil {
-		claims = map[string]any{}
-	}
-	b, err := json.Marshal(claims)
-	if err != nil {
-		return r, fmt.Errorf("encode claims: %w", err)
-	}
-	r.claims = string(b)
-	return r, nil
-}
-
-func encodeList(list []string) (string, error) {
-	if list == nil {
-		list = []string{}
-	}
-	b, err := json.Marshal(list)
-	return string(b), err
-}
 
 // scanClient reads one row selected with clientColumns. Empty lists, maps
 // and byte slices read back as nil.
@@ -106,7 +65,7 @@ func scanClient(row interface{ Scan(...any) error }) (*sigil.Client, error) {
 		c.JWKS = nil
 	}
 	c.AccessTokenTTL = time.Duration(ttl)
-	c.CreatedAt, c.UpdatedAt = fromUnixNano(created), fromUnixNano(updated)
+	c.CreatedAt, c.UpdatedAt = rowcodec.FromUnixNano(created), rowcodec.FromUnixNano(updated)
 	return &c, nil
 }
 
@@ -117,7 +76,7 @@ func (s *Store) CreateClient(ctx context.Context, c *sigil.Client) error {
 	if c == nil || c.ID == "" {
 		return errors.New("sqlite: create client: empty client ID")
 	}
-	r, err := encodeClient(c)
+	r, err := rowcodec.EncodeClient(c)
 	if err != nil {
 		return fmt.Errorf("sqlite: create client %q: %w", c.ID, err)
 	}
@@ -125,9 +84,9 @@ func (s *Store) CreateClient(ctx context.Context, c *sigil.Client) error {
 	res, err := s.wconn.ExecContext(ctx, `INSERT INTO clients (`+clientColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`,
-		c.ID, c.Name, c.SecretHash, c.AuthMethod, r.grantTypes, r.scopes,
-		r.defaultScopes, r.audiences, r.redirectURIs, c.JWKS, r.claims, int64(c.AccessTokenTTL),
-		c.DPoPBound, c.Introspect, unixNano(now), unixNano(now))
+		c.ID, c.Name, c.SecretHash, c.AuthMethod, r.GrantTypes, r.Scopes,
+		r.DefaultScopes, r.Audiences, r.RedirectURIs, c.JWKS, r.Claims, int64(c.AccessTokenTTL),
+		c.DPoPBound, c.Introspect, rowcodec.UnixNano(now), rowcodec.UnixNano(now))
 	if err != nil {
 		return fmt.Errorf("sqlite: create client %q: %w", c.ID, err)
 	}
@@ -183,7 +142,7 @@ func (s *Store) UpdateClient(ctx context.Context, c *sigil.Client) error {
 	if c == nil {
 		return errors.New("sqlite: update client: nil client")
 	}
-	r, err := encodeClient(c)
+	r, err := rowcodec.EncodeClient(c)
 	if err != nil {
 		return fmt.Errorf("sqlite: update client %q: %w", c.ID, err)
 	}
@@ -194,9 +153,9 @@ func (s *Store) UpdateClient(ctx context.Context, c *sigil.Client) error {
 		default_scopes = ?, audiences = ?, redirect_uris = ?, jwks = ?, claims = ?,
 		access_token_ttl = ?, dpop_bound = ?, introspect = ?, updated_at = ?
 		WHERE id = ? RETURNING created_at`,
-		c.Name, c.SecretHash, c.AuthMethod, r.grantTypes, r.scopes,
-		r.defaultScopes, r.audiences, r.redirectURIs, c.JWKS, r.claims,
-		int64(c.AccessTokenTTL), c.DPoPBound, c.Introspect, unixNano(now),
+		c.Name, c.SecretHash, c.AuthMethod, r.GrantTypes, r.Scopes,
+		r.DefaultScopes, r.Audiences, r.RedirectURIs, c.JWKS, r.Claims,
+		int64(c.AccessTokenTTL), c.DPoPBound, c.Introspect, rowcodec.UnixNano(now),
 		c.ID).Scan(&created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("sqlite: update client %q: %w", c.ID, sigil.ErrNotFound)
@@ -204,7 +163,7 @@ func (s *Store) UpdateClient(ctx context.Context, c *sigil.Client) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: update client %q: %w", c.ID, err)
 	}
-	c.CreatedAt, c.UpdatedAt = fromUnixNano(created), now
+	c.CreatedAt, c.UpdatedAt = rowcodec.FromUnixNano(created), now
 	return nil
 }
 

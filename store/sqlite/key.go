@@ -8,6 +8,7 @@ import (
 	"time"
 
 	sigil "github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/store/internal/rowcodec"
 )
 
 // CreateKey stores k; ErrConflict if the kid exists, live or archived (a
@@ -32,7 +33,7 @@ func (s *Store) CreateKey(ctx context.Context, k *sigil.SigningKey) error {
 	}
 	var retired any // NULL unless retired
 	if !k.RetiredAt.IsZero() {
-		retired = unixNano(k.RetiredAt)
+		retired = rowcodec.UnixNano(k.RetiredAt)
 	}
 	// One statement, so the archive check and the insert are atomic. The
 	// WHERE clause also keeps SQLite from reading ON CONFLICT as a join
@@ -43,7 +44,7 @@ func (s *Store) CreateKey(ctx context.Context, k *sigil.SigningKey) error {
 		WHERE NOT EXISTS (SELECT 1 FROM key_archive WHERE id = ?1)
 		ON CONFLICT (id) DO NOTHING`,
 		k.ID, k.Alg, string(k.State), nonNil(k.Public), nonNil(k.Sealed),
-		unixNano(created), retired)
+		rowcodec.UnixNano(created), retired)
 	if isConstraint(err) {
 		return fmt.Errorf("sqlite: create key %q: another %s key is active: %w", k.ID, k.Alg, sigil.ErrConflict)
 	}
@@ -118,9 +119,9 @@ func (s *Store) queryKeys(ctx context.Context, query string) ([]*sigil.SigningKe
 		if len(k.Sealed) == 0 {
 			k.Sealed = nil
 		}
-		k.CreatedAt = fromUnixNano(created)
+		k.CreatedAt = rowcodec.FromUnixNano(created)
 		if retired.Valid {
-			k.RetiredAt = fromUnixNano(retired.Int64)
+			k.RetiredAt = rowcodec.FromUnixNano(retired.Int64)
 		}
 		ks = append(ks, &k)
 	}
@@ -155,7 +156,7 @@ func (s *Store) PromoteKey(ctx context.Context, kid string, at time.Time) error 
 		// Retire first: the one-active-key-per-algorithm index is checked
 		// statement by statement.
 		if _, err := tx.ExecContext(ctx, `UPDATE signing_keys SET state = 'retired', retired_at = ?
-			WHERE alg = ? AND state = 'active' AND id <> ?`, unixNano(at), alg, kid); err != nil {
+			WHERE alg = ? AND state = 'active' AND id <> ?`, rowcodec.UnixNano(at), alg, kid); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE signing_keys SET state = 'active', retired_at = NULL WHERE id = ?`, kid)
@@ -177,7 +178,7 @@ func (s *Store) DeleteKey(ctx context.Context, kid string) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO key_archive
 			(`+keyColumns+`, archived_at)
 			SELECT `+keyColumns+`, ? FROM signing_keys WHERE id = ?`,
-			unixNano(s.now()), kid)
+			rowcodec.UnixNano(s.now()), kid)
 		if err != nil {
 			return fmt.Errorf("archive: %w", err)
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	sigil "github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/store/internal/rowcodec"
 )
 
 // markJTISQL inserts a replay entry, or takes over an existing one only if
@@ -23,7 +24,7 @@ const markJTISQL = `INSERT INTO replay (key, expires_at) VALUES (?1, ?2)
 // replaced.
 func (s *Store) MarkJTI(ctx context.Context, key string, exp time.Time) error {
 	defer s.writing()()
-	res, err := s.markStmt.ExecContext(ctx, key, unixNano(exp), unixNano(s.Now()))
+	res, err := s.markStmt.ExecContext(ctx, key, rowcodec.UnixNano(exp), rowcodec.UnixNano(s.Now()))
 	if err != nil {
 		return fmt.Errorf("sqlite: mark jti %q: %w", key, err)
 	}
@@ -41,7 +42,7 @@ func (s *Store) MarkJTI(ctx context.Context, key string, exp time.Time) error {
 // many it deleted.
 func (s *Store) PurgeReplay(ctx context.Context, now time.Time) (int, error) {
 	defer s.writing()()
-	res, err := s.wconn.ExecContext(ctx, `DELETE FROM replay WHERE expires_at < ?`, unixNano(now))
+	res, err := s.wconn.ExecContext(ctx, `DELETE FROM replay WHERE expires_at < ?`, rowcodec.UnixNano(now))
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: purge replay cache: %w", err)
 	}

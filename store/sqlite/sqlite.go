@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -314,28 +313,6 @@ func (s *Store) writing() func() {
 
 func (s *Store) now() time.Time {
 	return s.Now().UTC().Truncate(time.Microsecond)
-}
-
-var (
-	minNano = time.Unix(0, math.MinInt64)
-	maxNano = time.Unix(0, math.MaxInt64)
-)
-
-// unixNano returns t in unix nanoseconds, clamped to the int64 range
-// (years 1677 to 2262) instead of overflowing as time.Time.UnixNano does.
-func unixNano(t time.Time) int64 {
-	switch {
-	case t.Before(minNano):
-		return math.MinInt64
-	case t.After(maxNano):
-		return math.MaxInt64
-	}
-	return t.UnixNano()
-}
-
-// fromUnixNano is the inverse of unixNano, in UTC.
-func fromUnixNano(n int64) time.Time {
-	return time.Unix(0, n).UTC()
 }
 
 // isConstraint reports whether err is a SQLite UNIQUE or PRIMARY KEY

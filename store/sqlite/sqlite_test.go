@@ -14,6 +14,7 @@ import (
 	"time"
 
 	sigil "github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/store/internal/rowcodec"
 	"github.com/sigil-sts/sigil/store/storetest"
 )
 
@@ -486,8 +487,8 @@ func TestFarTimes(t *testing.T) {
 	if err := s.MarkJTI(ctx, "far", far); !errors.Is(err, sigil.ErrReplay) {
 		t.Errorf("MarkJTI with a far expiry, again = %v, want ErrReplay", err)
 	}
-	if got := unixNano(time.Time{}); got >= 0 {
-		t.Errorf("unixNano(zero) = %d, want clamped negative", got)
+	if got := rowcodec.UnixNano(time.Time{}); got >= 0 {
+		t.Errorf("rowcodec.UnixNano(zero) = %d, want clamped negative", got)
 	}
 }
 

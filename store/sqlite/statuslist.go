@@ -9,6 +9,7 @@ import (
 	"time"
 
 	sigil "github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/store/internal/rowcodec"
 )
 
 // statusListColumns are the status_lists columns scanStatusList reads.
@@ -22,7 +23,7 @@ func scanStatusList(row interface{ Scan(...any) error }) (sigil.StatusList, erro
 	if err := row.Scan(&l.ID, &l.Size, &l.Generation, &since, &l.Holder, &usable, &recycle, &l.Version); err != nil {
 		return sigil.StatusList{}, err
 	}
-	l.Since, l.UsableUntil, l.RecycleAfter = fromUnixNano(since), fromUnixNano(usable), fromUnixNano(recycle)
+	l.Since, l.UsableUntil, l.RecycleAfter = rowcodec.FromUnixNano(since), rowcodec.FromUnixNano(usable), rowcodec.FromUnixNano(recycle)
 	return l, nil
 }
 
@@ -41,7 +42,7 @@ func (s *Store) LeaseStatusList(ctx context.Context, l sigil.StatusLease) (sigil
 	if l.Size < 1 {
 		return sigil.StatusList{}, fmt.Errorf("sqlite: lease status list: size %d, want > 0", l.Size)
 	}
-	now := unixNano(l.Now)
+	now := rowcodec.UnixNano(l.Now)
 	defer s.writing()()
 	var list sigil.StatusList
 	err := inTx(ctx, s.wconn, func(tx *sql.Tx) error {
@@ -67,7 +68,7 @@ func (s *Store) LeaseStatusList(ctx context.Context, l sigil.StatusLease) (sigil
 		if _, err := tx.ExecContext(ctx, `UPDATE status_lists
 			SET holder = '', recycle_after = ?5, version = version + 1
 			WHERE `+statusListsAhead,
-			l.Size, now, after, id, unixNano(l.Now.Add(l.Quarantine))); err != nil {
+			l.Size, now, after, id, rowcodec.UnixNano(l.Now.Add(l.Quarantine))); err != nil {
 			return fmt.Errorf("quarantine: %w", err)
 		}
 		var row *sql.Row
@@ -75,12 +76,12 @@ func (s *Store) LeaseStatusList(ctx context.Context, l sigil.StatusLease) (sigil
 			row = tx.QueryRowContext(ctx, `UPDATE status_lists
 				SET generation = generation + 1, since = ?, holder = ?, usable_until = ?, recycle_after = ?, version = version + 1
 				WHERE id = ? RETURNING `+statusListColumns,
-				now, l.Holder, unixNano(l.UsableUntil), unixNano(l.RecycleAfter), id)
+				now, l.Holder, rowcodec.UnixNano(l.UsableUntil), rowcodec.UnixNano(l.RecycleAfter), id)
 		} else {
 			row = tx.QueryRowContext(ctx, `INSERT INTO status_lists
 				(size, generation, since, holder, usable_until, recycle_after, version)
 				VALUES (?, 1, ?, ?, ?, ?, 1) RETURNING `+statusListColumns,
-				l.Size, now, l.Holder, unixNano(l.UsableUntil), unixNano(l.RecycleAfter))
+				l.Size, now, l.Holder, rowcodec.UnixNano(l.UsableUntil), rowcodec.UnixNano(l.RecycleAfter))
 		}
 		list, err = scanStatusList(row)
 		return err
@@ -117,7 +118,7 @@ func (s *Store) SetTokenStatus(ctx context.Context, id int64, issued time.Time, 
 				return fmt.Errorf("index %d outside the list's %d entries", i, size)
 			}
 		}
-		if unixNano(issued) < since {
+		if rowcodec.UnixNano(issued) < since {
 			return nil // the tokens belonged to an earlier generation
 		}
 		st, err := tx.PrepareContext(ctx, `INSERT INTO status_entries (list, idx, status) VALUES (?, ?, ?)
