@@ -30,7 +30,7 @@ const (
 	writeTimeout      = 30 * time.Second
 	idleTimeout       = 2 * time.Minute
 	maxHeaderBytes    = 32 << 10
-	keyRefresh        = time.Second
+	keyRefresh        = time.Second // the longest between two key reloads
 	purgeInterval     = time.Minute
 )
 
@@ -227,19 +227,34 @@ func (s *Server) AdminAddr() string {
 	return s.adminLn.Addr().String()
 }
 
-// refreshKeys reloads the key set every second: it picks up rotations made
-// elsewhere and promotes keys whose pre-publication delay has passed.
+// refreshKeys reloads the key set when the store's change counter moves
+// (polled every cache-refresh: a rotation made by the CLI or another node)
+// and at least every keyRefresh (a key whose pre-publication delay has
+// passed becomes active).
 func (s *Server) refreshKeys(ctx context.Context) {
-	t := time.NewTicker(keyRefresh)
+	t := time.NewTicker(min(s.Core.Config.CacheRefresh, keyRefresh))
 	defer t.Stop()
+	last, _ := s.Core.Store.Version(ctx)
+	loaded := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := s.Core.Keys.Refresh(ctx); err != nil && ctx.Err() == nil {
-				s.Log.Error("key refresh failed", "err", err)
+			v, verr := s.Core.Store.Version(ctx)
+			if (verr != nil || v == last) && time.Since(loaded) < keyRefresh {
+				continue
 			}
+			if err := s.Core.Keys.Refresh(ctx); err != nil {
+				if ctx.Err() == nil {
+					s.Log.Error("key refresh failed", "err", err)
+				}
+				continue
+			}
+			if verr == nil {
+				last = v
+			}
+			loaded = time.Now()
 		}
 	}
 }
