@@ -57,6 +57,8 @@ const (
 	// readies pages after each batch: more than a batch gathered over
 	// JournalLinger at ten thousand records a second.
 	journalPrefault = 2 << 20
+	// appendTimeout bounds one batch's append.
+	appendTimeout = 10 * time.Second
 )
 
 // Writer appends records in batches (group commit) from one goroutine, off
@@ -587,7 +589,11 @@ func (w *Writer) append(batch []*pending) error {
 		return nil
 	}
 	var last sigil.AuditHead
-	err := w.Store.AppendAudit(context.Background(), mark, func(head sigil.AuditHead) ([]sigil.AuditEntry, error) {
+	// A store that stopped answering fails the batch, which is retried
+	// (the journal keeps its records), rather than holding the writer.
+	ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
+	defer cancel()
+	err := w.Store.AppendAudit(ctx, mark, func(head sigil.AuditHead) ([]sigil.AuditEntry, error) {
 		entries := make([]sigil.AuditEntry, 0, n)
 		prev := head.Hash
 		seq := head.Seq

@@ -71,6 +71,9 @@ type Config struct {
 	// DPoPNonce makes the token endpoint demand server-provided DPoP
 	// nonces (RFC 9449 §8). Default off.
 	DPoPNonce bool
+	// RequestTimeout bounds how long a request may wait on the store (a
+	// database that stopped answering gets a 503 by then). Default 10s.
+	RequestTimeout time.Duration
 	// StatusListTTL is the ttl of Status List Tokens: how long resource
 	// servers cache a status list, so how long a revocation takes to
 	// reach them. Default 1m.
@@ -104,6 +107,7 @@ func Default() Config {
 		AuditCheckpointEvery:    10_000,
 		AuditCheckpointInterval: 10 * time.Second,
 		StatusListTTL:           time.Minute,
+		RequestTimeout:          10 * time.Second,
 	}
 }
 
@@ -183,6 +187,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 32 {
 		bad("SIGIL_ADMIN_TOKEN", "must be at least 32 characters")
+	}
+	if c.RequestTimeout < 100*time.Millisecond || c.RequestTimeout > time.Minute {
+		bad("request-timeout", "%s must be between 100ms and 1m", c.RequestTimeout)
 	}
 	if c.StatusListTTL < time.Second || c.StatusListTTL > time.Hour {
 		bad("status-list-ttl", "%s must be between 1s and 1h", c.StatusListTTL)

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/dpop"
@@ -133,7 +134,13 @@ func presentedClientID(r *http.Request, form url.Values) string {
 		}
 	}
 	if len(id) > maxAuditedClientID {
-		id = id[:maxAuditedClientID]
+		// On a character boundary: a cut through a multi-byte character
+		// would leave invalid UTF-8.
+		n := maxAuditedClientID
+		for n > 0 && !utf8.RuneStart(id[n]) {
+			n--
+		}
+		id = id[:n]
 	}
 	return id
 }

@@ -31,6 +31,7 @@ const (
 	idleTimeout       = 2 * time.Minute
 	maxHeaderBytes    = 32 << 10
 	keyRefresh        = time.Second // the longest between two key reloads
+	backgroundTimeout = 10 * time.Second
 	purgeInterval     = time.Minute
 )
 
@@ -144,7 +145,7 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 	if s.publicLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("server: listen on %s: %w", cfg.Listen, err)
 	}
-	s.public = newHTTPServer(httpx.WithRequestID(mux), log)
+	s.public = newHTTPServer(httpx.WithRequestID(httpx.WithDeadline(cfg.RequestTimeout, mux)), log)
 
 	if cfg.AdminListen != "" {
 		if cfg.AdminToken != "" {
@@ -159,7 +160,7 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 			s.publicLn.Close()
 			return nil, fmt.Errorf("server: admin listen on %s: %w", cfg.AdminListen, err)
 		}
-		s.admin = newHTTPServer(httpx.WithRequestID(amux), log)
+		s.admin = newHTTPServer(httpx.WithRequestID(httpx.WithDeadline(cfg.RequestTimeout, amux)), log)
 	}
 
 	// Started only now that nothing can fail before serving, so an early
@@ -175,7 +176,7 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 	}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
-	s.goLoop(func() { clients.Watch(bg, core.Store.Version, cfg.CacheRefresh) })
+	s.goLoop(func() { clients.Watch(bg, s.version, cfg.CacheRefresh) })
 	s.goLoop(func() { s.refreshKeys(bg) })
 	if n, ok := core.Store.(sigil.ChangeNotifier); ok {
 		s.goLoop(func() { s.watchChanges(bg, n, clients) })
@@ -234,18 +235,21 @@ func (s *Server) AdminAddr() string {
 func (s *Server) refreshKeys(ctx context.Context) {
 	t := time.NewTicker(min(s.Core.Config.CacheRefresh, keyRefresh))
 	defer t.Stop()
-	last, _ := s.Core.Store.Version(ctx)
+	last, _ := s.version(ctx)
 	loaded := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			v, verr := s.Core.Store.Version(ctx)
+			v, verr := s.version(ctx)
 			if (verr != nil || v == last) && time.Since(loaded) < keyRefresh {
 				continue
 			}
-			if err := s.Core.Keys.Refresh(ctx); err != nil {
+			cctx, cancel := context.WithTimeout(ctx, backgroundTimeout)
+			err := s.Core.Keys.Refresh(cctx)
+			cancel()
+			if err != nil {
 				if ctx.Err() == nil {
 					s.Log.Error("key refresh failed", "err", err)
 				}
@@ -257,6 +261,15 @@ func (s *Server) refreshKeys(ctx context.Context) {
 			loaded = time.Now()
 		}
 	}
+}
+
+// version reads the store's change counter, giving up after
+// backgroundTimeout: a background loop must not hang on a database that
+// stopped answering.
+func (s *Server) version(ctx context.Context) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, backgroundTimeout)
+	defer cancel()
+	return s.Core.Store.Version(ctx)
 }
 
 // watchChanges drops the client cache and reloads the keys as soon as the
@@ -293,12 +306,14 @@ func (s *Server) purge(ctx context.Context) {
 			return
 		case <-t.C:
 			now := time.Now()
-			if _, err := s.Core.Store.PurgeReplay(ctx, now); err != nil && ctx.Err() == nil {
+			cctx, cancel := context.WithTimeout(ctx, backgroundTimeout)
+			if _, err := s.Core.Store.PurgeReplay(cctx, now); err != nil && ctx.Err() == nil {
 				s.Log.Error("purge replay cache failed", "err", err)
 			}
-			if _, err := s.Core.Store.PurgeRevocations(ctx, now); err != nil && ctx.Err() == nil {
+			if _, err := s.Core.Store.PurgeRevocations(cctx, now); err != nil && ctx.Err() == nil {
 				s.Log.Error("purge revocations failed", "err", err)
 			}
+			cancel()
 		}
 	}
 }

@@ -115,6 +115,7 @@ func serverFlags(fs *flag.FlagSet, o *options) {
 	fs.IntVar(&o.cfg.AuditCheckpointEvery, "audit-checkpoint-every", o.cfg.AuditCheckpointEvery, "sign an audit checkpoint after this many records")
 	fs.DurationVar(&o.cfg.AuditCheckpointInterval, "audit-checkpoint-interval", o.cfg.AuditCheckpointInterval, "or after this much time with new records")
 	fs.BoolVar(&o.cfg.DPoPNonce, "dpop-nonce", o.cfg.DPoPNonce, "demand server-provided nonces in DPoP proofs")
+	fs.DurationVar(&o.cfg.RequestTimeout, "request-timeout", o.cfg.RequestTimeout, "how long a request may wait on the store before it fails (503)")
 	fs.DurationVar(&o.cfg.StatusListTTL, "status-list-ttl", o.cfg.StatusListTTL, "how long resource servers cache a status list (the longest a revocation takes to reach them)")
 }
 

@@ -443,3 +443,87 @@ func clientAssertion(t *testing.T, key *ecdsa.PrivateKey, clientID, aud string) 
 	}
 	return string(out)
 }
+
+// TestPostgresBlackHole: the database stops answering without refusing
+// anything (a partition: connections open, bytes dropped). Requests that
+// wait on it fail with 503 once the request timeout (1s here) has passed,
+// rather than hang; the node recovers when the database answers again.
+func TestPostgresBlackHole(t *testing.T) {
+	proxy, dsn := pgtest.NewProxy(t, pgtest.FreshSchema(t))
+	mk := make([]byte, 32)
+	rand.Read(mk)
+	env := map[string]string{"SIGIL_MASTER_KEY": hex.EncodeToString(mk)}
+	n := startNodeEnv(t, env, "serve", "--dsn", dsn, "--data-dir", filepath.Join(t.TempDir(), "node"), "--request-timeout", "1s")
+	var c struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	out, errs, code := cliEnv(t, env, "client", "create", "--dsn", dsn, "--data-dir", filepath.Join(t.TempDir(), "cli"), "--name", "c", "--json")
+	if code != 0 {
+		t.Fatal(errs)
+	}
+	json.Unmarshal([]byte(out), &c)
+	user := url.QueryEscape(c.ClientID) + ":" + url.QueryEscape(c.ClientSecret)
+	status, body := httpDo(t, http.MethodPost, n.issuer+"/token", user, url.Values{"grant_type": {"client_credentials"}}, "")
+	if status != http.StatusOK {
+		t.Fatalf("token: %d %s", status, body)
+	}
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.Unmarshal([]byte(body), &tr)
+
+	proxy.Freeze()
+	start := time.Now()
+	status, body = httpDo(t, http.MethodPost, n.issuer+"/introspect", user, url.Values{"token": {tr.AccessToken}}, "")
+	took := time.Since(start)
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, "temporarily_unavailable") || took > 5*time.Second {
+		t.Fatalf("introspection with the database a black hole: %d %s after %v; want 503 temporarily_unavailable after about the 1s request timeout", status, body, took)
+	}
+	t.Logf("503 after %v", took.Round(time.Millisecond))
+	proxy.Thaw()
+	eventually(t, 10*time.Second, "introspection works again", func() bool {
+		status, _ := httpDo(t, http.MethodPost, n.issuer+"/introspect", user, url.Values{"token": {tr.AccessToken}}, "")
+		return status == http.StatusOK
+	})
+}
+
+// TestPostgresHostileClientID: text PostgreSQL cannot hold (a NUL,
+// invalid UTF-8) in an unauthenticated client_id is refused like any
+// unknown client, and its audit record is written: the trail does not
+// stall on it, tokens keep being issued, and the journal recovers.
+func TestPostgresHostileClientID(t *testing.T) {
+	dsn := pgtest.FreshSchema(t)
+	mk := make([]byte, 32)
+	rand.Read(mk)
+	env := map[string]string{"SIGIL_MASTER_KEY": hex.EncodeToString(mk)}
+	dir := filepath.Join(t.TempDir(), "node")
+	n := startNodeEnv(t, env, "serve", "--dsn", dsn, "--data-dir", dir, "--audit-queue", "4")
+	var c struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	cliDir := filepath.Join(t.TempDir(), "cli")
+	out, errs, code := cliEnv(t, env, "client", "create", "--dsn", dsn, "--data-dir", cliDir, "--name", "c", "--json")
+	if code != 0 {
+		t.Fatal(errs)
+	}
+	json.Unmarshal([]byte(out), &c)
+	for _, id := range []string{"\x00", "a\xffb", strings.Repeat("é", 200)} {
+		status, body := httpDo(t, http.MethodPost, n.issuer+"/token", "", url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {"x"}}, "")
+		if status != http.StatusUnauthorized {
+			t.Fatalf("client_id %q: %d %s, want 401", id, status, body)
+		}
+	}
+	// More tokens than the audit queue holds: the writer must be moving.
+	for i := range 12 {
+		if status, body := httpDo(t, http.MethodPost, n.issuer+"/token", url.QueryEscape(c.ClientID)+":"+url.QueryEscape(c.ClientSecret),
+			url.Values{"grant_type": {"client_credentials"}}, ""); status != http.StatusOK {
+			t.Fatalf("token %d after the hostile requests: %d %s", i, status, body)
+		}
+	}
+	n.stop(t)
+	if out, errs, code := cliEnv(t, env, "audit", "verify", "--dsn", dsn, "--data-dir", dir); code != 0 {
+		t.Fatalf("audit verify (recovering the node's journal): exit %d: %s %s", code, out, errs)
+	}
+}

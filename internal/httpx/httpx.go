@@ -13,6 +13,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"time"
 )
 
 type ctxKey struct{}
@@ -33,6 +34,17 @@ func WithRequestID(next http.Handler) http.Handler {
 		w.Header().Set(RequestIDHeader, id)
 		ctx := context.WithValue(r.Context(), ctxKey{}, id)
 		ctx = context.WithValue(ctx, sourceKey{}, r.RemoteAddr)
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// WithDeadline gives every request's context a deadline d away, so that
+// nothing a request waits for (a database that stopped answering) holds
+// it longer: the store's calls fail and the client gets an error.
+func WithDeadline(d time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

@@ -1,10 +1,10 @@
 package pgtest
 
 import (
-	"io"
 	"net"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -13,6 +13,7 @@ import (
 // new ones refused), without stopping the server that other tests share.
 type Proxy struct {
 	addr, target string
+	frozen       atomic.Bool
 
 	mu    sync.Mutex
 	ln    net.Listener
@@ -52,6 +53,13 @@ func (p *Proxy) Down() {
 	}
 	clear(p.conns)
 }
+
+// Freeze makes the database a black hole: connections stay open, and
+// every byte either way is dropped, as in a network partition.
+func (p *Proxy) Freeze() { p.frozen.Store(true) }
+
+// Thaw forwards bytes again (those dropped meanwhile are lost).
+func (p *Proxy) Thaw() { p.frozen.Store(false) }
 
 // Up accepts connections again, on the same address.
 func (p *Proxy) Up(tb testing.TB) {
@@ -93,7 +101,24 @@ func (p *Proxy) forward(c net.Conn) {
 	}
 	p.conns[c], p.conns[d] = true, true
 	p.mu.Unlock()
-	go func() { io.Copy(d, c); d.Close() }()
-	io.Copy(c, d)
+	go func() { p.pipe(d, c); d.Close() }()
+	p.pipe(c, d)
 	c.Close()
+}
+
+// pipe copies src to dst, dropping what it reads while frozen.
+func (p *Proxy) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if err != nil {
+			return
+		}
+		if p.frozen.Load() {
+			continue
+		}
+		if _, err := dst.Write(buf[:n]); err != nil {
+			return
+		}
+	}
 }

@@ -171,9 +171,12 @@ func auditColumnArgs(entries []sigil.AuditEntry) []any {
 }
 
 // nullable stores an empty index value as NULL, which the partial indexes
-// leave out.
+// leave out, and so too a value PostgreSQL cannot hold as text (a NUL, or
+// invalid UTF-8: an unauthenticated client id may be anything). The
+// record stays whole in its body, where it is escaped; it is then only
+// not found by that member, which no query could name anyway.
 func nullable(s string) *string {
-	if s == "" {
+	if s == "" || !storable(s) {
 		return nil
 	}
 	return &s
@@ -261,6 +264,11 @@ func (s *Store) AuditEntries(ctx context.Context, after int64, limit int) ([]sig
 // index on the time column serves narrow time ranges; a wide one is read
 // in seq order, filtered, up to the limit.
 func (s *Store) QueryAudit(ctx context.Context, q sigil.AuditQuery) ([]sigil.AuditEntry, error) {
+	for _, v := range []string{q.ClientID, q.Subject, q.JTI, q.Event} {
+		if !storable(v) {
+			return nil, nil // no stored record can have it
+		}
+	}
 	query, args, limit, err := auditQuerySQL(q)
 	if err != nil {
 		return nil, errorf("postgres: query audit: %w", err)

@@ -38,6 +38,9 @@ func (s *Store) CreateKey(ctx context.Context, k *sigil.SigningKey) error {
 	}
 	var archived bool
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := lockChanges(ctx, tx); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO signing_keys
 			(id, alg, state, public, sealed, created_at, retired_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
@@ -163,6 +166,9 @@ func (s *Store) PromoteKey(ctx context.Context, kid string, at time.Time) error 
 		return errorf("postgres: promote key %q: %w", kid, sigil.ErrNotFound)
 	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := lockChanges(ctx, tx); err != nil {
+			return err
+		}
 		rows, err := tx.Query(ctx, `SELECT id, alg, state FROM signing_keys
 			WHERE alg = (SELECT alg FROM signing_keys WHERE id = $1)
 			ORDER BY id FOR UPDATE`, kid)
@@ -221,6 +227,9 @@ func (s *Store) DeleteKey(ctx context.Context, kid string) error {
 		return errorf("postgres: delete key %q: %w", kid, sigil.ErrNotFound)
 	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := lockChanges(ctx, tx); err != nil {
+			return err
+		}
 		var (
 			alg, state     string
 			public, sealed []byte
@@ -246,4 +255,14 @@ func (s *Store) DeleteKey(ctx context.Context, kid string) error {
 		return errorf("postgres: delete key %q: %w", kid, err)
 	}
 	return nil
+}
+
+// lockChanges locks the change counter's row, first in every transaction
+// that writes signing keys. Their statement triggers take it anyway, at
+// the end of each statement; taken first, it orders key writers before
+// they lock any key row, so two of them (CreateKey of an active key and
+// PromoteKey, say) cannot deadlock, each holding what the other waits for.
+func lockChanges(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `SELECT 1 FROM changes WHERE id = 1 FOR UPDATE`)
+	return err
 }

@@ -32,6 +32,14 @@ import (
 // connect_timeout.
 const defaultConnectTimeout = 3 * time.Second
 
+// sessionDefaults are the session settings every connection gets unless
+// the DSN names them.
+var sessionDefaults = map[string]string{
+	"statement_timeout":                   "15s",
+	"lock_timeout":                        "10s",
+	"idle_in_transaction_session_timeout": "30s",
+}
+
 // Store is a sigil.Store on PostgreSQL. It is safe for concurrent use.
 type Store struct {
 	// Now returns the current time. Open sets it to time.Now; tests may
@@ -60,6 +68,19 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		// rather than holding them (connect_timeout in the DSN overrides).
 		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
 	}
+	// Nothing waits for ever: a statement, a lock, or a node's transaction
+	// left open by a network partition (it would hold the audit chain's
+	// head for every node). Settings in the DSN override these.
+	for name, value := range sessionDefaults {
+		if _, set := cfg.ConnConfig.RuntimeParams[name]; !set {
+			cfg.ConnConfig.RuntimeParams[name] = value
+		}
+	}
+	// A database that stops answering (a black hole, not a refused
+	// connection) fails the statement once unacknowledged data has waited
+	// this long, instead of at the kernel's retransmission limit.
+	dialer := &net.Dialer{KeepAlive: 5 * time.Second, Control: setUserTimeout}
+	cfg.ConnConfig.DialFunc = dialer.DialContext
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, errorf("postgres: connect: %w", err)
@@ -89,8 +110,12 @@ func (s *Store) Version(ctx context.Context) (int64, error) {
 
 // inTx runs fn in a transaction and commits it, or rolls it back if fn or
 // the commit fails.
+//
+// Transactions are READ COMMITTED, whatever the server's default: several
+// take a lock and then read, and must see what the lock's previous holder
+// committed (see lockingTx).
 func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, s.pool, fn)
+	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, fn)
 }
 
 // now returns s.Now in UTC, truncated to microseconds like the SQLite
@@ -184,7 +209,9 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	if err != nil {
 		return err
 	}
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	// READ COMMITTED: each statement after the lock must see what the
+	// node that held it before committed.
+	err = pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('sigil migrations ' || current_schema(), 0))`); err != nil {
 			return err
 		}
@@ -238,14 +265,22 @@ func (e unavailableError) Is(target error) bool { return target == sigil.ErrUnav
 // unreachable reports whether err means the database could not be
 // reached, rather than that it refused the request.
 func unreachable(err error) bool {
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) {
+		return true // whatever the server said: too many connections, starting up…
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		// Class 08: connection exception; 57P01-57P03: the server is
-		// shutting down or starting up.
-		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+		// Class 08: connection exception; 53300: too many connections;
+		// 57P01-57P03: the server is shutting down or starting up; 25006:
+		// read-only, a standby during a failover.
+		switch pgErr.Code {
+		case "53300", "57P01", "57P02", "57P03", "25006":
+			return true
+		}
+		return strings.HasPrefix(pgErr.Code, "08")
 	}
-	var connectErr *pgconn.ConnectError
 	var netErr net.Error
-	return errors.As(err, &connectErr) || errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) ||
+	return errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		pgconn.Timeout(err) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }
