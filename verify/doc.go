@@ -17,4 +17,5 @@
 // token's entry in a Status List Token the issuer signs, cached for the
 // list's ttl and refreshed in the background, so a revoked token is
 // refused within the ttl without a call to the issuer per request.
+// ForIssuer builds a Verifier with all of it from an issuer URL.
 package verify

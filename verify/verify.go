@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/sigil-sts/sigil/token"
@@ -95,4 +96,24 @@ func (v *Verifier) checkTimes(c *token.Claims) error {
 		return fmt.Errorf("verify: issued in the future: %w", ErrInvalid)
 	}
 	return nil
+}
+
+// ForIssuer returns a Verifier for tokens issued by issuer to audience,
+// wired as a resource server usually wants it: it discovers the issuer's
+// metadata (RFC 8414), caches its JWKS, and checks every token's status
+// list entry (fail closed). client makes every fetch; nil means a client
+// with a 10-second timeout. The fields of the result can be changed
+// before first use (StatusLists.FailOpen, Leeway…).
+func ForIssuer(ctx context.Context, client *http.Client, issuer, audience string) (*Verifier, error) {
+	md, err := Discover(ctx, client, issuer)
+	if err != nil {
+		return nil, err
+	}
+	keys := &JWKS{URL: md.JWKSURI, Client: client}
+	return &Verifier{
+		Keys:     keys,
+		Issuer:   md.Issuer,
+		Audience: audience,
+		Status:   &StatusLists{Keys: keys, Issuer: md.Issuer, Client: client},
+	}, nil
 }

@@ -37,10 +37,14 @@ func TestRevocationReachesResourceServer(t *testing.T) {
 
 	calls := &countingTransport{}
 	hc := &http.Client{Transport: calls, Timeout: 10 * time.Second}
-	mw := &verify.Middleware{Verifier: &verify.Verifier{
-		Keys: &verify.JWKS{URL: md.JWKSURI, Client: hc}, Issuer: n.issuer, Audience: rs,
-		Status: &verify.StatusLists{Keys: &verify.JWKS{URL: md.JWKSURI, Client: hc}, Issuer: n.issuer, Client: hc},
-	}}
+	v, err := verify.ForIssuer(context.Background(), hc, n.issuer, rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Keys.(*verify.JWKS).URL != md.JWKSURI {
+		t.Fatalf("ForIssuer uses JWKS %s, the metadata names %s", v.Keys.(*verify.JWKS).URL, md.JWKSURI)
+	}
+	mw := &verify.Middleware{Verifier: v}
 	api := httptest.NewServer(mw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	})))
@@ -69,7 +73,7 @@ func TestRevocationReachesResourceServer(t *testing.T) {
 	tokB := cliToken(t, n.issuer, b.ClientID, b.ClientSecret).AccessToken
 	tokC := cliToken(t, n.issuer, c.ClientID, c.ClientSecret).AccessToken
 
-	// Warm: the first token costs a JWKS fetch (two caches here) and a
+	// Warm: discovery, then the first token costs a JWKS fetch and a
 	// status list fetch; then a burst of requests costs nothing.
 	for _, tok := range []string{tokA1, tokA2, tokB, tokC} {
 		if status := get(tok); status != http.StatusNoContent {
@@ -78,7 +82,7 @@ func TestRevocationReachesResourceServer(t *testing.T) {
 	}
 	warm := calls.n.Load()
 	if warm > 3 {
-		t.Fatalf("%d issuer requests to warm up, want at most 3 (JWKS twice, one list)", warm)
+		t.Fatalf("%d issuer requests to warm up, want at most 3 (metadata, JWKS, one list)", warm)
 	}
 	for range 200 {
 		get(tokA1)
