@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/internal/jsonobj"
 )
 
 // Event names what happened. Adding an event is one constant here and one
@@ -148,19 +149,8 @@ func appendList(b []byte, name string, values []string) []byte {
 	return append(b, ']')
 }
 
-// appendString appends s as a JSON string. Printable ASCII that
-// encoding/json leaves alone is copied; anything else (quotes,
-// backslashes, control and HTML characters, non-ASCII) goes through
-// encoding/json, so the escaping is always exactly its own.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always marshals
-			return append(b, q...)
-		}
-	}
-	return append(append(append(b, '"'), s...), '"')
-}
+// appendString is jsonobj.AppendString.
+func appendString(b []byte, s string) []byte { return jsonobj.AppendString(b, s) }
 
 // Decode parses a canonical encoding back into a Record.
 func Decode(b []byte) (*Record, error) {

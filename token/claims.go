@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -91,9 +92,9 @@ func (c *Claims) BoundKey() string {
 
 type plainClaims Claims // no methods: avoids recursion
 
-// MarshalJSON encodes the registered claims followed by Extra, skipping any
-// Extra member with a registered name.
-func (c Claims) MarshalJSON() ([]byte, error) {
+// marshalSlow is MarshalJSON through encoding/json: the reference the
+// hand-written encoder is held to.
+func (c Claims) marshalSlow() ([]byte, error) {
 	b, err := json.Marshal(plainClaims(c))
 	if err != nil {
 		return nil, err
@@ -121,6 +122,105 @@ func (c Claims) MarshalJSON() ([]byte, error) {
 	out = append(out, b[:len(b)-1]...)
 	out = append(out, ',')
 	return append(out, e[1:]...), nil
+}
+
+// MarshalJSON encodes the registered claims followed by Extra, skipping any
+// Extra member with a registered name: exactly what encoding/json makes of
+// the struct's tags and of Extra as a map (FuzzClaimsMarshal holds the two
+// equal byte for byte). It is written by hand because it runs for every
+// token issued: encoding/json took 3.5 µs for an access token with a
+// status claim and two entitlements.
+func (c Claims) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, 384)
+	b = append(b, '{')
+	b = appendStringClaim(b, "iss", c.Issuer)
+	b = appendStringClaim(b, "sub", c.Subject)
+	switch len(c.Audience) {
+	case 0:
+	case 1:
+		b = jsonobj.AppendString(appendName(b, "aud"), c.Audience[0])
+	default:
+		b = append(appendName(b, "aud"), '[')
+		for i, a := range c.Audience {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = jsonobj.AppendString(b, a)
+		}
+		b = append(b, ']')
+	}
+	b = appendDateClaim(b, "exp", c.Expiry)
+	b = appendDateClaim(b, "nbf", c.NotBefore)
+	b = appendDateClaim(b, "iat", c.IssuedAt)
+	b = appendStringClaim(b, "jti", c.JTI)
+	b = appendStringClaim(b, "client_id", c.ClientID)
+	b = appendStringClaim(b, "scope", c.Scope)
+	if c.Confirmation != nil {
+		b = append(appendName(b, "cnf"), '{')
+		if c.Confirmation.JKT != "" {
+			b = jsonobj.AppendString(append(b, `"jkt":`...), c.Confirmation.JKT)
+		}
+		b = append(b, '}')
+	}
+	if c.Status != nil {
+		b = append(appendName(b, "status"), '{')
+		if l := c.Status.List; l != nil {
+			b = strconv.AppendInt(append(b, `"status_list":{"idx":`...), l.Index, 10)
+			b = append(jsonobj.AppendString(append(b, `,"uri":`...), l.URI), '}')
+		}
+		b = append(b, '}')
+	}
+	if len(c.Extra) > 0 {
+		names := make([]string, 0, len(c.Extra))
+		for k := range c.Extra {
+			if !IsRegistered(k) {
+				names = append(names, k)
+			}
+		}
+		slices.Sort(names)
+		for _, k := range names {
+			v, err := json.Marshal(c.Extra[k])
+			if err != nil {
+				return nil, fmt.Errorf("token: encode extra claims: %w", err)
+			}
+			b = append(jsonobj.AppendString(appendComma(b), k), ':')
+			b = append(b, v...)
+		}
+	}
+	return append(b, '}'), nil
+}
+
+// appendComma appends the comma before a member, unless b holds only the
+// object's opening brace.
+func appendComma(b []byte) []byte {
+	if len(b) > 0 && b[len(b)-1] != '{' {
+		b = append(b, ',')
+	}
+	return b
+}
+
+// appendName appends a member's name (a plain ASCII literal) and colon.
+func appendName(b []byte, name string) []byte {
+	b = append(appendComma(b), '"')
+	return append(append(b, name...), `":`...)
+}
+
+// appendStringClaim appends a string member, or nothing when it is empty
+// (omitempty).
+func appendStringClaim(b []byte, name, v string) []byte {
+	if v == "" {
+		return b
+	}
+	return jsonobj.AppendString(appendName(b, name), v)
+}
+
+// appendDateClaim appends a NumericDate member, or nothing when it is
+// zero (omitempty).
+func appendDateClaim(b []byte, name string, d NumericDate) []byte {
+	if d == 0 {
+		return b
+	}
+	return strconv.AppendInt(appendName(b, name), int64(d), 10)
 }
 
 // UnmarshalJSON decodes registered claims into their fields and every other

@@ -1,6 +1,7 @@
 package token_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -167,6 +168,35 @@ func FuzzClaimsFastPaths(f *testing.F) {
 		}
 		if diff := cmp.Diff(slow, fast); diff != "" {
 			t.Fatalf("%q: fast paths decode differently (-general +fast):\n%s", b, diff)
+		}
+	})
+}
+
+// FuzzClaimsMarshal holds the hand-written Claims encoder to encoding/json:
+// for any claims a token can decode into, the same bytes, and an error
+// exactly when it errs.
+func FuzzClaimsMarshal(f *testing.F) {
+	for _, s := range []string{
+		rfc9068Claims, `{}`, `{"aud":[]}`, `{"aud":["a"]}`, `{"aud":["a","b<&>"]}`,
+		`{"iss":"\u2028\u0000\"\\é","exp":1,"nbf":0,"iat":9007199254740992}`,
+		`{"cnf":{}}`, `{"cnf":{"jkt":"x"}}`, `{"status":{}}`, `{"status":{"status_list":{"idx":0,"uri":"<u>"}}}`,
+		`{"x":1.5e300,"y":[1,{"z":null}],"A":"\u00e9","<k>":true,"":""}`, `{"sub":"s","department":"eng","clearance":"internal"}`,
+		"{\"jti\":\"\xff\"}",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var c token.Claims
+		if err := json.Unmarshal(b, &c); err != nil {
+			return
+		}
+		fast, errFast := json.Marshal(c)
+		slow, errSlow := token.MarshalClaimsSlow(c)
+		if (errFast == nil) != (errSlow == nil) {
+			t.Fatalf("%q: hand-written err %v, encoding/json err %v", b, errFast, errSlow)
+		}
+		if !bytes.Equal(fast, slow) {
+			t.Fatalf("%q:\nhand-written %s\nencoding/json %s", b, fast, slow)
 		}
 	})
 }

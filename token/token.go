@@ -7,7 +7,6 @@ import (
 	"encoding/base32"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -89,7 +88,8 @@ func StatusOfJTI(jti string) (issued time.Time, list, idx uint32, ok bool) {
 // Sign encodes claims and signs them with k, setting typ and kid in the
 // protected header. The algorithm is the key's.
 func Sign(k *keys.Key, typ string, claims *Claims) (string, error) {
-	payload, err := json.Marshal(claims)
+	// MarshalJSON directly: json.Marshal would scan its output once more.
+	payload, err := claims.MarshalJSON()
 	if err != nil {
 		return "", fmt.Errorf("token: encode claims: %w", err)
 	}

@@ -131,3 +131,17 @@ func PlainInt(v []byte) (int64, bool) {
 	}
 	return n, true
 }
+
+// AppendString appends s as a JSON string, escaped exactly as
+// encoding/json escapes it. Printable ASCII that encoding/json leaves
+// alone is copied; anything else (quotes, backslashes, control and HTML
+// characters, non-ASCII) goes through encoding/json.
+func AppendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	return append(append(append(b, '"'), s...), '"')
+}
