@@ -1,13 +1,11 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -15,13 +13,6 @@ import (
 	sigil "github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/store/internal/rowcodec"
 )
-
-// auditTimeFormat is the layout of the "time" member of record bodies
-// (audit.TimeFormat) and so of QueryAudit's Since and Until bounds: RFC
-// 3339 in UTC with nine fraction digits. Its fixed width makes string
-// order time order, in the byte order of the "C" collation the time
-// column is declared with.
-const auditTimeFormat = "2006-01-02T15:04:05.000000000Z"
 
 // QueryAudit limits: DefaultAuditLimit records when AuditQuery.Limit is 0,
 // and never more than MaxAuditLimit at once; page with AfterSeq. They are
@@ -88,7 +79,7 @@ func (s *Store) AppendAudit(ctx context.Context, mark sigil.JournalMark, build f
 		if err != nil {
 			return fmt.Errorf("build: %w", err)
 		}
-		if err := checkChain(head, entries); err != nil {
+		if err := rowcodec.CheckChain(head, entries); err != nil {
 			return err
 		}
 		if mark != (sigil.JournalMark{}) {
@@ -195,25 +186,6 @@ func (s *Store) JournalSeq(ctx context.Context, journal string) (int64, error) {
 	return seq, nil
 }
 
-// checkChain reports whether entries continue the chain at head.
-func checkChain(head sigil.AuditHead, entries []sigil.AuditEntry) error {
-	seq, prev := head.Seq, head.Hash
-	for i, e := range entries {
-		seq++
-		if e.Seq != seq {
-			return fmt.Errorf("entry %d has seq %d, want %d: the batch does not continue the chain", i, e.Seq, seq)
-		}
-		if !bytes.Equal(e.Prev, prev) {
-			return fmt.Errorf("entry %d (seq %d): prev is not the hash of seq %d", i, e.Seq, seq-1)
-		}
-		if len(e.Hash) == 0 {
-			return fmt.Errorf("entry %d (seq %d): empty hash", i, e.Seq)
-		}
-		prev = e.Hash
-	}
-	return nil
-}
-
 // AuditHead returns the Seq and Hash of the chain's last record: Seq 0 and
 // 32 zero bytes when the chain is empty. It reads audit_head, which every
 // append moves in its own transaction, without locking it.
@@ -318,10 +290,10 @@ func auditQuerySQL(q sigil.AuditQuery) (query string, args []any, limit int, err
 		}
 	}
 	if !q.Since.IsZero() {
-		where = append(where, "time >= "+param(formatAuditTime(q.Since)))
+		where = append(where, "time >= "+param(rowcodec.AuditTime(q.Since)))
 	}
 	if !q.Until.IsZero() {
-		where = append(where, "time < "+param(formatAuditTime(q.Until)))
+		where = append(where, "time < "+param(rowcodec.AuditTime(q.Until)))
 	}
 	var b strings.Builder
 	b.WriteString(`SELECT ` + auditColumns + ` FROM audit`)
@@ -331,26 +303,6 @@ func auditQuerySQL(q sigil.AuditQuery) (query string, args []any, limit int, err
 	}
 	b.WriteString(" ORDER BY seq LIMIT " + param(limit))
 	return b.String(), args, limit, nil
-}
-
-// Years auditTimeFormat renders with four digits: outside them the width,
-// and with it the string order, breaks.
-var (
-	minAuditTime = time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)
-	maxAuditTime = time.Date(9999, 12, 31, 23, 59, 59, 999_999_999, time.UTC)
-)
-
-// formatAuditTime renders t in auditTimeFormat, clamped to the years 0000
-// to 9999 so that a far bound (an Until of year 20000) still compares as
-// intended.
-func formatAuditTime(t time.Time) string {
-	switch {
-	case t.Before(minAuditTime):
-		t = minAuditTime
-	case t.After(maxAuditTime):
-		t = maxAuditTime
-	}
-	return t.UTC().Format(auditTimeFormat)
 }
 
 // scanAudit reads rows of auditColumns and closes them. Scanning into

@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -22,12 +21,6 @@ const (
 	auditEventExpr  = `event`
 	auditTimeExpr   = `time`
 )
-
-// auditTimeFormat is the layout of the "time" member of record bodies
-// (audit.TimeFormat) and so of QueryAudit's Since and Until bounds: RFC
-// 3339 in UTC with nine fraction digits. Its fixed width makes string
-// order time order.
-const auditTimeFormat = "2006-01-02T15:04:05.000000000Z"
 
 // QueryAudit limits: DefaultAuditLimit records when AuditQuery.Limit is 0,
 // and never more than MaxAuditLimit at once; page with AfterSeq.
@@ -82,7 +75,7 @@ func (s *Store) AppendAudit(ctx context.Context, mark sigil.JournalMark, build f
 		if err != nil {
 			return fmt.Errorf("build: %w", err)
 		}
-		if err := checkChain(head, entries); err != nil {
+		if err := rowcodec.CheckChain(head, entries); err != nil {
 			return err
 		}
 		if mark != (sigil.JournalMark{}) {
@@ -131,25 +124,6 @@ func (s *Store) JournalSeq(ctx context.Context, journal string) (int64, error) {
 		return 0, fmt.Errorf("sqlite: journal %q mark: %w", journal, err)
 	}
 	return seq, nil
-}
-
-// checkChain reports whether entries continue the chain at head.
-func checkChain(head sigil.AuditHead, entries []sigil.AuditEntry) error {
-	seq, prev := head.Seq, head.Hash
-	for i, e := range entries {
-		seq++
-		if e.Seq != seq {
-			return fmt.Errorf("entry %d has seq %d, want %d: the batch does not continue the chain", i, e.Seq, seq)
-		}
-		if !bytes.Equal(e.Prev, prev) {
-			return fmt.Errorf("entry %d (seq %d): prev is not the hash of seq %d", i, e.Seq, seq-1)
-		}
-		if len(e.Hash) == 0 {
-			return fmt.Errorf("entry %d (seq %d): empty hash", i, e.Seq)
-		}
-		prev = e.Hash
-	}
-	return nil
 }
 
 // readAuditHead reads the result of auditHeadSQL: Seq 0 and 32 zero bytes
@@ -273,10 +247,10 @@ func auditQuerySQL(q sigil.AuditQuery, beforeSeq int64) (query string, args []an
 		}
 	}
 	if !q.Since.IsZero() {
-		add(auditTimeExpr+" >= ?", formatAuditTime(q.Since))
+		add(auditTimeExpr+" >= ?", rowcodec.AuditTime(q.Since))
 	}
 	if !q.Until.IsZero() {
-		add(auditTimeExpr+" < ?", formatAuditTime(q.Until))
+		add(auditTimeExpr+" < ?", rowcodec.AuditTime(q.Until))
 	}
 	var b strings.Builder
 	b.WriteString(`SELECT ` + auditColumns + ` FROM audit`)
@@ -287,26 +261,6 @@ func auditQuerySQL(q sigil.AuditQuery, beforeSeq int64) (query string, args []an
 	b.WriteString(" ORDER BY seq LIMIT ?")
 	args = append(args, limit)
 	return b.String(), args, limit, nil
-}
-
-// Years auditTimeFormat renders with four digits: outside them the width,
-// and with it the string order, breaks.
-var (
-	minAuditTime = time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)
-	maxAuditTime = time.Date(9999, 12, 31, 23, 59, 59, 999_999_999, time.UTC)
-)
-
-// formatAuditTime renders t in auditTimeFormat, clamped to the years 0000
-// to 9999 so that a far bound (an Until of year 20000) still compares as
-// intended.
-func formatAuditTime(t time.Time) string {
-	switch {
-	case t.Before(minAuditTime):
-		t = minAuditTime
-	case t.After(maxAuditTime):
-		t = maxAuditTime
-	}
-	return t.UTC().Format(auditTimeFormat)
 }
 
 // scanAudit reads rows of auditColumns and closes them. Scanning into
@@ -449,7 +403,7 @@ func (s *Store) seqAtTime(ctx context.Context, t time.Time) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	want := formatAuditTime(t)
+	want := rowcodec.AuditTime(t)
 	lo, hi := int64(1), head.Seq+1
 	for lo < hi {
 		mid := lo + (hi-lo)/2

@@ -243,8 +243,8 @@ func TestFormatAuditTime(t *testing.T) {
 		{time.Date(20000, 1, 1, 0, 0, 0, 0, time.UTC), "9999-12-31T23:59:59.999999999Z"},
 		{time.Date(-5, 1, 1, 0, 0, 0, 0, time.UTC), "0000-01-01T00:00:00.000000000Z"},
 	} {
-		if got := formatAuditTime(tt.in); got != tt.want {
-			t.Errorf("formatAuditTime(%v) = %s, want %s", tt.in, got, tt.want)
+		if got := rowcodec.AuditTime(tt.in); got != tt.want {
+			t.Errorf("rowcodec.AuditTime(%v) = %s, want %s", tt.in, got, tt.want)
 		}
 	}
 }
@@ -300,7 +300,7 @@ func benchBody(i int) []byte {
 	return fmt.Appendf(nil, `{"time":"%s","node":"node-1","event":"token.issued","outcome":"success",`+
 		`"client_id":"billing-agent-%d","sub":"user-%d@example.com","jti":"%x","scope":"invoices:read invoices:write",`+
 		`"aud":["https://api.example.com"],"request_id":"%016x","source":"203.0.113.7"}`,
-		time.Unix(1_900_000_000, int64(i)*100_000).UTC().Format(auditTimeFormat), i%50, (i*7919)%10_000, jti[:11], i)
+		time.Unix(1_900_000_000, int64(i)*100_000).UTC().Format(rowcodec.AuditTimeFormat), i%50, (i*7919)%10_000, jti[:11], i)
 }
 
 // BenchmarkAuditEntries reads a 100,000-record trail in pages of 10,000,

@@ -4,6 +4,7 @@
 package rowcodec
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -93,4 +94,51 @@ func (a *Blocks) Copy(b []byte) []byte {
 	n := len(a.cur)
 	a.cur = append(a.cur, b...)
 	return a.cur[n:len(a.cur):len(a.cur)]
+}
+
+// CheckChain reports whether entries continue the audit chain at head:
+// Seq head.Seq+1, head.Seq+2, …, each Prev the Hash before it (head.Hash
+// for the first), and no empty Hash.
+func CheckChain(head sigil.AuditHead, entries []sigil.AuditEntry) error {
+	seq, prev := head.Seq, head.Hash
+	for i, e := range entries {
+		seq++
+		if e.Seq != seq {
+			return fmt.Errorf("entry %d has seq %d, want %d: the batch does not continue the chain", i, e.Seq, seq)
+		}
+		if !bytes.Equal(e.Prev, prev) {
+			return fmt.Errorf("entry %d (seq %d): prev is not the hash of seq %d", i, e.Seq, seq-1)
+		}
+		if len(e.Hash) == 0 {
+			return fmt.Errorf("entry %d (seq %d): empty hash", i, e.Seq)
+		}
+		prev = e.Hash
+	}
+	return nil
+}
+
+// AuditTimeFormat is audit.TimeFormat, the layout of the "time" member of
+// record bodies and of the stores' time column: RFC 3339 in UTC with nine
+// fraction digits, whose fixed width makes string order time order (in
+// byte order: PostgreSQL's column has the "C" collation).
+const AuditTimeFormat = "2006-01-02T15:04:05.000000000Z"
+
+// Years AuditTimeFormat renders with four digits: outside them the width,
+// and with it the string order, breaks.
+var (
+	minAuditTime = time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxAuditTime = time.Date(9999, 12, 31, 23, 59, 59, 999_999_999, time.UTC)
+)
+
+// AuditTime renders a query bound as record bodies render times, clamped
+// to the years 0000 to 9999 so that a far bound (an Until of year 20000)
+// still compares as intended.
+func AuditTime(t time.Time) string {
+	switch {
+	case t.Before(minAuditTime):
+		t = minAuditTime
+	case t.After(maxAuditTime):
+		t = maxAuditTime
+	}
+	return t.UTC().Format(AuditTimeFormat)
 }
