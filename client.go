@@ -17,6 +17,8 @@ const (
 // Grant types this release understands (RFC 7591 §2, grant_types).
 const (
 	GrantClientCredentials = "client_credentials"
+	GrantAuthorizationCode = "authorization_code"
+	GrantRefreshToken      = "refresh_token"
 )
 
 // Client is a registered OAuth client: a service, an agent or, later, an
@@ -58,6 +60,13 @@ type Client struct {
 	// Introspect marks a resource server that may introspect any token whose
 	// audience includes one of its Audiences.
 	Introspect bool
+	// RequirePAR makes the client push every authorization request
+	// (RFC 9126 §6, require_pushed_authorization_requests).
+	RequirePAR bool
+	// RegistrationTokenHash is the keyed hash of the registration access
+	// token (RFC 7592) of a dynamically registered client; empty for
+	// clients the operator created.
+	RegistrationTokenHash []byte
 	// CreatedAt and UpdatedAt are set by the store.
 	CreatedAt time.Time
 	UpdatedAt time.Time

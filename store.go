@@ -17,10 +17,10 @@ var (
 )
 
 // Store is the whole persistence layer: one value per aggregate interface.
-// Users and refresh tokens join it in later releases as interfaces of
-// their own.
 type Store interface {
 	ClientStore
+	UserStore
+	AuthzStore
 	KeyStore
 	RevocationStore
 	ReplayCache

@@ -29,6 +29,20 @@ const (
 	ClientDeleted       Event = "client.deleted"
 	ClientSecretRotated Event = "client.secret_rotated"
 	KeyRotated          Event = "key.rotated"
+	UserCreated         Event = "user.created"
+	UserUpdated         Event = "user.updated"
+	UserDeleted         Event = "user.deleted"
+	UserPasswordSet     Event = "user.password_set"
+	SignIn              Event = "user.signed_in"
+	SignInRefused       Event = "user.sign_in_refused"
+	SignOut             Event = "user.signed_out"
+	ConsentGranted      Event = "consent.granted"
+	ConsentRevoked      Event = "consent.revoked"
+	CodeIssued          Event = "code.issued"
+	CodeReplayed        Event = "code.replayed"
+	RefreshReplayed     Event = "refresh.replayed"
+	ClientRegistered    Event = "client.registered"
+	ClientUpdated       Event = "client.updated"
 )
 
 // Outcomes.
