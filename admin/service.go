@@ -105,6 +105,7 @@ type ClientSpec struct {
 	AccessTokenTTL int64           `json:"access_token_ttl,omitempty"` // seconds
 	DPoPBound      bool            `json:"dpop_bound_access_tokens,omitempty"`
 	Introspect     bool            `json:"introspect,omitempty"`
+	RequirePAR     bool            `json:"require_pushed_authorization_requests,omitempty"`
 }
 
 // ClientInfo is a client as the CLI and API show it (RFC 7591 §3.2.1
@@ -126,7 +127,7 @@ var introspectionMembers = []string{"active", "token_type", "username"}
 // material (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2).
 var privateJWKMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 
-var knownGrants = []string{sigil.GrantClientCredentials}
+var knownGrants = []string{sigil.GrantClientCredentials, sigil.GrantAuthorizationCode, sigil.GrantRefreshToken}
 
 var knownMethods = []string{sigil.AuthSecretBasic, sigil.AuthSecretPost, sigil.AuthPrivateKeyJWT, sigil.AuthNone}
 
@@ -174,6 +175,7 @@ func (s *Service) clientFromSpec(spec ClientSpec) (*sigil.Client, error) {
 		Claims:       spec.Claims,
 		DPoPBound:    spec.DPoPBound,
 		Introspect:   spec.Introspect,
+		RequirePAR:   spec.RequirePAR,
 	}
 	if c.Name == "" {
 		return nil, invalid("a client needs a name")
@@ -218,9 +220,15 @@ func (s *Service) clientFromSpec(spec ClientSpec) (*sigil.Client, error) {
 		}
 	}
 	for _, ru := range c.RedirectURIs {
-		if !sigil.ValidResource(ru) {
-			return nil, invalid("redirect URI %q must be an absolute URI without a fragment", ru)
+		if err := sigil.CheckRedirectURI(ru); err != nil {
+			return nil, invalid("redirect URI %q: %v", ru, err)
 		}
+	}
+	if c.HasGrant(sigil.GrantAuthorizationCode) && len(c.RedirectURIs) == 0 {
+		return nil, invalid("authorization_code needs at least one redirect URI")
+	}
+	if c.HasGrant(sigil.GrantRefreshToken) && !c.HasGrant(sigil.GrantAuthorizationCode) {
+		return nil, invalid("refresh_token comes with authorization_code: add that grant type too")
 	}
 	for k := range c.Claims {
 		if token.IsRegistered(k) {
@@ -291,6 +299,7 @@ func info(c *sigil.Client, sec secret.Value) *ClientInfo {
 			AccessTokenTTL: int64(c.AccessTokenTTL / time.Second),
 			DPoPBound:      c.DPoPBound,
 			Introspect:     c.Introspect,
+			RequirePAR:     c.RequirePAR,
 		},
 	}
 	if !sec.IsZero() {

@@ -26,6 +26,9 @@ type Core struct {
 	Admin   *admin.Service
 	// NonceKey is the MAC key of DPoP nonces, the same on every node.
 	NonceKey []byte
+	// StateKey is the root key of the issuer's browser flow (see
+	// issuer.Handler.StateKey), the same on every node.
+	StateKey []byte
 }
 
 // initialAlgs are the algorithms that get a key on first start: ES256 for
@@ -77,6 +80,7 @@ func OpenCore(ctx context.Context, cfg config.Config) (*Core, error) {
 	}
 	return &Core{
 		NonceKey: mk.Derive("dpop nonces"),
+		StateKey: mk.Derive("issuer browser flow"),
 		Config:   cfg,
 		Store:    st,
 		Keys:     ks,

@@ -19,6 +19,7 @@ import (
 	"github.com/sigil-sts/sigil/dpop"
 	"github.com/sigil-sts/sigil/internal/httpx"
 	"github.com/sigil-sts/sigil/issuer"
+	"github.com/sigil-sts/sigil/password"
 	"github.com/sigil-sts/sigil/secret"
 	"github.com/sigil-sts/sigil/statuslist"
 )
@@ -105,6 +106,8 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 		Leeway:            cfg.Leeway,
 		Log:               log,
 		Audit:             trail,
+		StateKey:          core.StateKey,
+		CheckPassword:     checkPassword,
 	}
 	if cfg.DPoPNonce {
 		iss.DPoPNonces = &dpop.Nonces{Key: core.NonceKey}
@@ -313,6 +316,9 @@ func (s *Server) purge(ctx context.Context) {
 			if _, err := s.Core.Store.PurgeRevocations(cctx, now); err != nil && ctx.Err() == nil {
 				s.Log.Error("purge revocations failed", "err", err)
 			}
+			if _, err := s.Core.Store.PurgeAuthz(cctx, now); err != nil && ctx.Err() == nil {
+				s.Log.Error("purge sessions, codes and refresh tokens failed", "err", err)
+			}
 			cancel()
 		}
 	}
@@ -372,4 +378,14 @@ func openJournal(cfg config.Config, log *slog.Logger) (*audit.Journal, error) {
 		return nil, err
 	}
 	return j, nil
+}
+
+// checkPassword is the issuer's password check over package password.
+func checkPassword(hash, pw string) bool {
+	if hash == "" {
+		password.VerifyDummy(pw)
+		return false
+	}
+	ok, _, err := password.Verify(hash, pw)
+	return err == nil && ok
 }

@@ -22,7 +22,7 @@ type options struct {
 	name, grantTypes, scopes, audiences, defaultScopes, redirectURIs string
 	authMethod, jwksFile, claims                                     string
 	clientTTL                                                        durationFlag
-	dpopBound, introspect                                            bool
+	dpopBound, introspect, requirePAR                                bool
 	// keys rotate
 	alg string
 	// token, decode
