@@ -616,4 +616,3 @@ func TestWithdrawConsent(t *testing.T) {
 		t.Errorf("consent still remembered: %d", got.status)
 	}
 }
-
