@@ -78,6 +78,16 @@ type Config struct {
 	// servers cache a status list, so how long a revocation takes to
 	// reach them. Default 1m.
 	StatusListTTL time.Duration
+	// SessionTTL is how long a browser stays signed in. Default 12h.
+	SessionTTL time.Duration
+	// RefreshTokenIdleTTL is how long an unused refresh token lives, and
+	// RefreshTokenMaxTTL how long a family of rotated ones may. Defaults
+	// 30 days and 90 days.
+	RefreshTokenIdleTTL time.Duration
+	RefreshTokenMaxTTL  time.Duration
+	// IDTokenAlg signs ID tokens. Default RS256, which every OpenID
+	// Connect client supports.
+	IDTokenAlg string
 }
 
 // Hard limits on settings, the same for every node and command. Records
@@ -108,6 +118,10 @@ func Default() Config {
 		AuditCheckpointInterval: 10 * time.Second,
 		StatusListTTL:           time.Minute,
 		RequestTimeout:          10 * time.Second,
+		SessionTTL:              12 * time.Hour,
+		RefreshTokenIdleTTL:     30 * 24 * time.Hour,
+		RefreshTokenMaxTTL:      90 * 24 * time.Hour,
+		IDTokenAlg:              "RS256",
 	}
 }
 
@@ -193,6 +207,18 @@ func (c *Config) Validate() error {
 	}
 	if c.StatusListTTL < time.Second || c.StatusListTTL > time.Hour {
 		bad("status-list-ttl", "%s must be between 1s and 1h", c.StatusListTTL)
+	}
+	if c.SessionTTL < time.Minute || c.SessionTTL > 30*24*time.Hour {
+		bad("session-ttl", "%s must be between 1m and 720h", c.SessionTTL)
+	}
+	if c.RefreshTokenIdleTTL < time.Minute {
+		bad("refresh-token-idle-ttl", "%s must be at least 1m", c.RefreshTokenIdleTTL)
+	}
+	if c.RefreshTokenMaxTTL < c.RefreshTokenIdleTTL || c.RefreshTokenMaxTTL > 365*24*time.Hour {
+		bad("refresh-token-max-ttl", "%s must be at least --refresh-token-idle-ttl (%s) and at most 8760h", c.RefreshTokenMaxTTL, c.RefreshTokenIdleTTL)
+	}
+	if !keys.Supported(c.IDTokenAlg) {
+		bad("id-token-alg", "%q is not one of %s", c.IDTokenAlg, strings.Join(keys.Algorithms, ", "))
 	}
 	return errors.Join(errs...)
 }

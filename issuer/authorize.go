@@ -335,8 +335,11 @@ func (h *Handler) proceed(w http.ResponseWriter, r *http.Request, req *authReque
 
 // mustAuthenticate reports whether the request asks for a newer
 // authentication than the session's: prompt=login, or max_age exceeded.
+// prompt=select_account counts as login: the sign-in page is where the
+// user picks the account.
 func (h *Handler) mustAuthenticate(req *authRequest, s *sigil.Session) bool {
-	if slices.Contains(req.Prompt, "login") && s.AuthTime.UnixNano() < req.Created {
+	relogin := slices.Contains(req.Prompt, "login") || slices.Contains(req.Prompt, "select_account")
+	if relogin && s.AuthTime.UnixNano() < req.Created {
 		return true
 	}
 	if req.MaxAge >= 0 && h.now().Sub(s.AuthTime) > time.Duration(req.MaxAge)*time.Second {

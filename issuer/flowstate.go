@@ -145,8 +145,12 @@ func (h *Handler) csrfFor(w http.ResponseWriter, r *http.Request) string {
 		v = ck.Value
 	} else {
 		v = randomValue()
-		// Strict: only ever sent by our own pages' forms.
-		h.cookies.set(w, h.cookies.csrf, v, http.SameSiteStrictMode, time.Time{}, 0)
+		// Lax, not Strict: a Strict cookie is not sent when another site
+		// links to the authorization endpoint, so each such visit would
+		// replace it and break the forms of other open tabs. Lax cookies
+		// never travel with another site's POST, and the form token is a
+		// MAC an attacker cannot make anyway.
+		h.cookies.set(w, h.cookies.csrf, v, http.SameSiteLaxMode, time.Time{}, 0)
 	}
 	return h.keys.csrfToken(v)
 }

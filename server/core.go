@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/sigil-sts/sigil"
@@ -35,8 +36,10 @@ type Core struct {
 // access tokens and RS256, which OpenID Connect requires for ID tokens.
 func initialAlgs(cfg config.Config) []string {
 	algs := []string{cfg.AccessTokenAlg}
-	if cfg.AccessTokenAlg != "RS256" {
-		algs = append(algs, "RS256")
+	for _, a := range []string{"RS256", cfg.IDTokenAlg} {
+		if a != "" && !slices.Contains(algs, a) {
+			algs = append(algs, a)
+		}
 	}
 	return algs
 }

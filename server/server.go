@@ -95,19 +95,23 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 	}
 	core.Admin.Audit = trail
 	iss := &issuer.Handler{
-		Issuer:            cfg.IssuerURL(),
-		Store:             core.Store,
-		Clients:           clients,
-		Keys:              core.Keys,
-		Secrets:           core.Secrets,
-		AccessTokenAlg:    cfg.AccessTokenAlg,
-		AccessTokenTTL:    cfg.AccessTokenTTL,
-		MaxAccessTokenTTL: cfg.AccessTokenMaxTTL,
-		Leeway:            cfg.Leeway,
-		Log:               log,
-		Audit:             trail,
-		StateKey:          core.StateKey,
-		CheckPassword:     checkPassword,
+		Issuer:              cfg.IssuerURL(),
+		Store:               core.Store,
+		Clients:             clients,
+		Keys:                core.Keys,
+		Secrets:             core.Secrets,
+		AccessTokenAlg:      cfg.AccessTokenAlg,
+		AccessTokenTTL:      cfg.AccessTokenTTL,
+		MaxAccessTokenTTL:   cfg.AccessTokenMaxTTL,
+		Leeway:              cfg.Leeway,
+		Log:                 log,
+		Audit:               trail,
+		StateKey:            core.StateKey,
+		CheckPassword:       checkPassword,
+		IDTokenAlg:          cfg.IDTokenAlg,
+		SessionTTL:          cfg.SessionTTL,
+		RefreshTokenIdleTTL: cfg.RefreshTokenIdleTTL,
+		RefreshTokenMaxTTL:  cfg.RefreshTokenMaxTTL,
 	}
 	if cfg.DPoPNonce {
 		iss.DPoPNonces = &dpop.Nonces{Key: core.NonceKey}
