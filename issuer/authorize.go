@@ -339,13 +339,13 @@ func (h *Handler) proceed(w http.ResponseWriter, r *http.Request, req *authReque
 // user picks the account.
 func (h *Handler) mustAuthenticate(req *authRequest, s *sigil.Session) bool {
 	relogin := slices.Contains(req.Prompt, "login") || slices.Contains(req.Prompt, "select_account")
-	if relogin && s.AuthTime.UnixNano() < req.Created {
+	if s.AuthTime.UnixNano() >= req.Created {
+		return false // the user signed in during this very request
+	}
+	if relogin {
 		return true
 	}
-	if req.MaxAge >= 0 && h.now().Sub(s.AuthTime) > time.Duration(req.MaxAge)*time.Second {
-		return true
-	}
-	return false
+	return req.MaxAge >= 0 && h.now().Sub(s.AuthTime) > time.Duration(req.MaxAge)*time.Second
 }
 
 // needsConsent reports whether the user must be asked: prompt=consent, or
