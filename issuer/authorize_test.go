@@ -616,3 +616,20 @@ func TestWithdrawConsent(t *testing.T) {
 		t.Errorf("consent still remembered: %d", got.status)
 	}
 }
+
+// TestSignInUsernameCase: usernames match without regard to ASCII case,
+// and only ASCII case: the Kelvin sign (U+212A) is not a K, so it cannot
+// open an account or get a rate limit of its own for one.
+func TestSignInUsernameCase(t *testing.T) {
+	n := startNode(t)
+	c := newRP(t, n, "client_secret_basic")
+	newUser(t, n, "kate", alicePassword, nil)
+	p := newPKCE()
+	b := newBrowser(t, n)
+	if got := b.signIn(b.authorize(c.authParams(p, "openid")), "\u212Aate", alicePassword); got.status != http.StatusUnauthorized {
+		t.Errorf("Kelvin-sign username: status %d, want 401", got.status)
+	}
+	if got := b.signIn(b.authorize(c.authParams(p, "openid")), "  KATE ", alicePassword); !got.isConsent() {
+		t.Errorf("upper-case username: status %d, want the consent page", got.status)
+	}
+}
