@@ -30,10 +30,12 @@ const maxConns = 8
 // Open; it is safe for concurrent use once Open has returned.
 type Store struct {
 	// Now returns the current time. Open sets it to time.Now; tests may
-	// replace it before the Store is used. It stamps client CreatedAt and
-	// UpdatedAt, key and checkpoint CreatedAt when the caller leaves it
-	// zero, and a key's archived_at, and is the "now" against which
-	// MarkJTI decides whether an entry has expired.
+	// replace it before the Store is used. It stamps client and user
+	// CreatedAt and UpdatedAt, key, checkpoint and refresh token CreatedAt
+	// and a code's Redemption.At when the caller leaves them zero, and a
+	// key's archived_at, and is the "now" against which MarkJTI decides
+	// whether an entry has expired and the authorization state's lookups
+	// whether a record is live.
 	Now func() time.Time
 
 	db      *sql.DB

@@ -1,0 +1,209 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	sigil "github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/store/internal/rowcodec"
+)
+
+// refreshColumns lists the refresh_tokens columns in the order
+// scanRefresh reads them.
+const refreshColumns = `hash, family_id, client_id, user_id, scopes, audience, auth_time,
+	amr, acr, jkt, access_jti, created_at, expires_at, family_expires_at, used_at, revoked`
+
+// scanRefresh reads one row selected with refreshColumns. Empty lists read
+// back as nil; UsedAt is zero while the token is unspent.
+func scanRefresh(row scanner) (*sigil.RefreshToken, error) {
+	var (
+		t                                         sigil.RefreshToken
+		scopes, audience, amr                     []byte
+		authTime, created, expiresAt, familyUntil int64
+		used                                      sql.NullInt64
+	)
+	err := row.Scan(&t.Hash, &t.FamilyID, &t.ClientID, &t.UserID, &scopes, &audience, &authTime,
+		&amr, &t.ACR, &t.JKT, &t.AccessJTI, &created, &expiresAt, &familyUntil, &used, &t.Revoked)
+	if err != nil {
+		return nil, err
+	}
+	if t.Scopes, t.Audience, t.AMR, err = decodeLists(scopes, audience, amr); err != nil {
+		return nil, fmt.Errorf("decode refresh token: %w", err)
+	}
+	t.AuthTime, t.CreatedAt = rowcodec.FromUnixNano(authTime), rowcodec.FromUnixNano(created)
+	t.ExpiresAt, t.FamilyExpiresAt = rowcodec.FromUnixNano(expiresAt), rowcodec.FromUnixNano(familyUntil)
+	if used.Valid {
+		t.UsedAt = rowcodec.FromUnixNano(used.Int64)
+	}
+	return &t, nil
+}
+
+// insertRefresh inserts t through db (the write connection or a
+// transaction on it); it is a constraint error if the hash exists.
+func insertRefresh(ctx context.Context, db interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+}, t *sigil.RefreshToken, created int64) error {
+	var used any // NULL while unspent
+	if !t.UsedAt.IsZero() {
+		used = rowcodec.UnixNano(t.UsedAt)
+	}
+	_, err := db.ExecContext(ctx, `INSERT INTO refresh_tokens (`+refreshColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.Hash, t.FamilyID, t.ClientID, t.UserID, rowcodec.EncodeList(t.Scopes),
+		rowcodec.EncodeList(t.Audience), rowcodec.UnixNano(t.AuthTime), rowcodec.EncodeList(t.AMR),
+		t.ACR, t.JKT, t.AccessJTI, created, rowcodec.UnixNano(t.ExpiresAt),
+		rowcodec.UnixNano(t.FamilyExpiresAt), used, t.Revoked)
+	return err
+}
+
+// CreateRefresh stores t, the first token of a family or a token outside
+// rotation; ErrConflict if the hash exists. A zero t.CreatedAt is set to
+// the current time, written back into t.
+func (s *Store) CreateRefresh(ctx context.Context, t *sigil.RefreshToken) error {
+	defer s.writing()()
+	if t == nil || t.Hash == "" {
+		return errors.New("sqlite: create refresh token: empty token hash")
+	}
+	created := t.CreatedAt
+	if created.IsZero() {
+		created = s.now()
+	}
+	err := insertRefresh(ctx, s.wconn, t, rowcodec.UnixNano(created))
+	if isConstraint(err) {
+		return fmt.Errorf("sqlite: create refresh token in family %q: %w", t.FamilyID, sigil.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: create refresh token in family %q: %w", t.FamilyID, err)
+	}
+	t.CreatedAt = created
+	return nil
+}
+
+// RefreshToken returns a token, spent, revoked or past its idle expiry
+// included, until its family's absolute expiry; ErrNotFound after it or
+// if the token is absent.
+func (s *Store) RefreshToken(ctx context.Context, hash string) (*sigil.RefreshToken, error) {
+	t, err := scanRefresh(s.db.QueryRowContext(ctx, `SELECT `+refreshColumns+` FROM refresh_tokens
+		WHERE hash = ? AND family_expires_at > ?`, hash, rowcodec.UnixNano(s.Now())))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlite: get refresh token: %w", sigil.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get refresh token: %w", err)
+	}
+	return t, nil
+}
+
+// RotateRefresh spends the token oldHash at next.CreatedAt and stores next
+// in its family, in one immediate transaction: of concurrent rotations of
+// one token, in any process, exactly one succeeds and the others see the
+// token spent. next takes the old token's FamilyID and FamilyExpiresAt
+// whatever it holds (a rotation never extends a family's absolute
+// lifetime), and a zero next.CreatedAt is set to the current time; all
+// three are written back into next.
+//
+// ErrReplay, storing nothing, if the old token is spent, revoked or past
+// its idle expiry; ErrNotFound if it is absent or its family has expired
+// (as RefreshToken reads it); ErrConflict if next.Hash exists.
+func (s *Store) RotateRefresh(ctx context.Context, oldHash string, next *sigil.RefreshToken) error {
+	defer s.writing()()
+	if next == nil || next.Hash == "" {
+		return errors.New("sqlite: rotate refresh token: empty token hash")
+	}
+	created := next.CreatedAt
+	if created.IsZero() {
+		created = s.now()
+	}
+	now := rowcodec.UnixNano(s.Now())
+	var (
+		family      string
+		familyUntil int64
+	)
+	err := inTx(ctx, s.wconn, func(tx *sql.Tx) error {
+		var (
+			expiresAt int64
+			used      sql.NullInt64
+			revoked   bool
+		)
+		err := tx.QueryRowContext(ctx, `SELECT family_id, family_expires_at, expires_at, used_at, revoked
+			FROM refresh_tokens WHERE hash = ? AND family_expires_at > ?`, oldHash, now).
+			Scan(&family, &familyUntil, &expiresAt, &used, &revoked)
+		if errors.Is(err, sql.ErrNoRows) {
+			return sigil.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		switch {
+		case used.Valid:
+			return fmt.Errorf("token spent: %w", sigil.ErrReplay)
+		case revoked:
+			return fmt.Errorf("token revoked: %w", sigil.ErrReplay)
+		case expiresAt <= now:
+			return fmt.Errorf("token idle-expired: %w", sigil.ErrReplay)
+		}
+		t := *next
+		t.FamilyID, t.FamilyExpiresAt = family, rowcodec.FromUnixNano(familyUntil)
+		if err := insertRefresh(ctx, tx, &t, rowcodec.UnixNano(created)); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE refresh_tokens SET used_at = ? WHERE hash = ?`,
+			rowcodec.UnixNano(created), oldHash)
+		return err
+	})
+	if isConstraint(err) {
+		return fmt.Errorf("sqlite: rotate refresh token in family %q: %w", family, sigil.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: rotate refresh token: %w", err)
+	}
+	next.FamilyID, next.FamilyExpiresAt, next.CreatedAt = family, rowcodec.FromUnixNano(familyUntil), created
+	return nil
+}
+
+// RevokeRefreshFamily marks every token of a family revoked and returns
+// the non-empty AccessJTIs recorded in it, oldest token first, in one
+// transaction. A family without tokens yields none and no error.
+func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string) ([]string, error) {
+	jtis, err := s.revokeRefresh(ctx, `family_id = ?`, familyID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: revoke refresh family %q: %w", familyID, err)
+	}
+	return jtis, nil
+}
+
+// RevokeRefreshGrant revokes every family that has a token of the user at
+// the client and returns their non-empty AccessJTIs, as
+// RevokeRefreshFamily does.
+func (s *Store) RevokeRefreshGrant(ctx context.Context, userID, clientID string) ([]string, error) {
+	jtis, err := s.revokeRefresh(ctx,
+		`family_id IN (SELECT family_id FROM refresh_tokens WHERE user_id = ? AND client_id = ?)`,
+		userID, clientID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: revoke refresh tokens of %q at %q: %w", userID, clientID, err)
+	}
+	return jtis, nil
+}
+
+// revokeRefresh revokes the tokens where selects and returns their
+// non-empty AccessJTIs, in one transaction.
+func (s *Store) revokeRefresh(ctx context.Context, where string, args ...any) ([]string, error) {
+	defer s.writing()()
+	var jtis []string
+	err := inTx(ctx, s.wconn, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET revoked = 1 WHERE `+where, args...); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT access_jti FROM refresh_tokens
+			WHERE `+where+` AND access_jti <> '' ORDER BY created_at, hash`, args...)
+		jtis, err = collect(rows, err, func(row scanner) (string, error) {
+			var jti string
+			err := row.Scan(&jti)
+			return jti, err
+		})
+		return err
+	})
+	return jtis, err
+}

@@ -1,0 +1,314 @@
+package storetest
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	sigil "github.com/sigil-sts/sigil"
+)
+
+// fullRefresh returns a live, unspent refresh token with every field set
+// except UsedAt and Revoked.
+func fullRefresh(hash, family string) *sigil.RefreshToken {
+	return &sigil.RefreshToken{
+		Hash:            hash,
+		FamilyID:        family,
+		ClientID:        "web",
+		UserID:          "alice",
+		Scopes:          []string{"openid", "offline_access"},
+		Audience:        []string{"https://api.example.com", "https://other.example.com"},
+		AuthTime:        base,
+		AMR:             []string{"pwd", "hwk"},
+		ACR:             "urn:example:loa:3",
+		JKT:             "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
+		AccessJTI:       "jti-" + hash,
+		CreatedAt:       base,
+		ExpiresAt:       fromNow(time.Hour),
+		FamilyExpiresAt: fromNow(24 * time.Hour),
+	}
+}
+
+func mustRefresh(t *testing.T, s sigil.Store, hash string) *sigil.RefreshToken {
+	t.Helper()
+	r, err := s.RefreshToken(t.Context(), hash)
+	must(t, "RefreshToken("+hash+")", err)
+	return r
+}
+
+// wantNoRefresh fails t unless the token hash reads as absent.
+func wantNoRefresh(t *testing.T, s sigil.Store, what, hash string) {
+	t.Helper()
+	_, err := s.RefreshToken(t.Context(), hash)
+	wantErr(t, what, err, sigil.ErrNotFound)
+}
+
+func testRefreshRoundTrip(t *testing.T, s sigil.Store) {
+	ctx := t.Context()
+	want := fullRefresh("r1", "f1")
+	must(t, "CreateRefresh", s.CreateRefresh(ctx, want))
+	got := mustRefresh(t, s, "r1")
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("RefreshToken round trip (-want +got):\n%s", diff)
+	}
+	orig := *want
+	orig.Scopes, orig.AMR = slices.Clone(want.Scopes), slices.Clone(want.AMR)
+	orig.Audience = slices.Clone(want.Audience)
+	want.Scopes[0] = "changed"
+	got.AMR[0] = "changed"
+	got.Audience[0] = "changed"
+	if diff := cmp.Diff(&orig, mustRefresh(t, s, "r1")); diff != "" {
+		t.Errorf("stored token changed through aliases (-want +got):\n%s", diff)
+	}
+
+	// Spent and revoked tokens, created as such, round-trip too.
+	spent := fullRefresh("r2", "f2")
+	spent.UsedAt, spent.Revoked = base.Add(time.Minute), true
+	must(t, "CreateRefresh(spent)", s.CreateRefresh(ctx, spent))
+	if diff := cmp.Diff(spent, mustRefresh(t, s, "r2")); diff != "" {
+		t.Errorf("spent RefreshToken round trip (-want +got):\n%s", diff)
+	}
+
+	// A zero CreatedAt is set by the store; the other fields may be empty.
+	bare := &sigil.RefreshToken{Hash: "bare", FamilyID: "f3", ExpiresAt: fromNow(time.Hour),
+		FamilyExpiresAt: fromNow(time.Hour)}
+	before := time.Now()
+	must(t, "CreateRefresh(bare)", s.CreateRefresh(ctx, bare))
+	after := time.Now()
+	checkStamp(t, "CreatedAt", bare.CreatedAt, before, after)
+	if diff := cmp.Diff(bare, mustRefresh(t, s, "bare"), cmpopts.EquateEmpty(),
+		cmpopts.IgnoreFields(sigil.RefreshToken{}, "AuthTime")); diff != "" {
+		t.Errorf("bare RefreshToken round trip (-want +got):\n%s", diff)
+	}
+
+	dup := fullRefresh("r1", "f9")
+	wantErr(t, "CreateRefresh(duplicate)", s.CreateRefresh(ctx, dup), sigil.ErrConflict)
+	if got := mustRefresh(t, s, "r1"); got.FamilyID != "f1" {
+		t.Errorf("after conflicting create FamilyID = %q, want f1", got.FamilyID)
+	}
+	wantNoRefresh(t, s, "RefreshToken(absent)", "absent")
+
+	// Past its idle expiry a token is still read, until its family's
+	// absolute expiry.
+	idle := fullRefresh("idle", "f4")
+	idle.ExpiresAt = fromNow(-time.Hour)
+	must(t, "CreateRefresh(idle)", s.CreateRefresh(ctx, idle))
+	mustRefresh(t, s, "idle")
+	dead := fullRefresh("dead", "f5")
+	dead.ExpiresAt, dead.FamilyExpiresAt = fromNow(time.Hour), fromNow(-time.Hour)
+	must(t, "CreateRefresh(dead)", s.CreateRefresh(ctx, dead))
+	wantNoRefresh(t, s, "RefreshToken(family expired)", "dead")
+}
+
+// nextRefresh returns the token to rotate to, with a FamilyID and a later
+// FamilyExpiresAt that RotateRefresh must replace by the old token's.
+func nextRefresh(hash string, created time.Time) *sigil.RefreshToken {
+	n := fullRefresh(hash, "not-the-family")
+	n.FamilyExpiresAt = fromNow(1000 * time.Hour)
+	n.CreatedAt = created
+	return n
+}
+
+func testRotateRefresh(t *testing.T, s sigil.Store) {
+	ctx := t.Context()
+	first := fullRefresh("r1", "fam")
+	must(t, "CreateRefresh", s.CreateRefresh(ctx, first))
+
+	n2 := nextRefresh("r2", base.Add(time.Minute))
+	must(t, "RotateRefresh(r1)", s.RotateRefresh(ctx, "r1", n2))
+	if n2.FamilyID != "fam" || !n2.FamilyExpiresAt.Equal(first.FamilyExpiresAt) {
+		t.Errorf("rotated token has family %q until %v, want the old token's %q until %v",
+			n2.FamilyID, n2.FamilyExpiresAt, "fam", first.FamilyExpiresAt)
+	}
+	if diff := cmp.Diff(n2, mustRefresh(t, s, "r2")); diff != "" {
+		t.Errorf("rotated token (-want +got):\n%s", diff)
+	}
+	spent := *first
+	spent.UsedAt = n2.CreatedAt
+	if diff := cmp.Diff(&spent, mustRefresh(t, s, "r1")); diff != "" {
+		t.Errorf("old token after rotation (-want +got):\n%s", diff)
+	}
+
+	// The spent token cannot be rotated again, and nothing is stored.
+	wantErr(t, "RotateRefresh(r1) again", s.RotateRefresh(ctx, "r1", nextRefresh("r3", base)), sigil.ErrReplay)
+	wantNoRefresh(t, s, "token of a replayed rotation", "r3")
+	if got := mustRefresh(t, s, "r1"); !got.UsedAt.Equal(n2.CreatedAt) {
+		t.Errorf("replayed rotation moved UsedAt to %v", got.UsedAt)
+	}
+
+	// A next token whose hash exists is a conflict that spends nothing.
+	wantErr(t, "RotateRefresh(r2 to r1)", s.RotateRefresh(ctx, "r2", nextRefresh("r1", base)), sigil.ErrConflict)
+	if got := mustRefresh(t, s, "r2"); !got.UsedAt.IsZero() {
+		t.Errorf("conflicting rotation spent r2 at %v", got.UsedAt)
+	}
+
+	// A zero CreatedAt is set by the store, and spends the old token.
+	n3 := nextRefresh("r3", time.Time{})
+	before := time.Now()
+	must(t, "RotateRefresh(r2)", s.RotateRefresh(ctx, "r2", n3))
+	after := time.Now()
+	checkStamp(t, "CreatedAt", n3.CreatedAt, before, after)
+	if got := mustRefresh(t, s, "r2"); !got.UsedAt.Equal(n3.CreatedAt) {
+		t.Errorf("r2.UsedAt = %v, want %v", got.UsedAt, n3.CreatedAt)
+	}
+	if diff := cmp.Diff(n3, mustRefresh(t, s, "r3")); diff != "" {
+		t.Errorf("rotated token (-want +got):\n%s", diff)
+	}
+
+	wantErr(t, "RotateRefresh(absent)", s.RotateRefresh(ctx, "absent", nextRefresh("r4", base)), sigil.ErrNotFound)
+	wantNoRefresh(t, s, "token of a rotation of an absent one", "r4")
+}
+
+// testRotateRefreshRejects: revoked and idle-expired tokens are replays;
+// a token whose family has expired is gone.
+func testRotateRefreshRejects(t *testing.T, s sigil.Store) {
+	ctx := t.Context()
+	revoked := fullRefresh("revoked", "f1")
+	revoked.Revoked = true
+	idle := fullRefresh("idle", "f2")
+	idle.ExpiresAt = fromNow(-time.Minute)
+	dead := fullRefresh("dead", "f3")
+	dead.FamilyExpiresAt = fromNow(-time.Minute)
+	for _, tt := range []struct {
+		old  *sigil.RefreshToken
+		want error
+	}{
+		{revoked, sigil.ErrReplay},
+		{idle, sigil.ErrReplay},
+		{dead, sigil.ErrNotFound},
+	} {
+		must(t, "CreateRefresh("+tt.old.Hash+")", s.CreateRefresh(ctx, tt.old))
+		n := nextRefresh("next-"+tt.old.Hash, base)
+		wantErr(t, "RotateRefresh("+tt.old.Hash+")", s.RotateRefresh(ctx, tt.old.Hash, n), tt.want)
+		wantNoRefresh(t, s, "token of a refused rotation of "+tt.old.Hash, n.Hash)
+	}
+	for _, hash := range []string{"revoked", "idle"} {
+		if got := mustRefresh(t, s, hash); !got.UsedAt.IsZero() {
+			t.Errorf("refused rotation spent %s at %v", hash, got.UsedAt)
+		}
+	}
+}
+
+// testRotateRefreshConcurrent: of many concurrent rotations of one token,
+// exactly one wins, and only its next token is stored.
+func testRotateRefreshConcurrent(t *testing.T, s sigil.Store) {
+	ctx := t.Context()
+	must(t, "CreateRefresh", s.CreateRefresh(ctx, fullRefresh("r1", "fam")))
+	const n = 32
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			errs[i] = s.RotateRefresh(ctx, "r1", nextRefresh(fmt.Sprintf("next-%02d", i), base.Add(time.Duration(i)*time.Second)))
+		}()
+	}
+	close(start)
+	wg.Wait()
+
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Fatalf("rotations %d and %d both succeeded", winner, i)
+		case err == nil:
+			winner = i
+		default:
+			wantErr(t, fmt.Sprintf("RotateRefresh #%d", i), err, sigil.ErrReplay)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no rotation succeeded")
+	}
+	for i := range n {
+		hash := fmt.Sprintf("next-%02d", i)
+		if i == winner {
+			mustRefresh(t, s, hash)
+		} else {
+			wantNoRefresh(t, s, "token of a losing rotation", hash)
+		}
+	}
+	if got := mustRefresh(t, s, "r1"); !got.UsedAt.Equal(base.Add(time.Duration(winner) * time.Second)) {
+		t.Errorf("r1.UsedAt = %v, want the winner's (#%d) CreatedAt", got.UsedAt, winner)
+	}
+}
+
+// revokedJTIs calls revoke and returns its result sorted.
+func revokedJTIs(t *testing.T, what string, revoke func() ([]string, error)) []string {
+	t.Helper()
+	jtis, err := revoke()
+	must(t, what, err)
+	slices.Sort(jtis)
+	return jtis
+}
+
+func testRevokeRefreshFamily(t *testing.T, s sigil.Store) {
+	ctx := t.Context()
+	// Family fam: r1 → r2 → r3, r3 issued without an access token.
+	must(t, "CreateRefresh", s.CreateRefresh(ctx, fullRefresh("r1", "fam")))
+	must(t, "RotateRefresh(r1)", s.RotateRefresh(ctx, "r1", nextRefresh("r2", base.Add(time.Minute))))
+	r3 := nextRefresh("r3", base.Add(2*time.Minute))
+	r3.AccessJTI = ""
+	must(t, "RotateRefresh(r2)", s.RotateRefresh(ctx, "r2", r3))
+	must(t, "CreateRefresh(other)", s.CreateRefresh(ctx, fullRefresh("other", "fam-other")))
+
+	jtis := revokedJTIs(t, "RevokeRefreshFamily", func() ([]string, error) { return s.RevokeRefreshFamily(ctx, "fam") })
+	if diff := cmp.Diff([]string{"jti-r1", "jti-r2"}, jtis); diff != "" {
+		t.Errorf("RevokeRefreshFamily AccessJTIs (-want +got):\n%s", diff)
+	}
+	for _, hash := range []string{"r1", "r2", "r3"} {
+		if !mustRefresh(t, s, hash).Revoked {
+			t.Errorf("%s not revoked with its family", hash)
+		}
+	}
+	if mustRefresh(t, s, "other").Revoked {
+		t.Error("another family's token was revoked")
+	}
+	// The family's live token is dead.
+	wantErr(t, "RotateRefresh(r3) after revocation", s.RotateRefresh(ctx, "r3", nextRefresh("r4", base)), sigil.ErrReplay)
+	wantNoRefresh(t, s, "token of a rotation after revocation", "r4")
+
+	// Revoking again returns the same JTIs; an unknown family has none.
+	again := revokedJTIs(t, "RevokeRefreshFamily again", func() ([]string, error) { return s.RevokeRefreshFamily(ctx, "fam") })
+	if diff := cmp.Diff(jtis, again); diff != "" {
+		t.Errorf("RevokeRefreshFamily again (-first +again):\n%s", diff)
+	}
+	if jtis, err := s.RevokeRefreshFamily(ctx, "absent"); err != nil || len(jtis) != 0 {
+		t.Errorf("RevokeRefreshFamily(absent) = %q, %v; want none, nil", jtis, err)
+	}
+}
+
+func testRevokeRefreshGrant(t *testing.T, s sigil.Store) {
+	ctx := t.Context()
+	for _, r := range []struct{ hash, family, user, client string }{
+		{"a", "f-alice-web-1", "alice", "web"},
+		{"b", "f-alice-web-2", "alice", "web"},
+		{"c", "f-alice-cli", "alice", "cli"},
+		{"d", "f-bob-web", "bob", "web"},
+	} {
+		tok := fullRefresh(r.hash, r.family)
+		tok.UserID, tok.ClientID = r.user, r.client
+		must(t, "CreateRefresh", s.CreateRefresh(ctx, tok))
+	}
+	must(t, "RotateRefresh(a)", s.RotateRefresh(ctx, "a", nextRefresh("a2", base)))
+
+	jtis := revokedJTIs(t, "RevokeRefreshGrant", func() ([]string, error) { return s.RevokeRefreshGrant(ctx, "alice", "web") })
+	if diff := cmp.Diff([]string{"jti-a", "jti-a2", "jti-b"}, jtis); diff != "" {
+		t.Errorf("RevokeRefreshGrant AccessJTIs (-want +got):\n%s", diff)
+	}
+	for hash, want := range map[string]bool{"a": true, "a2": true, "b": true, "c": false, "d": false} {
+		if got := mustRefresh(t, s, hash).Revoked; got != want {
+			t.Errorf("%s.Revoked = %v, want %v", hash, got, want)
+		}
+	}
+	if jtis, err := s.RevokeRefreshGrant(ctx, "carol", "web"); err != nil || len(jtis) != 0 {
+		t.Errorf("RevokeRefreshGrant(carol) = %q, %v; want none, nil", jtis, err)
+	}
+}
