@@ -67,7 +67,9 @@ const MinPassword = 8
 // look-alike characters moot; lower-casing makes "Alice" and "alice" one
 // account.
 func normaliseUsername(name string) (string, error) {
-	n := strings.ToLower(name)
+	// Checked before lower-casing, which would map some non-ASCII letters
+	// (the Kelvin sign K) to ASCII ones.
+	n := lowerASCII(name)
 	if n == "" || len(n) > MaxUsername {
 		return "", invalid("a username has 1 to %d characters", MaxUsername)
 	}
@@ -89,6 +91,16 @@ func normaliseUsername(name string) (string, error) {
 	return n, nil
 }
 
+// lowerASCII lower-cases the ASCII letters of s and nothing else.
+func lowerASCII(s string) string {
+	return strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}, s)
+}
+
 // looksLikeID reports whether s has the form of newUserID's output.
 func looksLikeID(s string) bool {
 	return len(s) == 32 && strings.Trim(s, "0123456789abcdef") == ""
@@ -99,6 +111,8 @@ func looksLikeID(s string) bool {
 // reveals nothing and never changes when the username does.
 func newUserID() string { return newClientID() }
 
+// checkPassword checks a new password: valid UTF-8 (what a sign-in form
+// sends), MinPassword characters to password.MaxLength bytes.
 func checkPassword(pw string) error {
 	switch {
 	case !utf8.ValidString(pw):
@@ -218,7 +232,7 @@ func (s *Service) CreateUser(ctx context.Context, spec UserSpec, pw string) (*Us
 func (s *Service) user(ctx context.Context, idOrName string) (*sigil.User, error) {
 	u, err := s.Store.User(ctx, idOrName)
 	if errors.Is(err, sigil.ErrNotFound) {
-		u, err = s.Store.UserByName(ctx, strings.ToLower(idOrName))
+		u, err = s.Store.UserByName(ctx, lowerASCII(idOrName))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("admin: user %q: %w", idOrName, err)

@@ -250,7 +250,8 @@ func TestAdminUserValidation(t *testing.T) {
 		{"username-too-long", create(strings.Repeat("a", 65))},
 		{"username-space", create("carol smith")},
 		{"username-unicode", create("carolé")},
-		{"username-look-alike", create("cаrol")}, // Cyrillic а
+		{"username-look-alike", create("cаrol")},       // Cyrillic а
+		{"username-kelvin-sign", create("\u212Aarol")}, // lower-cases to "k"
 		{"username-slash", create("carol/admin")},
 		{"username-leading-dash", create("-carol")},
 		{"username-leading-dot", create(".carol")},
