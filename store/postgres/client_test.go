@@ -34,6 +34,40 @@ func TestUnstorableText(t *testing.T) {
 		if err := s.DeleteKey(ctx, id); !errors.Is(err, sigil.ErrNotFound) {
 			t.Errorf("DeleteKey(%q): %v, want ErrNotFound", id, err)
 		}
+		// A username is typed by whoever signs in.
+		if _, err := s.UserByName(ctx, id); !errors.Is(err, sigil.ErrNotFound) {
+			t.Errorf("UserByName(%q): %v, want ErrNotFound", id, err)
+		}
+		if _, err := s.User(ctx, id); !errors.Is(err, sigil.ErrNotFound) {
+			t.Errorf("User(%q): %v, want ErrNotFound", id, err)
+		}
+		if _, err := s.Session(ctx, id); !errors.Is(err, sigil.ErrNotFound) {
+			t.Errorf("Session(%q): %v, want ErrNotFound", id, err)
+		}
+		if _, err := s.RedeemCode(ctx, id, sigil.Redemption{}); !errors.Is(err, sigil.ErrNotFound) {
+			t.Errorf("RedeemCode(%q): %v, want ErrNotFound", id, err)
+		}
+		if _, err := s.RefreshToken(ctx, id); !errors.Is(err, sigil.ErrNotFound) {
+			t.Errorf("RefreshToken(%q): %v, want ErrNotFound", id, err)
+		}
+		if err := s.RotateRefresh(ctx, id, &sigil.RefreshToken{Hash: "n"}); !errors.Is(err, sigil.ErrNotFound) {
+			t.Errorf("RotateRefresh(%q): %v, want ErrNotFound", id, err)
+		}
+		if _, err := s.TakePushedRequest(ctx, id); !errors.Is(err, sigil.ErrNotFound) {
+			t.Errorf("TakePushedRequest(%q): %v, want ErrNotFound", id, err)
+		}
+		if _, err := s.Consent(ctx, id, "c"); !errors.Is(err, sigil.ErrNotFound) {
+			t.Errorf("Consent(%q): %v, want ErrNotFound", id, err)
+		}
+		if cs, err := s.Consents(ctx, id); err != nil || len(cs) != 0 {
+			t.Errorf("Consents(%q) = %v, %v; want none", id, cs, err)
+		}
+		if jtis, err := s.RevokeRefreshFamily(ctx, id); err != nil || len(jtis) != 0 {
+			t.Errorf("RevokeRefreshFamily(%q) = %q, %v; want none", id, jtis, err)
+		}
+		if err := s.DeleteSession(ctx, id); err != nil {
+			t.Errorf("DeleteSession(%q): %v", id, err)
+		}
 	}
 
 	late := time.Now().Add(time.Hour)
