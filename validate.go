@@ -27,8 +27,9 @@ func ValidResource(s string) bool {
 
 // CheckRedirectURI reports why s cannot be a registered redirect URI
 // (RFC 9700 §2.1, RFC 8252 §7): it must be absolute, without a fragment,
-// userinfo or wildcard, and https, http on a loopback host only (native
-// apps), or a private-use scheme with a dot in it (reverse domain name).
+// userinfo or wildcard, and https, http on a loopback IP address only
+// (native apps), or a private-use scheme with a dot in it (reverse domain
+// name).
 func CheckRedirectURI(s string) error {
 	u, err := url.Parse(s)
 	switch {
@@ -47,9 +48,10 @@ func CheckRedirectURI(s string) error {
 			return errors.New("needs a host")
 		}
 	case "http":
-		host := u.Hostname()
-		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			return errors.New("http is only allowed for loopback hosts (127.0.0.1, [::1], localhost); use https")
+		// Loopback IP literals only: "localhost" may resolve elsewhere
+		// (RFC 8252 §8.3).
+		if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() {
+			return errors.New("http is only allowed for loopback IP addresses (127.0.0.1, [::1]); use https")
 		}
 	case "javascript", "data", "vbscript", "file":
 		return errors.New("scheme " + u.Scheme + " is not allowed")

@@ -413,6 +413,8 @@ type RevokeResult struct {
 	// set INVALID (draft-ietf-oauth-status-list), found by their jti or,
 	// for a client or subject, through the audit trail's issuance records.
 	StatusEntries int `json:"status_entries"`
+	// Sessions counts the browser sessions ended (subject revocation).
+	Sessions int `json:"sessions,omitempty"`
 }
 
 // DefaultRevokeSettle is RevokeSettle's default.
@@ -457,6 +459,19 @@ func (s *Service) Revoke(ctx context.Context, jti, client, subject string) (Revo
 	}
 	var res RevokeResult
 	var err error
+	if r.Kind != sigil.RevokeJTI {
+		// The grants that would mint new tokens go too: refresh token
+		// families and, for a user, browser sessions. Their access tokens
+		// are among those the audit trail names below.
+		if _, err := s.Store.RevokeRefreshTokens(ctx, subject, client); err != nil {
+			return res, fmt.Errorf("admin: revoke refresh tokens: %w", err)
+		}
+		if subject != "" {
+			if res.Sessions, err = s.Store.DeleteSessions(ctx, subject); err != nil {
+				return res, fmt.Errorf("admin: end sessions: %w", err)
+			}
+		}
+	}
 	if r.Kind == sigil.RevokeJTI {
 		res.StatusEntries, err = statuslist.Invalidate(ctx, s.Store, jti)
 	} else {
@@ -466,7 +481,7 @@ func (s *Service) Revoke(ctx context.Context, jti, client, subject string) (Revo
 		return res, fmt.Errorf("admin: revoke: %w", err)
 	}
 	return res, s.changed(ctx, audit.Record{Event: audit.TokenRevoked, JTI: jti, ClientID: client, Subject: subject,
-		Detail: map[string]string{"by": "admin", "kind": string(r.Kind), "status_entries": strconv.Itoa(res.StatusEntries)}})
+		Detail: map[string]string{"by": "admin", "kind": string(r.Kind), "status_entries": strconv.Itoa(res.StatusEntries), "sessions": strconv.Itoa(res.Sessions)}})
 }
 
 // invalidateIssued sets the status list entries of every token the audit

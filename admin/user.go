@@ -330,7 +330,14 @@ func (s *Service) SetPassword(ctx context.Context, idOrName, pw string) (*UserIn
 	if err := s.Store.UpdateUser(ctx, u); err != nil {
 		return nil, fmt.Errorf("admin: set password of %q: %w", u.ID, err)
 	}
-	err = s.changed(ctx, audit.Record{Event: audit.UserPasswordSet, Subject: u.ID, Detail: map[string]string{"username": u.Username}})
+	// A new password signs the user out of every browser: whoever knew
+	// the old one may be signed in.
+	ended, err := s.Store.DeleteSessions(ctx, u.ID)
+	if err != nil {
+		return nil, fmt.Errorf("admin: set password of %q: end sessions: %w", u.ID, err)
+	}
+	err = s.changed(ctx, audit.Record{Event: audit.UserPasswordSet, Subject: u.ID,
+		Detail: map[string]string{"username": u.Username, "sessions_ended": strconv.Itoa(ended)}})
 	return userInfo(u), err
 }
 

@@ -80,7 +80,7 @@ func (h *Handler) serveRevokeConsent(w http.ResponseWriter, r *http.Request) {
 	}
 	var jtis []string
 	if err == nil {
-		jtis, err = h.Store.RevokeRefreshGrant(ctx, user.ID, clientID)
+		jtis, err = h.Store.RevokeRefreshTokens(ctx, user.ID, clientID)
 	}
 	if err != nil {
 		h.Log.ErrorContext(ctx, "account: consent not withdrawn", "err", err)

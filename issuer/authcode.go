@@ -45,7 +45,7 @@ func (g authorizationCode) Exchange(ctx context.Context, req *TokenRequest) (*To
 		return nil, oerr
 	}
 	family := randomValue()
-	rec, err := h.Store.RedeemCode(ctx, h.keys.storedHash("code", code), sigil.Redemption{At: h.now(), AccessJTI: id.jti, RefreshFamily: family})
+	rec, err := h.Store.RedeemCode(ctx, h.keys.storedHash("code", code), c.ID, sigil.Redemption{At: h.now(), AccessJTI: id.jti, RefreshFamily: family})
 	switch {
 	case errors.Is(err, sigil.ErrNotFound):
 		return nil, badRequest(CodeInvalidGrant, "the code is invalid or expired")
@@ -56,8 +56,8 @@ func (g authorizationCode) Exchange(ctx context.Context, req *TokenRequest) (*To
 	case err != nil:
 		return nil, internal(err)
 	}
-	if rec.ClientID != c.ID {
-		return nil, badRequest(CodeInvalidGrant, "the code was issued to another client")
+	if rec.ClientID != c.ID { // the store looked only among c's codes
+		return nil, internal(errors.New("RedeemCode returned another client's code"))
 	}
 	if ru := f.Get("redirect_uri"); ru != rec.RedirectURI && (ru != "" || !slices.Equal(c.RedirectURIs, []string{rec.RedirectURI})) {
 		return nil, badRequest(CodeInvalidGrant, "redirect_uri does not match the authorization request")
@@ -72,7 +72,7 @@ func (g authorizationCode) Exchange(ctx context.Context, req *TokenRequest) (*To
 	}
 	return h.userTokens(ctx, userGrant{
 		client: c, user: user, id: id, family: family, scopes: rec.Scopes, aud: rec.Audience,
-		nonce: rec.Nonce, authTime: rec.AuthTime, acr: rec.ACR, amr: rec.AMR, proof: req.DPoP,
+		nonce: rec.Nonce, authTime: rec.AuthTime, acr: rec.ACR, amr: rec.AMR, proof: req.DPoP, sessionID: rec.SessionID,
 	})
 }
 
@@ -108,6 +108,9 @@ type userGrant struct {
 	acr           string
 	amr           []string
 	proof         *dpop.Proof
+	// sessionID is the browser session of a code grant, for the ID
+	// token's sid.
+	sessionID string
 	// expires is the absolute expiry of the refresh token family; zero
 	// starts a new family.
 	expires time.Time
@@ -130,7 +133,7 @@ func (h *Handler) userTokens(ctx context.Context, g userGrant) (*TokenResponse, 
 	if slices.Contains(g.scopes, ScopeOpenID) {
 		resp.IDToken, oerr = h.issueIDToken(idTokenGrant{
 			client: g.client, user: g.user, scopes: g.scopes, nonce: g.nonce, authTime: g.authTime,
-			acr: g.acr, amr: g.amr, accessToken: resp.AccessToken,
+			acr: g.acr, amr: g.amr, accessToken: resp.AccessToken, sessionID: g.sessionID,
 		})
 		if oerr != nil {
 			return nil, oerr
@@ -168,12 +171,19 @@ func (h *Handler) userTokens(ctx context.Context, g userGrant) (*TokenResponse, 
 	} else {
 		err = h.Store.RotateRefresh(ctx, g.rotate, rt)
 	}
-	if errors.Is(err, sigil.ErrReplay) {
+	switch {
+	case errors.Is(err, sigil.ErrReplay) && g.rotate == "":
+		// The family was revoked before its first token: the code was
+		// replayed while this redemption ran (codeReplayed).
+		return nil, badRequest(CodeInvalidGrant, "the code was used twice; the tokens issued from it are revoked")
+	case errors.Is(err, sigil.ErrReplay):
 		// Another request spent the same token first: reuse.
 		h.refreshReplayed(ctx, g.client, g.family, "concurrent use")
 		return nil, badRequest(CodeInvalidGrant, "the refresh token was already used; its family is revoked")
-	}
-	if err != nil {
+	case errors.Is(err, sigil.ErrNotFound):
+		// The family expired, or its user was deleted, meanwhile.
+		return nil, badRequest(CodeInvalidGrant, "the refresh token expired")
+	case err != nil:
 		return nil, internal(err)
 	}
 	resp.RefreshToken = value

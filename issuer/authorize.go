@@ -50,6 +50,9 @@ type authRequest struct {
 	Prompt       []string `json:"prompt,omitempty"`
 	MaxAge       int64    `json:"max_age"` // -1: none given
 	LoginHint    string   `json:"login_hint,omitempty"`
+	// Session is the session a sign-in made for this request: it meets
+	// prompt=login and max_age whatever the clocks say.
+	Session string `json:"session,omitempty"`
 	// Created is when the request reached the server, in nanoseconds:
 	// prompt=login asks for an authentication after it.
 	Created int64 `json:"created"`
@@ -98,12 +101,21 @@ func (h *Handler) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	var req *authRequest
 	var aerr *authError
 	if t := params.Get("ticket"); t != "" && len(params) == 1 {
-		req, aerr = h.openTicket(t)
+		if req, aerr = h.openTicket(t); aerr == nil {
+			aerr = h.recheck(r.Context(), req)
+		}
 	} else {
 		req, aerr = h.parseAuthorize(r.Context(), params)
 	}
 	if aerr != nil {
 		h.authFailed(w, r, aerr)
+		return
+	}
+	if r.Method == http.MethodPost {
+		// A POST from the client's site comes without the session cookie
+		// (SameSite=Lax): continue as a GET, which has it.
+		httpNoStorePage(w)
+		http.Redirect(w, r, h.endpoint(PathAuthorize)+"?ticket="+h.ticket(req), http.StatusSeeOther)
 		return
 	}
 	h.proceed(w, r, req)
@@ -215,6 +227,11 @@ func (h *Handler) validateAuthorize(c *sigil.Client, p url.Values) (*authRequest
 	if rm := p.Get("response_mode"); rm != "" && rm != "query" && rm != "form_post" {
 		return fail(CodeInvalidRequest, "response_mode must be query or form_post")
 	}
+	if req.ResponseMode == "form_post" && !strings.HasPrefix(req.RedirectURI, "https:") && !strings.HasPrefix(req.RedirectURI, "http:") {
+		// A page cannot post a form to an app's private-use scheme.
+		req.ResponseMode = ""
+		return fail(CodeInvalidRequest, "response_mode=form_post needs an http or https redirect URI")
+	}
 	switch rt := p.Get("response_type"); {
 	case rt == "":
 		return fail(CodeInvalidRequest, "response_type is missing")
@@ -285,6 +302,27 @@ func (h *Handler) openTicket(ticket string) (*authRequest, *authError) {
 	return &req, nil
 }
 
+// recheck holds a request from a ticket to the client as it is now: the
+// client may have been deleted, or lost the redirect URI, the grant or a
+// scope since the request was validated. A ticket of the account page (no
+// client) is refused here.
+func (h *Handler) recheck(ctx context.Context, req *authRequest) *authError {
+	if req.ClientID == "" {
+		return errorPage("this sign-in was not for an application")
+	}
+	c, aerr := h.lookupClient(ctx, req.ClientID)
+	if aerr != nil {
+		return aerr
+	}
+	if !slices.Contains(c.RedirectURIs, req.RedirectURI) {
+		return errorPage("the application's redirect URI is no longer registered")
+	}
+	if !c.HasGrant(sigil.GrantAuthorizationCode) || !subset(req.Scopes, c.Scopes) {
+		return &authError{Code: CodeUnauthorizedClient, Description: "the application's registration changed; start again", redirect: req}
+	}
+	return nil
+}
+
 // ticket seals req for the next page.
 func (h *Handler) ticket(req *authRequest) string {
 	t, err := h.keys.seal("authorize", req)
@@ -317,7 +355,7 @@ func (h *Handler) proceed(w http.ResponseWriter, r *http.Request, req *authReque
 		h.authFailed(w, r, aerr)
 		return
 	}
-	need, err := h.needsConsent(ctx, req, user.ID)
+	need, err := h.needsConsent(ctx, req, c, user.ID)
 	if err != nil {
 		h.authFailed(w, r, &authError{Code: CodeTemporarilyUnavailable, Description: "try again shortly", redirect: req})
 		return
@@ -339,7 +377,7 @@ func (h *Handler) proceed(w http.ResponseWriter, r *http.Request, req *authReque
 // user picks the account.
 func (h *Handler) mustAuthenticate(req *authRequest, s *sigil.Session) bool {
 	relogin := slices.Contains(req.Prompt, "login") || slices.Contains(req.Prompt, "select_account")
-	if s.AuthTime.UnixNano() >= req.Created {
+	if req.Session != "" && req.Session == s.ID {
 		return false // the user signed in during this very request
 	}
 	if relogin {
@@ -348,10 +386,14 @@ func (h *Handler) mustAuthenticate(req *authRequest, s *sigil.Session) bool {
 	return req.MaxAge >= 0 && h.now().Sub(s.AuthTime) > time.Duration(req.MaxAge)*time.Second
 }
 
-// needsConsent reports whether the user must be asked: prompt=consent, or
-// no remembered consent covers the request's scopes and audience.
-func (h *Handler) needsConsent(ctx context.Context, req *authRequest, userID string) (bool, error) {
-	if slices.Contains(req.Prompt, "consent") {
+// needsConsent reports whether the user must be asked: prompt=consent, a
+// public client, or no remembered consent covering the request's scopes
+// and audience. A public client is always asked: anyone can send its
+// client_id, and an app on the user's device can claim its redirect URI,
+// so a silent answer could hand the user's code to an impostor (RFC 8252
+// §8.6).
+func (h *Handler) needsConsent(ctx context.Context, req *authRequest, client *sigil.Client, userID string) (bool, error) {
+	if slices.Contains(req.Prompt, "consent") || client.AuthMethod == sigil.AuthNone {
 		return true, nil
 	}
 	c, err := h.Store.Consent(ctx, userID, req.ClientID)

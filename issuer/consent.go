@@ -27,6 +27,10 @@ func (h *Handler) serveConsent(w http.ResponseWriter, r *http.Request) {
 		h.renderError(w, r, http.StatusForbidden, errorPage("the form expired or did not come from this site; start again from the application"))
 		return
 	}
+	if aerr := h.recheck(ctx, req); aerr != nil {
+		h.authFailed(w, r, aerr)
+		return
+	}
 	sess, user, err := h.currentSession(ctx, r)
 	if err != nil {
 		h.authFailed(w, r, &authError{Code: CodeTemporarilyUnavailable, Description: "try again shortly", redirect: req})

@@ -98,9 +98,12 @@ func (k *flowKeys) open(purpose, ticket string, v any) error {
 	return json.Unmarshal(plain, v)
 }
 
-// csrfToken is the form token for a CSRF cookie value: a MAC of it, so an
-// attacker who can plant a cookie (a sibling subdomain) still cannot make
-// the matching form token (the signed double-submit cookie pattern).
+// csrfToken is the form token for a CSRF cookie value: a MAC of it (the
+// signed double-submit cookie pattern). It stops forms posted from other
+// sites, which cannot read the cookie; an attacker who can plant cookies
+// (a sibling subdomain, without the __Host- prefix) can also get a form
+// token for the planted value from our own page, so against that the
+// Origin and Sec-Fetch-Site checks are what hold.
 func (k *flowKeys) csrfToken(cookie string) string {
 	m := hmac.New(sha256.New, k.csrf)
 	m.Write([]byte(cookie))
@@ -111,20 +114,25 @@ func (k *flowKeys) csrfToken(cookie string) string {
 // Secure when it is https, and the __Host- prefix when it is also at the
 // root, so no other origin can set them.
 type cookies struct {
-	session, csrf string
-	path          string
-	secure        bool
+	session, csrf, device string
+	path                  string
+	secure                bool
 }
 
 func newCookies(issuer string) cookies {
 	u, _ := url.Parse(issuer)
-	c := cookies{session: "sigil_session", csrf: "sigil_csrf", path: u.Path, secure: u.Scheme == "https"}
+	c := cookies{session: "sigil_session", csrf: "sigil_csrf", device: "sigil_device", path: u.Path, secure: u.Scheme == "https"}
 	if c.path == "" {
 		c.path = "/"
 	}
-	if c.secure && c.path == "/" {
-		c.session, c.csrf = "__Host-"+c.session, "__Host-"+c.csrf
+	prefix := ""
+	switch {
+	case c.secure && c.path == "/":
+		prefix = "__Host-" // https, this host only, the whole site
+	case c.secure:
+		prefix = "__Secure-" // https only (__Host- needs the root path)
 	}
+	c.session, c.csrf, c.device = prefix+c.session, prefix+c.csrf, prefix+c.device
 	return c
 }
 
@@ -162,7 +170,7 @@ func (h *Handler) checkCSRF(r *http.Request) error {
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
 		return fmt.Errorf("cross-site form post (Sec-Fetch-Site: %s)", site)
 	}
-	if origin := r.Header.Get("Origin"); origin != "" && origin != h.origin {
+	if origin := r.Header.Get("Origin"); origin != "" && originOf(origin) != h.origin {
 		return fmt.Errorf("form post from origin %q", origin)
 	}
 	ck, err := r.Cookie(h.cookies.csrf)
@@ -176,12 +184,20 @@ func (h *Handler) checkCSRF(r *http.Request) error {
 	return nil
 }
 
-// originOf returns scheme://host of an absolute URL, the form of an
-// Origin header.
+// originOf returns the origin of an absolute URL in the form browsers
+// send in Origin: scheme://host[:port], lower case, without the scheme's
+// default port.
 func originOf(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil {
-		return ""
+	if err != nil || u.Host == "" {
+		return "null"
 	}
-	return strings.ToLower(u.Scheme) + "://" + u.Host
+	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port == "" || scheme == "https" && port == "443" || scheme == "http" && port == "80" {
+		return scheme + "://" + host
+	}
+	return scheme + "://" + host + ":" + port
 }

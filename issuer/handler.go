@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -107,6 +108,9 @@ type Handler struct {
 	// the defaults.
 	RefreshTokenIdleTTL time.Duration
 	RefreshTokenMaxTTL  time.Duration
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client, for the sign-in rate limit; empty trusts none.
+	TrustedProxies []netip.Prefix
 
 	prefix   string // the issuer URL's path
 	grants   map[string]Grant

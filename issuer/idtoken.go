@@ -79,6 +79,9 @@ type idTokenGrant struct {
 	amr      []string
 	// accessToken is the access token issued with it, for at_hash.
 	accessToken string
+	// sessionID is the browser session the user signed in with; empty
+	// for ID tokens from a refresh.
+	sessionID string
 }
 
 // issueIDToken signs an ID token (OpenID Connect Core §2, §3.1.3.6).
@@ -95,6 +98,9 @@ func (h *Handler) issueIDToken(g idTokenGrant) (string, *Error) {
 	extra := identityClaims(g.user, g.scopes)
 	if g.accessToken != "" {
 		extra["at_hash"] = leftHalfHash(k.Alg, g.accessToken)
+	}
+	if g.sessionID != "" {
+		extra["sid"] = h.sid(g.sessionID)
 	}
 	claims := &token.Claims{
 		Issuer:          h.Issuer,
@@ -115,6 +121,13 @@ func (h *Handler) issueIDToken(g idTokenGrant) (string, *Error) {
 		return "", internal(err)
 	}
 	return raw, nil
+}
+
+// sid is the session identifier ID tokens carry (OpenID Connect
+// Front-Channel Logout §3, used by RP-Initiated Logout): derived from the
+// stored session id, which it does not reveal.
+func (h *Handler) sid(sessionID string) string {
+	return h.keys.storedHash("sid", sessionID)[:22]
 }
 
 // leftHalfHash is at_hash (Core §3.1.3.6): the left half of the hash of

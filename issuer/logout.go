@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"time"
 
 	"github.com/sigil-sts/sigil/audit"
 	"github.com/sigil-sts/sigil/token"
@@ -16,14 +17,19 @@ type logoutRequest struct {
 	ClientID    string `json:"client_id,omitempty"`
 	RedirectURI string `json:"redirect_uri,omitempty"`
 	State       string `json:"state,omitempty"`
-	Created     int64  `json:"created"`
+	// HintSID is the sid of the id_token_hint: the session it was issued
+	// in. Only a hint from the current session signs out without asking.
+	HintSID string `json:"hint_sid,omitempty"`
+	Created int64  `json:"created"`
 }
 
 // serveLogout is the end-session endpoint (OpenID Connect RP-Initiated
-// Logout 1.0). With an id_token_hint for the signed-in user it signs the
-// user out at once; otherwise it asks first, so a link on another site
-// cannot sign anyone out. A post_logout_redirect_uri must be one of the
-// client's registered redirect URIs.
+// Logout 1.0). With an id_token_hint issued in the current session (its
+// sid) it signs the user out at once; otherwise it asks first, so neither
+// a link on another site nor an old ID token can sign anyone out. A
+// post_logout_redirect_uri must be one of the client's registered
+// redirect URIs. A logout request by POST from another site comes without
+// the session cookie (SameSite=Lax): it continues as a GET, which has it.
 func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	params, err := authorizeParams(w, r)
@@ -39,7 +45,7 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) {
 		}
 		var req logoutRequest
 		if t := params.Get("ticket"); t != "" {
-			if err := h.keys.open("logout", t, &req); err != nil {
+			if err := h.keys.open("logout", t, &req); err != nil || h.now().Sub(time.Unix(0, req.Created)) > ticketTTL {
 				h.renderError(w, r, http.StatusBadRequest, errorPage("the sign-out link is not valid"))
 				return
 			}
@@ -47,22 +53,37 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) {
 		h.logout(w, r, &req)
 		return
 	}
-	req, hint, aerr := h.parseLogout(ctx, params)
-	if aerr != nil {
-		h.renderError(w, r, http.StatusBadRequest, aerr)
-		return
+	var req *logoutRequest
+	if t := params.Get("step"); t != "" && len(params) == 1 && r.Method == http.MethodGet {
+		req = &logoutRequest{}
+		if err := h.keys.open("logout step", t, req); err != nil || h.now().Sub(time.Unix(0, req.Created)) > ticketTTL {
+			h.renderError(w, r, http.StatusBadRequest, errorPage("the sign-out link is not valid"))
+			return
+		}
+	} else {
+		var aerr *authError
+		if req, aerr = h.parseLogout(ctx, params); aerr != nil {
+			h.renderError(w, r, http.StatusBadRequest, aerr)
+			return
+		}
+		if r.Method == http.MethodPost {
+			t, err := h.keys.seal("logout step", req)
+			if err != nil {
+				h.renderError(w, r, http.StatusInternalServerError, errorPage("try again"))
+				return
+			}
+			httpNoStorePage(w)
+			http.Redirect(w, r, h.endpoint(PathLogout)+"?step="+t, http.StatusSeeOther)
+			return
+		}
 	}
-	sess, user, err := h.currentSession(ctx, r)
+	sess, _, err := h.currentSession(ctx, r)
 	if err != nil {
 		h.renderError(w, r, http.StatusServiceUnavailable, errorPage("try again shortly"))
 		return
 	}
-	if hint != nil && (sess == nil || user.ID == hint.Subject) {
-		h.logout(w, r, req)
-		return
-	}
-	if sess == nil {
-		h.logout(w, r, req) // nothing to end: just return to the client
+	if sess == nil || req.HintSID != "" && req.HintSID == h.sid(sess.ID) {
+		h.logout(w, r, req) // without a session there is nothing to end
 		return
 	}
 	t, serr := h.keys.seal("logout", req)
@@ -83,40 +104,40 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) {
 
 // parseLogout validates the logout parameters. The id_token_hint must be
 // an ID token this server signed; it may have expired.
-func (h *Handler) parseLogout(ctx context.Context, p url.Values) (*logoutRequest, *token.Claims, *authError) {
+func (h *Handler) parseLogout(ctx context.Context, p url.Values) (*logoutRequest, *authError) {
 	req := &logoutRequest{ClientID: p.Get("client_id"), State: p.Get("state"), Created: h.now().UnixNano()}
 	if len(req.State) > maxStateLen {
-		return nil, nil, errorPage("state is too long")
+		return nil, errorPage("state is too long")
 	}
-	var hint *token.Claims
 	if raw := p.Get("id_token_hint"); raw != "" {
 		hdr, c, err := token.Parse(ctx, raw, h.Keys)
 		if err != nil || hdr.Typ != TypeIDToken || c.Issuer != h.Issuer || len(c.Audience) == 0 {
-			return nil, nil, errorPage("id_token_hint is not an ID token from this server")
+			return nil, errorPage("id_token_hint is not an ID token from this server")
 		}
 		clientID := c.AuthorizedParty
 		if clientID == "" {
 			clientID = c.Audience[0]
 		}
 		if req.ClientID != "" && req.ClientID != clientID {
-			return nil, nil, errorPage("client_id does not match the id_token_hint")
+			return nil, errorPage("client_id does not match the id_token_hint")
 		}
-		req.ClientID, hint = clientID, c
+		req.ClientID = clientID
+		req.HintSID, _ = c.Extra["sid"].(string)
 	}
 	if ru := p.Get("post_logout_redirect_uri"); ru != "" {
 		if req.ClientID == "" {
-			return nil, nil, errorPage("post_logout_redirect_uri needs client_id or id_token_hint")
+			return nil, errorPage("post_logout_redirect_uri needs client_id or id_token_hint")
 		}
 		c, aerr := h.lookupClient(ctx, req.ClientID)
 		if aerr != nil {
-			return nil, nil, aerr
+			return nil, aerr
 		}
 		if !slices.Contains(c.RedirectURIs, ru) {
-			return nil, nil, errorPage("post_logout_redirect_uri is not registered for this client")
+			return nil, errorPage("post_logout_redirect_uri is not registered for this client")
 		}
 		req.RedirectURI = ru
 	}
-	return req, hint, nil
+	return req, nil
 }
 
 // logout ends the browser's session and returns to the client, or says

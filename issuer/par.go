@@ -18,9 +18,14 @@ const requestURIPrefix = "urn:ietf:params:oauth:request_uri:"
 // parTTL is a pushed request's life: the client redirects the user at once.
 const parTTL = 60 * time.Second
 
-// clientAuthParams are the client authentication parameters, which are not
-// kept with a pushed request.
-var clientAuthParams = []string{"client_secret", "client_assertion", "client_assertion_type"}
+// authorizeParamNames are the parameters the authorization endpoint reads.
+var authorizeParamNames = []string{
+	"response_type", "redirect_uri", "scope", "state", "nonce", "code_challenge", "code_challenge_method",
+	"response_mode", "prompt", "max_age", "login_hint", "resource",
+}
+
+// maxPushedParams bounds a pushed request as stored.
+const maxPushedParams = 8 << 10
 
 // servePAR is the pushed authorization request endpoint (RFC 9126): an
 // authenticated client posts the authorization request's parameters and
@@ -41,14 +46,19 @@ func (h *Handler) servePAR(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, h.Log, invalidRequest("request_uri must not be pushed"))
 		return
 	}
+	// Only the parameters the authorization endpoint reads are kept, so
+	// nobody fills the store with anything else.
 	params := url.Values{}
-	for k, v := range form {
-		params[k] = v
-	}
-	for _, k := range clientAuthParams {
-		params.Del(k)
+	for _, k := range authorizeParamNames {
+		if v, ok := form[k]; ok {
+			params[k] = v
+		}
 	}
 	params.Set("client_id", c.ID)
+	if len(params.Encode()) > maxPushedParams {
+		writeError(w, r, h.Log, invalidRequest("the pushed request is too large"))
+		return
+	}
 	if _, aerr := h.validateAuthorize(c, params); aerr != nil {
 		writeError(w, r, h.Log, badRequest(aerr.Code, aerr.Description))
 		return
@@ -72,7 +82,7 @@ func (h *Handler) takePushed(ctx context.Context, c *sigil.Client, requestURI st
 	if !ok || len(value) != 43 {
 		return nil, &authError{Code: CodeInvalidRequestURI, Description: "request_uri was not issued by this server"}
 	}
-	p, err := h.Store.TakePushedRequest(ctx, h.keys.storedHash("request_uri", value))
+	p, err := h.Store.TakePushedRequest(ctx, h.keys.storedHash("request_uri", value), c.ID)
 	if errors.Is(err, sigil.ErrNotFound) {
 		return nil, &authError{Code: CodeInvalidRequestURI, Description: "request_uri is unknown, used or expired; push the request again"}
 	}
@@ -80,7 +90,7 @@ func (h *Handler) takePushed(ctx context.Context, c *sigil.Client, requestURI st
 		h.Log.ErrorContext(ctx, "authorize: pushed request lookup failed", "err", err)
 		return nil, &authError{Code: CodeTemporarilyUnavailable, Description: "try again shortly"}
 	}
-	if p.ClientID != c.ID {
+	if p.ClientID != c.ID { // the store looked only among c's requests
 		return nil, &authError{Code: CodeInvalidRequestURI, Description: "request_uri belongs to another client"}
 	}
 	params, perr := url.ParseQuery(p.Params)

@@ -22,6 +22,19 @@ type buckets struct {
 
 const maxLimiterKeys = 100_000
 
+// peek returns how long until key's bucket holds a token, spending none.
+func (b *buckets) peek(key string, now time.Time) time.Duration {
+	k, ok := b.m[key]
+	if !ok {
+		return 0
+	}
+	tokens := min(b.burst, k.tokens+float64(now.Sub(k.last))/float64(b.interval))
+	if tokens >= 1 {
+		return 0
+	}
+	return time.Duration((1 - tokens) * float64(b.interval))
+}
+
 // take spends one token of key's bucket, or returns how long until one is
 // available.
 func (b *buckets) take(key string, now time.Time) time.Duration {
@@ -42,10 +55,13 @@ func (b *buckets) take(key string, now time.Time) time.Duration {
 	return 0
 }
 
-// signInLimiter limits sign-in attempts per client address (against one
+// signInLimiter limits failed sign-ins per client address (against one
 // host guessing many accounts) and per username (against many hosts
-// guessing one account). A successful sign-in refills the username's
-// bucket, so its owner is not locked out by their own typos once in. The
+// guessing one account). Only failures spend: people signing in from
+// behind one proxy or NAT do not use up each other's attempts. A browser
+// that signed in as a user before (it holds that user's device cookie) is
+// exempt from the username's limit, so nobody can lock a user out of
+// their own devices by failing on purpose (OWASP's device cookies). The
 // limits are per node; several nodes multiply them.
 type signInLimiter struct {
 	mu     sync.Mutex
@@ -60,24 +76,22 @@ func newSignInLimiter() *signInLimiter {
 	}
 }
 
-// take spends one attempt for host and username, or returns how long to
-// wait. A refused attempt spends nothing.
-func (l *signInLimiter) take(host, username string, now time.Time) time.Duration {
+// wait says how long the next attempt for host and username must wait,
+// zero when it may go ahead; knownDevice skips the username's limit.
+func (l *signInLimiter) wait(host, username string, knownDevice bool, now time.Time) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if wait := l.byHost.take(host, now); wait > 0 {
-		return wait
+	w := l.byHost.peek(host, now)
+	if !knownDevice {
+		w = max(w, l.byUser.peek(username, now))
 	}
-	if wait := l.byUser.take(username, now); wait > 0 {
-		l.byHost.m[host].tokens++ // give the host's token back
-		return wait
-	}
-	return 0
+	return w
 }
 
-// succeeded forgets the username's failed attempts.
-func (l *signInLimiter) succeeded(username string) {
+// failed spends one attempt of host's and username's buckets.
+func (l *signInLimiter) failed(host, username string, now time.Time) {
 	l.mu.Lock()
-	delete(l.byUser.m, username)
-	l.mu.Unlock()
+	defer l.mu.Unlock()
+	l.byHost.take(host, now)
+	l.byUser.take(username, now)
 }

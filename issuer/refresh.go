@@ -65,7 +65,7 @@ func (g refreshToken) Exchange(ctx context.Context, req *TokenRequest) (*TokenRe
 		return nil, oerr
 	}
 	// No consent lookup: withdrawing a consent revokes its refresh
-	// families (RevokeRefreshGrant), which the checks above refuse.
+	// families (RevokeRefreshTokens), which the checks above refuse.
 	id, oerr := h.newTokenID(ctx)
 	if oerr != nil {
 		return nil, oerr

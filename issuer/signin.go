@@ -3,8 +3,8 @@ package issuer
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -85,7 +85,8 @@ func (h *Handler) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		h.renderSignIn(w, r, req, signInFailed, http.StatusUnauthorized)
 		return
 	}
-	if wait := h.signInLimit.take(clientHost(r), username, h.now()); wait > 0 {
+	host, known := h.clientKey(r), h.knownDevice(r, username)
+	if wait := h.signInLimit.wait(host, username, known, h.now()); wait > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.999)))
 		h.renderSignIn(w, r, req, "Too many attempts. Wait a minute and try again.", http.StatusTooManyRequests)
 		return
@@ -103,11 +104,11 @@ func (h *Handler) serveSignIn(w http.ResponseWriter, r *http.Request) {
 	// An empty hash runs the same work and fails: no timing difference
 	// between an unknown user, a disabled one and a wrong password.
 	if !h.CheckPassword(hash, pw) || hash == "" {
+		h.signInLimit.failed(host, username, h.now())
 		h.signInRefused(ctx, username, user)
 		h.renderSignIn(w, r, req, signInFailed, http.StatusUnauthorized)
 		return
 	}
-	h.signInLimit.succeeded(username)
 	sess, err := h.startSession(w, r, user)
 	if err != nil {
 		h.Log.ErrorContext(ctx, "sign-in: session not stored", "err", err)
@@ -120,6 +121,10 @@ func (h *Handler) serveSignIn(w http.ResponseWriter, r *http.Request) {
 	})); err != nil {
 		h.Log.ErrorContext(ctx, "audit: sign-in not recorded", "err", err)
 	}
+	h.rememberDevice(w, username)
+	// The authentication this request asked for (prompt=login, max_age)
+	// is this session's.
+	req.Session = sess.ID
 	// Post/redirect/get: the next step is a GET, so reloading it never
 	// posts the password again.
 	httpNoStorePage(w)
@@ -186,13 +191,77 @@ func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) (*sigil.Ses
 	return s, h.Store.DeleteSession(r.Context(), id)
 }
 
-// clientHost is the request's peer address without the port.
-func clientHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+// clientKey is the address the sign-in limit counts a request against:
+// the peer, or the client a trusted proxy names in X-Forwarded-For (the
+// last address before the trusted ones); an IPv6 address stands for its
+// /64, which one host usually holds whole.
+func (h *Handler) clientKey(r *http.Request) string {
+	addr, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
 	}
-	return host
+	ip := addr.Addr().Unmap()
+	if h.trusted(ip) {
+		hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+		for i := len(hops) - 1; i >= 0; i-- {
+			hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+			if err != nil {
+				break // a malformed entry: stop at the last address we trust
+			}
+			ip = hop.Unmap()
+			if !h.trusted(ip) {
+				break
+			}
+		}
+	}
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.String()
+	}
+	return ip.String()
+}
+
+func (h *Handler) trusted(ip netip.Addr) bool {
+	for _, p := range h.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// deviceCookieTTL is how long a browser counts as one the user signed in
+// on before.
+const deviceCookieTTL = 180 * 24 * time.Hour
+
+// deviceCookie is the sealed content of the device cookie.
+type deviceCookie struct {
+	Username string `json:"u"`
+	Expires  int64  `json:"e"`
+}
+
+// rememberDevice marks the browser as one username signed in on.
+func (h *Handler) rememberDevice(w http.ResponseWriter, username string) {
+	exp := h.now().Add(deviceCookieTTL)
+	v, err := h.keys.seal("device", deviceCookie{Username: username, Expires: exp.Unix()})
+	if err != nil {
+		return
+	}
+	h.cookies.set(w, h.cookies.device, v, http.SameSiteStrictMode, exp, 0)
+}
+
+// knownDevice reports whether the browser holds a live device cookie for
+// username.
+func (h *Handler) knownDevice(r *http.Request, username string) bool {
+	ck, err := r.Cookie(h.cookies.device)
+	if err != nil {
+		return false
+	}
+	var d deviceCookie
+	if h.keys.open("device", ck.Value, &d) != nil {
+		return false
+	}
+	return d.Username == username && h.now().Unix() < d.Expires
 }
 
 // lowerASCII lower-cases the ASCII letters of s and nothing else, as the

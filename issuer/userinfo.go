@@ -36,8 +36,8 @@ func (h *Handler) userInfo() http.Handler {
 			return
 		}
 		u, err := h.Store.User(ctx, c.Subject)
-		if errors.Is(err, sigil.ErrNotFound) {
-			challenge(w, c.BoundKey() != "", http.StatusUnauthorized, "invalid_token", "the token's user no longer exists", "")
+		if errors.Is(err, sigil.ErrNotFound) || err == nil && u.Disabled {
+			challenge(w, c.BoundKey() != "", http.StatusUnauthorized, "invalid_token", "the token's user no longer exists or is disabled", "")
 			return
 		}
 		if err != nil {
