@@ -6,7 +6,7 @@
 // Client secrets are generated with full entropy and use a fast keyed hash
 // (package secret); passwords are chosen by people, so each guess must be
 // expensive. The default parameters (see Default: m=24 MiB, t=2, p=1) cost
-// about 32 ms of CPU per hash on the project's 2-core machine, measured
+// 30–40 ms of CPU per hash on the project's 2-core machine, measured
 // with
 //
 //	go test -run '^$' -bench Hash ./password

@@ -44,19 +44,21 @@ type Params struct {
 // Default returns the parameters Hash uses and Verify compares stored
 // hashes with: m=24 MiB, t=2, p=1, a 16-byte salt and a 32-byte key.
 //
-// One hash costs about 32 ms of CPU on the project's 2-core machine
-// (go test -run '^$' -bench Hash ./password: BenchmarkHash 31–33 cpu-ms/op,
-// 24 MiB allocated per op), inside the 20–50 ms a sign-in can afford and
-// above OWASP's argon2id minimum (m=19 MiB, t=2, p=1: 25–30 ms here).
+// One hash costs 30–40 ms of CPU on the project's 2-core AMD EPYC machine
+// (go test -run '^$' -bench Hash ./password: BenchmarkHash 30–33
+// cpu-ms/op when the machine is otherwise idle, up to 40 beside other
+// load; 24 MiB allocated per op): inside the 20–50 ms a sign-in can
+// afford, and above OWASP's argon2id minimum (m=19 MiB, t=2, p=1: 25–30 ms
+// here).
 //
 // Memory is the cost that grows with concurrency: every hash in progress
 // holds m. m=24 MiB with t=2 was chosen over the OWASP alternative m=46 MiB
-// with t=1 (37–41 ms here) and m=64 MiB with t=1 (53–57 ms, over budget):
-// about the same time per guess for an attacker, half the memory per
-// sign-in, and a second pass, which RFC 9106 §4 asks for below gigabytes of
-// memory. p=1 because parallel lanes shorten one hash's latency without
-// lowering its CPU cost, and on two cores concurrent sign-ins already use
-// both.
+// with t=1 (37–41 ms here) and over m=64 MiB with t=1 (53–57 ms, over
+// budget): about the same time per guess for an attacker, half the memory
+// per sign-in, and more than one pass, as RFC 9106 §4 recommends whenever
+// memory is well below its 2 GiB first choice. p=1 because parallel lanes
+// shorten one hash's latency without lowering its CPU cost, and on two
+// cores concurrent sign-ins already use both.
 func Default() Params {
 	return Params{Memory: 24 * 1024, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32}
 }

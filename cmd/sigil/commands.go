@@ -23,6 +23,9 @@ type options struct {
 	authMethod, jwksFile, claims                                     string
 	clientTTL                                                        durationFlag
 	dpopBound, introspect, requirePAR                                bool
+	// user create, update, set-password
+	username                       string
+	passwordStdin, disable, enable bool
 	// keys rotate
 	alg string
 	// token, decode
@@ -59,6 +62,12 @@ func init() {
 		{path: "client get", summary: "show a client", args: 1, argHelp: "CLIENT_ID", flags: storeFlags, run: runClientGet},
 		{path: "client delete", summary: "delete a client", args: 1, argHelp: "CLIENT_ID", flags: storeFlags, run: runClientDelete},
 		{path: "client rotate-secret", summary: "replace a client's secret", args: 1, argHelp: "CLIENT_ID", flags: storeFlags, run: runClientRotate},
+		{path: "user create", summary: "add a user (the password is read from stdin)", flags: userCreateFlags, run: runUserCreate},
+		{path: "user list", summary: "list users", flags: storeFlags, run: runUserList},
+		{path: "user get", summary: "show a user", args: 1, argHelp: "ID|USERNAME", flags: storeFlags, run: runUserGet},
+		{path: "user update", summary: "change a user's claims or username, or disable or enable it", args: 1, argHelp: "ID|USERNAME", flags: userUpdateFlags, run: runUserUpdate},
+		{path: "user set-password", summary: "replace a user's password (read from stdin)", args: 1, argHelp: "ID|USERNAME", flags: userSetPasswordFlags, run: runUserSetPassword},
+		{path: "user delete", summary: "delete a user and revoke their tokens", args: 1, argHelp: "ID|USERNAME", flags: storeFlags, run: runUserDelete},
 		{path: "keys list", summary: "list signing keys", flags: storeFlags, run: runKeysList},
 		{path: "keys rotate", summary: "add a signing key (published now, signing after keys.prepublish)", flags: keysRotateFlags, run: runKeysRotate},
 		{path: "revoke", summary: "revoke tokens by --jti, --client or --subject", flags: revokeFlags, run: runRevoke},
