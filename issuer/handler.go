@@ -108,6 +108,13 @@ type Handler struct {
 	RefreshTokenIdleTTL time.Duration
 	RefreshTokenMaxTTL  time.Duration
 
+	// Registration, when set, serves dynamic client registration
+	// (RFC 7591) at PathRegister and the management of the clients
+	// registered there (RFC 7592).
+	Registration *Registration
+	// SelfRegistered bounds what the clients of Registration may get.
+	SelfRegistered ClientPolicy
+
 	prefix   string // the issuer URL's path
 	grants   map[string]Grant
 	verifier *verify.Verifier
@@ -118,6 +125,8 @@ type Handler struct {
 	cookies     cookies
 	origin      string // the issuer's origin, for CSRF checks
 	signInLimit *signInLimiter
+
+	registerLimit *registerLimiter
 }
 
 // Defaults for the Handler's zero fields.
@@ -181,6 +190,9 @@ func (h *Handler) Init() error {
 	h.cookies = newCookies(h.Issuer)
 	h.origin = originOf(h.Issuer)
 	h.signInLimit = newSignInLimiter()
+	if err := h.initRegistration(); err != nil {
+		return err
+	}
 	h.verifier = &verify.Verifier{Keys: h.Keys, Issuer: h.Issuer, IgnoreAudience: true, Leeway: h.Leeway, Now: h.Now}
 	h.dpop = &dpop.Checker{Replay: h.Store, Nonces: h.DPoPNonces, Leeway: h.Leeway, Now: h.Now}
 	h.grants = map[string]Grant{}
@@ -225,6 +237,9 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+p+PathJWKS, h.serveJWKS)
 	mux.HandleFunc("GET "+p+PathOIDCDiscovery, h.serveMetadata)
 	mux.HandleFunc("GET "+p+PathASMetadata, h.serveMetadata)
+	if h.Registration != nil {
+		h.mountRegistration(mux)
+	}
 	if h.StatusLists != nil {
 		mux.HandleFunc("GET "+p+PathStatusLists+"{id}", h.serveStatusList)
 		mux.HandleFunc("GET "+p+strings.TrimSuffix(PathStatusLists, "/"), h.serveStatusListAggregation)
@@ -276,6 +291,7 @@ type Metadata struct {
 	AccessTokenSigningAlgValuesSupported      []string `json:"access_token_signing_alg_values_supported"`
 	DPoPSigningAlgValuesSupported             []string `json:"dpop_signing_alg_values_supported"`
 	StatusListAggregationEndpoint             string   `json:"status_list_aggregation_endpoint,omitempty"`
+	RegistrationEndpoint                      string   `json:"registration_endpoint,omitempty"`
 }
 
 // authMethods are the client authentication methods the endpoints accept;
@@ -326,6 +342,9 @@ func (h *Handler) buildMetadata() ([]byte, error) {
 	}
 	if h.StatusLists != nil {
 		m.StatusListAggregationEndpoint = h.endpoint(strings.TrimSuffix(PathStatusLists, "/"))
+	}
+	if h.Registration != nil {
+		m.RegistrationEndpoint = h.endpoint(PathRegister)
 	}
 	return json.Marshal(m)
 }

@@ -116,6 +116,9 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 	if cfg.DPoPNonce {
 		iss.DPoPNonces = &dpop.Nonces{Key: core.NonceKey}
 	}
+	if err := selfRegistration(iss, cfg, core.Secrets); err != nil {
+		return nil, err
+	}
 	iss.StatusEntries = &statuslist.Allocator{
 		Store:   core.Store,
 		Holder:  cfg.Node(),
@@ -392,4 +395,17 @@ func checkPassword(hash, pw string) bool {
 	}
 	ok, _, err := password.Verify(hash, pw)
 	return err == nil && ok
+}
+
+// selfRegistration configures dynamic client registration on iss from
+// cfg.
+func selfRegistration(iss *issuer.Handler, cfg config.Config, secrets *secret.Hasher) error {
+	iss.SelfRegistered = issuer.ClientPolicy{Scopes: cfg.RegistrationScopes, Audiences: cfg.RegistrationAudiences}
+	if cfg.RegistrationOpen || cfg.RegistrationToken != "" {
+		iss.Registration = &issuer.Registration{Open: cfg.RegistrationOpen}
+		if cfg.RegistrationToken != "" {
+			iss.Registration.InitialAccessTokens = [][]byte{secrets.Hash(secret.New(cfg.RegistrationToken))}
+		}
+	}
+	return nil
 }
