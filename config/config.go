@@ -97,12 +97,23 @@ type Config struct {
 	// command line. With neither it nor RegistrationOpen, registration is
 	// off (the default).
 	RegistrationToken string
-	// RegistrationScopes are the scopes a client registered dynamically
-	// may be allowed. Default openid, profile, email and offline_access.
+	// RegistrationScopes are the scopes a client registered dynamically or
+	// described by a client metadata document may be allowed. Default
+	// openid, profile, email and offline_access.
 	RegistrationScopes []string
 	// RegistrationAudiences are the resource indicators (RFC 8707) such a
 	// client may ask tokens for. Default none: tokens for the issuer only.
 	RegistrationAudiences []string
+	// ClientMetadataDocuments accepts https URLs as client_ids naming
+	// client metadata documents
+	// (draft-ietf-oauth-client-id-metadata-document). Default off.
+	ClientMetadataDocuments bool
+	// ClientMetadataCAFile holds PEM certificates trusted, besides the
+	// system's, for fetching client metadata documents.
+	ClientMetadataCAFile string
+	// ClientMetadataUnsafeAllowLoopback also fetches client metadata
+	// documents from loopback addresses. For tests only.
+	ClientMetadataUnsafeAllowLoopback bool
 }
 
 // Hard limits on settings, the same for every node and command. Records

@@ -30,6 +30,7 @@ func TestDefaults(t *testing.T) {
 		{"open-registration", c.RegistrationOpen, false},
 		{"registration-token", c.RegistrationToken, ""},
 		{"registration-scopes", strings.Join(c.RegistrationScopes, " "), "openid profile email offline_access"},
+		{"client-metadata-documents", c.ClientMetadataDocuments, false},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("default %s = %v, want %v", tc.name, tc.got, tc.want)
@@ -131,6 +132,7 @@ func TestValidateAccepts(t *testing.T) {
 		"registration audience": func(c *Config) {
 			c.RegistrationAudiences = []string{"https://mcp.example.com/mcp"}
 		},
+		"client metadata documents": func(c *Config) { c.ClientMetadataDocuments = true },
 	} {
 		c := Default()
 		set(&c)

@@ -112,7 +112,12 @@ type Handler struct {
 	// (RFC 7591) at PathRegister and the management of the clients
 	// registered there (RFC 7592).
 	Registration *Registration
-	// SelfRegistered bounds what the clients of Registration may get.
+	// ClientDocuments, when set, accepts https URLs as client_ids that
+	// name client metadata documents
+	// (draft-ietf-oauth-client-id-metadata-document).
+	ClientDocuments *ClientDocuments
+	// SelfRegistered bounds what the clients of Registration and
+	// ClientDocuments may get.
 	SelfRegistered ClientPolicy
 
 	prefix   string // the issuer URL's path
@@ -292,6 +297,7 @@ type Metadata struct {
 	DPoPSigningAlgValuesSupported             []string `json:"dpop_signing_alg_values_supported"`
 	StatusListAggregationEndpoint             string   `json:"status_list_aggregation_endpoint,omitempty"`
 	RegistrationEndpoint                      string   `json:"registration_endpoint,omitempty"`
+	ClientIDMetadataDocumentSupported         bool     `json:"client_id_metadata_document_supported,omitempty"`
 }
 
 // authMethods are the client authentication methods the endpoints accept;
@@ -346,6 +352,7 @@ func (h *Handler) buildMetadata() ([]byte, error) {
 	if h.Registration != nil {
 		m.RegistrationEndpoint = h.endpoint(PathRegister)
 	}
+	m.ClientIDMetadataDocumentSupported = h.ClientDocuments != nil
 	return json.Marshal(m)
 }
 

@@ -52,7 +52,7 @@ type Registration struct {
 }
 
 // ClientPolicy bounds what a client no operator approved may get: one
-// registered dynamically.
+// registered dynamically or described by a client metadata document.
 // RFC 7591 §2 lets the server replace requested metadata; the
 // registration response shows what was kept.
 type ClientPolicy struct {

@@ -93,7 +93,7 @@ func TestRegistrationOff(t *testing.T) {
 		t.Errorf("POST /register: status %d, want 404", r.status)
 	}
 	m := n.get(t, "/.well-known/openid-configuration").json(t)
-	for _, name := range []string{"registration_endpoint"} {
+	for _, name := range []string{"registration_endpoint", "client_id_metadata_document_supported"} {
 		if _, ok := m[name]; ok {
 			t.Errorf("metadata has %s = %v", name, m[name])
 		}

@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -397,8 +399,8 @@ func checkPassword(hash, pw string) bool {
 	return err == nil && ok
 }
 
-// selfRegistration configures dynamic client registration on iss from
-// cfg.
+// selfRegistration configures dynamic client registration and client
+// metadata documents on iss from cfg.
 func selfRegistration(iss *issuer.Handler, cfg config.Config, secrets *secret.Hasher) error {
 	iss.SelfRegistered = issuer.ClientPolicy{Scopes: cfg.RegistrationScopes, Audiences: cfg.RegistrationAudiences}
 	if cfg.RegistrationOpen || cfg.RegistrationToken != "" {
@@ -407,5 +409,22 @@ func selfRegistration(iss *issuer.Handler, cfg config.Config, secrets *secret.Ha
 			iss.Registration.InitialAccessTokens = [][]byte{secrets.Hash(secret.New(cfg.RegistrationToken))}
 		}
 	}
+	if !cfg.ClientMetadataDocuments {
+		return nil
+	}
+	docs := &issuer.ClientDocuments{UnsafeAllowLoopback: cfg.ClientMetadataUnsafeAllowLoopback}
+	if cfg.ClientMetadataCAFile != "" {
+		pem, err := os.ReadFile(cfg.ClientMetadataCAFile)
+		if err != nil {
+			return fmt.Errorf("server: client-metadata-ca-file: %w", err)
+		}
+		if docs.RootCAs, err = x509.SystemCertPool(); err != nil {
+			docs.RootCAs = x509.NewCertPool()
+		}
+		if !docs.RootCAs.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("server: client-metadata-ca-file %s holds no PEM certificate", cfg.ClientMetadataCAFile)
+		}
+	}
+	iss.ClientDocuments = docs
 	return nil
 }
