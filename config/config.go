@@ -99,7 +99,7 @@ type Config struct {
 	RegistrationToken string
 	// RegistrationScopes are the scopes a client registered dynamically or
 	// described by a client metadata document may be allowed. Default
-	// openid, profile, email and offline_access.
+	// (and when empty) openid, profile, email and offline_access.
 	RegistrationScopes []string
 	// RegistrationAudiences are the resource indicators (RFC 8707) such a
 	// client may ask tokens for. Default none: tokens for the issuer only.

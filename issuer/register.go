@@ -58,7 +58,7 @@ type Registration struct {
 type ClientPolicy struct {
 	// Scopes are the scopes such a client may be allowed: it gets those it
 	// asks for that are listed here, or all of them when it asks for none.
-	// Nil means DefaultSelfRegisteredScopes.
+	// Empty means DefaultSelfRegisteredScopes.
 	Scopes []string
 	// Audiences are the resource indicators (RFC 8707) such a client may
 	// ask tokens for; it gets all of them, the first as its default.
@@ -498,7 +498,7 @@ func (h *Handler) clientFromMetadata(m *ClientMetadata, rules metadataRules) (*s
 // one when none is requested.
 func (h *Handler) selfRegisteredScopes(requested string) []string {
 	allowed := h.SelfRegistered.Scopes
-	if allowed == nil {
+	if len(allowed) == 0 {
 		allowed = DefaultSelfRegisteredScopes
 	}
 	asked := token.SplitScope(requested)
