@@ -206,3 +206,38 @@ func TestDocumentTTL(t *testing.T) {
 		}
 	}
 }
+
+// TestDocumentsShareFetch: concurrent lookups of one URL make one fetch,
+// and the result is served from the cache afterwards.
+func TestDocumentsShareFetch(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		time.Sleep(100 * time.Millisecond)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	d := &ClientDocuments{RootCAs: roots, UnsafeAllowLoopback: true}
+	convert := func([]byte) (*cachedClient, error) { return &cachedClient{}, nil }
+	done := make(chan error)
+	for range 10 {
+		go func() {
+			_, err := d.get(context.Background(), srv.URL+"/doc", time.Now, convert)
+			done <- err
+		}()
+	}
+	for range 10 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := d.get(context.Background(), srv.URL+"/doc", time.Now, convert); err != nil {
+		t.Fatal(err)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("%d fetches, want 1", n)
+	}
+}
