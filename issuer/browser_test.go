@@ -14,9 +14,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/admin"
-	"github.com/sigil-sts/sigil/password"
 )
 
 // browser is a user agent for the sign-in flow: a cookie jar, and
@@ -200,15 +198,11 @@ func (c rp) authParams(p pkce, scope string) url.Values {
 	}
 }
 
-// newUser stores a user with a real argon2id hash of password.
-func newUser(t testing.TB, n *testNode, username, pw string, claims map[string]any) *sigil.User {
+// newUser creates a user through the admin service (argon2id hash and all).
+func newUser(t testing.TB, n *testNode, username, pw string, claims map[string]any) *admin.UserInfo {
 	t.Helper()
-	hash, err := password.Hash(pw)
+	u, err := n.admin().CreateUser(context.Background(), admin.UserSpec{Username: username, Claims: claims}, pw)
 	if err != nil {
-		t.Fatal(err)
-	}
-	u := &sigil.User{ID: "u-" + randomString()[:12], Username: username, PasswordHash: hash, Claims: claims}
-	if err := n.srv.Core.Store.CreateUser(context.Background(), u); err != nil {
 		t.Fatalf("create user: %v", err)
 	}
 	return u

@@ -40,17 +40,27 @@ func scanRefresh(row scanner) (*sigil.RefreshToken, error) {
 	return &t, nil
 }
 
-// insertRefresh inserts t through db (the write connection or a
-// transaction on it); it is a constraint error if the hash exists.
-func insertRefresh(ctx context.Context, db interface {
-	ExecContext(context.Context, string, ...any) (sql.Result, error)
-}, t *sigil.RefreshToken, created int64) error {
+// The refresh-token statements prepared in Open.
+const (
+	refreshByHashSQL = `SELECT ` + refreshColumns + ` FROM refresh_tokens
+		WHERE hash = ? AND family_expires_at > ?`
+	insertRefreshSQL = `INSERT INTO refresh_tokens (` + refreshColumns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	// spendRefreshSQL spends a live, unspent, unrevoked token and returns
+	// its family; no row means the token cannot be rotated.
+	spendRefreshSQL = `UPDATE refresh_tokens SET used_at = ?1
+		WHERE hash = ?2 AND family_expires_at > ?3 AND used_at IS NULL AND revoked = 0 AND expires_at > ?3
+		RETURNING family_id, family_expires_at`
+)
+
+// insertRefresh inserts t with the prepared statement ins (bound to a
+// transaction, or not); it is a constraint error if the hash exists.
+func insertRefresh(ctx context.Context, ins *sql.Stmt, t *sigil.RefreshToken, created int64) error {
 	var used any // NULL while unspent
 	if !t.UsedAt.IsZero() {
 		used = rowcodec.UnixNano(t.UsedAt)
 	}
-	_, err := db.ExecContext(ctx, `INSERT INTO refresh_tokens (`+refreshColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := ins.ExecContext(ctx,
 		t.Hash, t.FamilyID, t.ClientID, t.UserID, rowcodec.EncodeList(t.Scopes),
 		rowcodec.EncodeList(t.Audience), rowcodec.UnixNano(t.AuthTime), rowcodec.EncodeList(t.AMR),
 		t.ACR, t.JKT, t.AccessJTI, created, rowcodec.UnixNano(t.ExpiresAt),
@@ -70,7 +80,9 @@ func (s *Store) CreateRefresh(ctx context.Context, t *sigil.RefreshToken) error 
 	if created.IsZero() {
 		created = s.now()
 	}
-	err := insertRefresh(ctx, s.wconn, t, rowcodec.UnixNano(created))
+	err := inTx(ctx, s.wconn, func(tx *sql.Tx) error {
+		return insertRefresh(ctx, tx.StmtContext(ctx, s.insertRefreshStmt), t, rowcodec.UnixNano(created))
+	})
 	if isConstraint(err) {
 		return fmt.Errorf("sqlite: create refresh token in family %q: %w", t.FamilyID, sigil.ErrConflict)
 	}
@@ -85,8 +97,7 @@ func (s *Store) CreateRefresh(ctx context.Context, t *sigil.RefreshToken) error 
 // included, until its family's absolute expiry; ErrNotFound after it or
 // if the token is absent.
 func (s *Store) RefreshToken(ctx context.Context, hash string) (*sigil.RefreshToken, error) {
-	t, err := scanRefresh(s.db.QueryRowContext(ctx, `SELECT `+refreshColumns+` FROM refresh_tokens
-		WHERE hash = ? AND family_expires_at > ?`, hash, rowcodec.UnixNano(s.Now())))
+	t, err := scanRefresh(s.refreshStmt.QueryRowContext(ctx, hash, rowcodec.UnixNano(s.Now())))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("sqlite: get refresh token: %w", sigil.ErrNotFound)
 	}
@@ -122,36 +133,17 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash string, next *sigil.R
 		familyUntil int64
 	)
 	err := inTx(ctx, s.wconn, func(tx *sql.Tx) error {
-		var (
-			expiresAt int64
-			used      sql.NullInt64
-			revoked   bool
-		)
-		err := tx.QueryRowContext(ctx, `SELECT family_id, family_expires_at, expires_at, used_at, revoked
-			FROM refresh_tokens WHERE hash = ? AND family_expires_at > ?`, oldHash, now).
-			Scan(&family, &familyUntil, &expiresAt, &used, &revoked)
+		err := tx.StmtContext(ctx, s.spendStmt).QueryRowContext(ctx, rowcodec.UnixNano(created), oldHash, now).
+			Scan(&family, &familyUntil)
 		if errors.Is(err, sql.ErrNoRows) {
-			return sigil.ErrNotFound
+			return s.whyNotRotated(ctx, tx, oldHash, now)
 		}
 		if err != nil {
 			return err
 		}
-		switch {
-		case used.Valid:
-			return fmt.Errorf("token spent: %w", sigil.ErrReplay)
-		case revoked:
-			return fmt.Errorf("token revoked: %w", sigil.ErrReplay)
-		case expiresAt <= now:
-			return fmt.Errorf("token idle-expired: %w", sigil.ErrReplay)
-		}
 		t := *next
 		t.FamilyID, t.FamilyExpiresAt = family, rowcodec.FromUnixNano(familyUntil)
-		if err := insertRefresh(ctx, tx, &t, rowcodec.UnixNano(created)); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE refresh_tokens SET used_at = ? WHERE hash = ?`,
-			rowcodec.UnixNano(created), oldHash)
-		return err
+		return insertRefresh(ctx, tx.StmtContext(ctx, s.insertRefreshStmt), &t, rowcodec.UnixNano(created))
 	})
 	if isConstraint(err) {
 		return fmt.Errorf("sqlite: rotate refresh token in family %q: %w", family, sigil.ErrConflict)
@@ -206,4 +198,29 @@ func (s *Store) revokeRefresh(ctx context.Context, where string, args ...any) ([
 		return err
 	})
 	return jtis, err
+}
+
+// whyNotRotated says why the spend in RotateRefresh matched no row:
+// ErrNotFound if the token is absent or its family expired, ErrReplay if
+// it is spent, revoked or idle-expired.
+func (s *Store) whyNotRotated(ctx context.Context, tx *sql.Tx, hash string, now int64) error {
+	var (
+		expiresAt int64
+		used      sql.NullInt64
+		revoked   bool
+	)
+	err := tx.QueryRowContext(ctx, `SELECT expires_at, used_at, revoked FROM refresh_tokens
+		WHERE hash = ? AND family_expires_at > ?`, hash, now).Scan(&expiresAt, &used, &revoked)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return sigil.ErrNotFound
+	case err != nil:
+		return err
+	case used.Valid:
+		return fmt.Errorf("token spent: %w", sigil.ErrReplay)
+	case revoked:
+		return fmt.Errorf("token revoked: %w", sigil.ErrReplay)
+	default:
+		return fmt.Errorf("token idle-expired (expired at %d): %w", expiresAt, sigil.ErrReplay)
+	}
 }

@@ -59,9 +59,12 @@ func (s *Store) CreateUser(ctx context.Context, u *sigil.User) error {
 	return nil
 }
 
+// userByIDSQL reads one user by ID (User, prepared in Open).
+const userByIDSQL = `SELECT ` + userColumns + ` FROM users WHERE id = ?`
+
 // User returns the user with the given ID; ErrNotFound if there is none.
 func (s *Store) User(ctx context.Context, id string) (*sigil.User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
+	u, err := scanUser(s.userStmt.QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("sqlite: get user %q: %w", id, sigil.ErrNotFound)
 	}
