@@ -164,6 +164,16 @@ func newClientID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// CheckClient validates spec by the rules CreateClient applies and returns
+// the client it describes, without an id or credentials; maxTTL caps
+// access_token_ttl (zero means 15 minutes). The issuer's dynamic
+// registration and client metadata documents call it, so a client meets
+// the same rules however it came to exist. Errors are ValidationErrors.
+func CheckClient(spec ClientSpec, maxTTL time.Duration) (*sigil.Client, error) {
+	s := Service{MaxAccessTokenTTL: maxTTL}
+	return s.clientFromSpec(spec)
+}
+
 func (s *Service) clientFromSpec(spec ClientSpec) (*sigil.Client, error) {
 	c := &sigil.Client{
 		Name:         strings.TrimSpace(spec.Name),

@@ -88,6 +88,32 @@ type Config struct {
 	// IDTokenAlg signs ID tokens. Default RS256, which every OpenID
 	// Connect client supports.
 	IDTokenAlg string
+	// RegistrationOpen lets anyone register a client at {issuer}/register
+	// (RFC 7591) without an initial access token. Default off.
+	RegistrationOpen bool
+	// RegistrationToken is an initial access token (RFC 7591 §3) that lets
+	// its holder register clients, at least 32 characters; give it in
+	// SIGIL_REGISTRATION_TOKEN or the config file rather than on the
+	// command line. With neither it nor RegistrationOpen, registration is
+	// off (the default).
+	RegistrationToken string
+	// RegistrationScopes are the scopes a client registered dynamically or
+	// described by a client metadata document may be allowed. Default
+	// (and when empty) openid, profile, email and offline_access.
+	RegistrationScopes []string
+	// RegistrationAudiences are the resource indicators (RFC 8707) such a
+	// client may ask tokens for. Default none: tokens for the issuer only.
+	RegistrationAudiences []string
+	// ClientMetadataDocuments accepts https URLs as client_ids naming
+	// client metadata documents
+	// (draft-ietf-oauth-client-id-metadata-document). Default off.
+	ClientMetadataDocuments bool
+	// ClientMetadataCAFile holds PEM certificates trusted, besides the
+	// system's, for fetching client metadata documents.
+	ClientMetadataCAFile string
+	// ClientMetadataUnsafeAllowLoopback also fetches client metadata
+	// documents from loopback addresses. For tests only.
+	ClientMetadataUnsafeAllowLoopback bool
 }
 
 // Hard limits on settings, the same for every node and command. Records
@@ -122,6 +148,7 @@ func Default() Config {
 		RefreshTokenIdleTTL:     30 * 24 * time.Hour,
 		RefreshTokenMaxTTL:      90 * 24 * time.Hour,
 		IDTokenAlg:              "RS256",
+		RegistrationScopes:      []string{"openid", "profile", "email", "offline_access"},
 	}
 }
 
@@ -219,6 +246,19 @@ func (c *Config) Validate() error {
 	}
 	if !keys.Supported(c.IDTokenAlg) {
 		bad("id-token-alg", "%q is not one of %s", c.IDTokenAlg, strings.Join(keys.Algorithms, ", "))
+	}
+	if c.RegistrationToken != "" && len(c.RegistrationToken) < 32 {
+		bad("registration-token", "must be at least 32 characters")
+	}
+	for _, s := range c.RegistrationScopes {
+		if !sigil.ValidScope(s) {
+			bad("registration-scopes", "%q has characters RFC 6749 §3.3 forbids in a scope", s)
+		}
+	}
+	for _, a := range c.RegistrationAudiences {
+		if !sigil.ValidResource(a) {
+			bad("registration-audiences", "%q must be an absolute URI without a fragment", a)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -37,7 +37,7 @@ func (h *Handler) serveAccount(w http.ResponseWriter, r *http.Request) {
 	var rows []consentRow
 	for _, c := range consents {
 		name := c.ClientID
-		if e, err := h.Clients.Client(ctx, c.ClientID); err == nil {
+		if e, err := h.client(ctx, c.ClientID); err == nil {
 			name = displayName(e.client)
 		}
 		rows = append(rows, consentRow{ClientID: c.ClientID, ClientName: name, Scopes: c.Scopes, Granted: c.GrantedAt.UTC().Format("2 January 2006")})

@@ -173,7 +173,12 @@ func (h *Handler) parseAuthorize(ctx context.Context, p url.Values) (*authReques
 
 // lookupClient finds the client of an authorization request.
 func (h *Handler) lookupClient(ctx context.Context, id string) (*sigil.Client, *authError) {
-	e, err := h.Clients.Client(ctx, id)
+	e, err := h.client(ctx, id)
+	var derr *documentError
+	if errors.As(err, &derr) {
+		h.Log.InfoContext(ctx, "authorize: client metadata document refused", "client_id", id, "err", err)
+		return nil, errorPage(derr.public)
+	}
 	if errors.Is(err, sigil.ErrNotFound) {
 		return nil, errorPage("unknown client_id")
 	}

@@ -76,7 +76,7 @@ func (h *Handler) authenticate(ctx context.Context, r *http.Request, form url.Va
 // for clients registered with the method none (RFC 6749 §2.1, public
 // clients such as native apps), which rely on PKCE and rotation instead.
 func (h *Handler) publicClient(ctx context.Context, id string) (*sigil.Client, *Error) {
-	e, err := h.Clients.Client(ctx, id)
+	e, err := h.client(ctx, id)
 	if errors.Is(err, sigil.ErrNotFound) {
 		return nil, invalidClient(false, fmt.Errorf("unknown client %q", id))
 	}
@@ -94,7 +94,7 @@ func (h *Handler) checkSecret(ctx context.Context, id string, presented secret.V
 	if id == "" {
 		return nil, invalidClient(basic, errors.New("no client_id"))
 	}
-	e, err := h.Clients.Client(ctx, id)
+	e, err := h.client(ctx, id)
 	if errors.Is(err, sigil.ErrNotFound) {
 		h.Secrets.Equal(dummyHash, presented)
 		return nil, invalidClient(basic, fmt.Errorf("unknown client %q", id))
@@ -132,7 +132,7 @@ func (h *Handler) checkAssertion(ctx context.Context, form url.Values, endpoint 
 	if id == "" || id != unverified {
 		return nil, invalidClient(false, errors.New("assertion sub does not match client_id"))
 	}
-	e, err := h.Clients.Client(ctx, id)
+	e, err := h.client(ctx, id)
 	if errors.Is(err, sigil.ErrNotFound) {
 		return nil, invalidClient(false, fmt.Errorf("unknown client %q", id))
 	}

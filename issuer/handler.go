@@ -112,6 +112,18 @@ type Handler struct {
 	// the client, for the sign-in rate limit; empty trusts none.
 	TrustedProxies []netip.Prefix
 
+	// Registration, when set, serves dynamic client registration
+	// (RFC 7591) at PathRegister and the management of the clients
+	// registered there (RFC 7592).
+	Registration *Registration
+	// ClientDocuments, when set, accepts https URLs as client_ids that
+	// name client metadata documents
+	// (draft-ietf-oauth-client-id-metadata-document).
+	ClientDocuments *ClientDocuments
+	// SelfRegistered bounds what the clients of Registration and
+	// ClientDocuments may get.
+	SelfRegistered ClientPolicy
+
 	prefix   string // the issuer URL's path
 	grants   map[string]Grant
 	verifier *verify.Verifier
@@ -122,6 +134,8 @@ type Handler struct {
 	cookies     cookies
 	origin      string // the issuer's origin, for CSRF checks
 	signInLimit *signInLimiter
+
+	registerLimit *registerLimiter
 }
 
 // Defaults for the Handler's zero fields.
@@ -185,6 +199,9 @@ func (h *Handler) Init() error {
 	h.cookies = newCookies(h.Issuer)
 	h.origin = originOf(h.Issuer)
 	h.signInLimit = newSignInLimiter()
+	if err := h.initRegistration(); err != nil {
+		return err
+	}
 	h.verifier = &verify.Verifier{Keys: h.Keys, Issuer: h.Issuer, IgnoreAudience: true, Leeway: h.Leeway, Now: h.Now}
 	h.dpop = &dpop.Checker{Replay: h.Store, Nonces: h.DPoPNonces, Leeway: h.Leeway, Now: h.Now}
 	h.grants = map[string]Grant{}
@@ -229,6 +246,9 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+p+PathJWKS, h.serveJWKS)
 	mux.HandleFunc("GET "+p+PathOIDCDiscovery, h.serveMetadata)
 	mux.HandleFunc("GET "+p+PathASMetadata, h.serveMetadata)
+	if h.Registration != nil {
+		h.mountRegistration(mux)
+	}
 	if h.StatusLists != nil {
 		mux.HandleFunc("GET "+p+PathStatusLists+"{id}", h.serveStatusList)
 		mux.HandleFunc("GET "+p+strings.TrimSuffix(PathStatusLists, "/"), h.serveStatusListAggregation)
@@ -280,6 +300,8 @@ type Metadata struct {
 	AccessTokenSigningAlgValuesSupported      []string `json:"access_token_signing_alg_values_supported"`
 	DPoPSigningAlgValuesSupported             []string `json:"dpop_signing_alg_values_supported"`
 	StatusListAggregationEndpoint             string   `json:"status_list_aggregation_endpoint,omitempty"`
+	RegistrationEndpoint                      string   `json:"registration_endpoint,omitempty"`
+	ClientIDMetadataDocumentSupported         bool     `json:"client_id_metadata_document_supported,omitempty"`
 }
 
 // authMethods are the client authentication methods the endpoints accept;
@@ -331,6 +353,10 @@ func (h *Handler) buildMetadata() ([]byte, error) {
 	if h.StatusLists != nil {
 		m.StatusListAggregationEndpoint = h.endpoint(strings.TrimSuffix(PathStatusLists, "/"))
 	}
+	if h.Registration != nil {
+		m.RegistrationEndpoint = h.endpoint(PathRegister)
+	}
+	m.ClientIDMetadataDocumentSupported = h.ClientDocuments != nil
 	return json.Marshal(m)
 }
 

@@ -77,7 +77,7 @@ func (h *Handler) activeToken(ctx context.Context, raw string, verified *token.C
 			return nil, "invalid", nil
 		}
 	}
-	if _, err := h.Clients.Client(ctx, c.ClientID); err != nil {
+	if _, err := h.client(ctx, c.ClientID); err != nil {
 		if errors.Is(err, sigil.ErrNotFound) {
 			return c, "client_deleted", nil // its tokens die with it
 		}

@@ -93,7 +93,7 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	name := ""
 	if req.ClientID != "" {
-		if c, err := h.Clients.Client(ctx, req.ClientID); err == nil {
+		if c, err := h.client(ctx, req.ClientID); err == nil {
 			name = displayName(c.client)
 		}
 	}

@@ -96,7 +96,7 @@ func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, status int
 func (h *Handler) renderSignIn(w http.ResponseWriter, r *http.Request, req *authRequest, msg string, status int) {
 	name := ""
 	if req.ClientID != "" {
-		if c, err := h.Clients.Client(r.Context(), req.ClientID); err == nil {
+		if c, err := h.client(r.Context(), req.ClientID); err == nil {
 			name = displayName(c.client)
 		}
 	}
@@ -138,18 +138,24 @@ func scopeLines(scopes []string) []scopeLine {
 	return out
 }
 
+// displayName is how the pages name a client: its name, or its id. A
+// client described by a metadata document chose its own name, so the host
+// of its client_id URL follows it (the draft's "OAuth Phishing Attacks").
 func displayName(c *sigil.Client) string {
-	if c.Name != "" {
-		return c.Name
+	if c.Name == "" {
+		return c.ID
 	}
-	return c.ID
+	if host := documentHost(c.ID); host != "" {
+		return c.Name + " (" + host + ")"
+	}
+	return c.Name
 }
 
 func (h *Handler) renderConsent(w http.ResponseWriter, r *http.Request, req *authRequest, c *sigil.Client, u *sigil.User) {
 	// Only the audiences the user would not guess from the client's name.
 	aud := slices.DeleteFunc(slices.Clone(req.Audience), func(a string) bool { return a == h.Issuer })
 	h.render(w, http.StatusOK, "consent.html", map[string]any{
-		"Title": "Allow access", "ClientName": displayName(c), "Username": u.Username,
+		"Title": "Allow access", "ClientName": displayName(c), "ClientHost": documentHost(c.ID), "Username": u.Username,
 		"Scopes": scopeLines(req.Scopes), "Audience": aud, "Action": h.endpoint(PathConsent),
 		"CSRF": h.csrfFor(w, r), "Ticket": h.ticket(req), "AccountURL": h.endpoint(PathAccount),
 	}, req.RedirectURI)

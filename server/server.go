@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -115,6 +117,9 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 	}
 	if cfg.DPoPNonce {
 		iss.DPoPNonces = &dpop.Nonces{Key: core.NonceKey}
+	}
+	if err := selfRegistration(iss, cfg, core.Secrets); err != nil {
+		return nil, err
 	}
 	iss.StatusEntries = &statuslist.Allocator{
 		Store:   core.Store,
@@ -392,4 +397,34 @@ func checkPassword(hash, pw string) bool {
 	}
 	ok, _, err := password.Verify(hash, pw)
 	return err == nil && ok
+}
+
+// selfRegistration configures dynamic client registration and client
+// metadata documents on iss from cfg.
+func selfRegistration(iss *issuer.Handler, cfg config.Config, secrets *secret.Hasher) error {
+	iss.SelfRegistered = issuer.ClientPolicy{Scopes: cfg.RegistrationScopes, Audiences: cfg.RegistrationAudiences}
+	if cfg.RegistrationOpen || cfg.RegistrationToken != "" {
+		iss.Registration = &issuer.Registration{Open: cfg.RegistrationOpen}
+		if cfg.RegistrationToken != "" {
+			iss.Registration.InitialAccessTokens = [][]byte{secrets.Hash(secret.New(cfg.RegistrationToken))}
+		}
+	}
+	if !cfg.ClientMetadataDocuments {
+		return nil
+	}
+	docs := &issuer.ClientDocuments{UnsafeAllowLoopback: cfg.ClientMetadataUnsafeAllowLoopback}
+	if cfg.ClientMetadataCAFile != "" {
+		pem, err := os.ReadFile(cfg.ClientMetadataCAFile)
+		if err != nil {
+			return fmt.Errorf("server: client-metadata-ca-file: %w", err)
+		}
+		if docs.RootCAs, err = x509.SystemCertPool(); err != nil {
+			docs.RootCAs = x509.NewCertPool()
+		}
+		if !docs.RootCAs.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("server: client-metadata-ca-file %s holds no PEM certificate", cfg.ClientMetadataCAFile)
+		}
+	}
+	iss.ClientDocuments = docs
+	return nil
 }

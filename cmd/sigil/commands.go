@@ -130,6 +130,29 @@ func serverFlags(fs *flag.FlagSet, o *options) {
 	fs.DurationVar(&o.cfg.RefreshTokenIdleTTL, "refresh-token-idle-ttl", o.cfg.RefreshTokenIdleTTL, "how long an unused refresh token lives")
 	fs.DurationVar(&o.cfg.RefreshTokenMaxTTL, "refresh-token-max-ttl", o.cfg.RefreshTokenMaxTTL, "how long a family of rotated refresh tokens lives in all")
 	fs.StringVar(&o.cfg.IDTokenAlg, "id-token-alg", o.cfg.IDTokenAlg, "ID-token signing algorithm: RS256 (default), ES256, EdDSA or PS256")
+	fs.BoolVar(&o.cfg.RegistrationOpen, "open-registration", o.cfg.RegistrationOpen, "let anyone register clients at {issuer}/register (RFC 7591) without an initial access token")
+	fs.StringVar(&o.cfg.RegistrationToken, "registration-token", "", "initial access token for client registration (RFC 7591); prefer SIGIL_REGISTRATION_TOKEN")
+	fs.Var((*listFlag)(&o.cfg.RegistrationScopes), "registration-scopes", "scopes a dynamically registered or metadata-document client may get (space- or comma-separated)")
+	fs.Var((*listFlag)(&o.cfg.RegistrationAudiences), "registration-audiences", "resource URLs such clients may ask tokens for (comma-separated; default: the issuer only)")
+	fs.BoolVar(&o.cfg.ClientMetadataDocuments, "client-metadata-documents", o.cfg.ClientMetadataDocuments, "accept https URLs as client_ids naming client metadata documents")
+	fs.StringVar(&o.cfg.ClientMetadataCAFile, "client-metadata-ca-file", "", "PEM certificates trusted, besides the system's, when fetching client metadata documents")
+	fs.BoolVar(&o.cfg.ClientMetadataUnsafeAllowLoopback, "client-metadata-unsafe-allow-loopback", false, "TESTS ONLY: also fetch client metadata documents from loopback addresses")
+}
+
+// listFlag is a list of values given space- or comma-separated; each Set
+// replaces the list.
+type listFlag []string
+
+func (l *listFlag) String() string {
+	if l == nil {
+		return ""
+	}
+	return strings.Join(*l, " ")
+}
+
+func (l *listFlag) Set(s string) error {
+	*l = strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
+	return nil
 }
 
 // openCore opens the store and keys for a CLI command.
