@@ -34,7 +34,7 @@ func TestAuthzTwoStores(t *testing.T) {
 			s := []*Store{a, b}[j%2]
 			wg.Go(func() {
 				<-start
-				_, err := s.RedeemCode(ctx, code, sigil.Redemption{AccessJTI: fmt.Sprint(j)})
+				_, err := s.RedeemCode(ctx, code, "", sigil.Redemption{AccessJTI: fmt.Sprint(j)})
 				switch {
 				case err == nil:
 					redeemed.Add(1)
@@ -89,7 +89,7 @@ func TestAuthzExpiryBoundaries(t *testing.T) {
 	if _, err := s.Session(ctx, "s"); err != nil {
 		t.Errorf("Session just before its expiry: %v", err)
 	}
-	c, err := s.RedeemCode(ctx, "redeemed", sigil.Redemption{AccessJTI: "j"})
+	c, err := s.RedeemCode(ctx, "redeemed", "", sigil.Redemption{AccessJTI: "j"})
 	if err != nil {
 		t.Fatalf("RedeemCode just before its expiry: %v", err)
 	}
@@ -101,13 +101,13 @@ func TestAuthzExpiryBoundaries(t *testing.T) {
 	if _, err := s.Session(ctx, "s"); !errors.Is(err, sigil.ErrNotFound) {
 		t.Errorf("Session at its expiry: %v, want ErrNotFound", err)
 	}
-	if _, err := s.RedeemCode(ctx, "unredeemed", sigil.Redemption{}); !errors.Is(err, sigil.ErrNotFound) {
+	if _, err := s.RedeemCode(ctx, "unredeemed", "", sigil.Redemption{}); !errors.Is(err, sigil.ErrNotFound) {
 		t.Errorf("RedeemCode at its expiry: %v, want ErrNotFound", err)
 	}
-	if c, err := s.RedeemCode(ctx, "redeemed", sigil.Redemption{AccessJTI: "k"}); !errors.Is(err, sigil.ErrReplay) || c.Redemption.AccessJTI != "j" {
+	if c, err := s.RedeemCode(ctx, "redeemed", "", sigil.Redemption{AccessJTI: "k"}); !errors.Is(err, sigil.ErrReplay) || c.Redemption.AccessJTI != "j" {
 		t.Errorf("RedeemCode of a redeemed code at its expiry: %+v, %v; want the first redemption and ErrReplay", c, err)
 	}
-	if _, err := s.TakePushedRequest(ctx, "p"); !errors.Is(err, sigil.ErrNotFound) {
+	if _, err := s.TakePushedRequest(ctx, "p", ""); !errors.Is(err, sigil.ErrNotFound) {
 		t.Errorf("TakePushedRequest at its expiry: %v, want ErrNotFound", err)
 	}
 	if err := s.RotateRefresh(ctx, "rt", &sigil.RefreshToken{Hash: "rt2"}); !errors.Is(err, sigil.ErrReplay) {

@@ -285,30 +285,66 @@ func testRevokeRefreshFamily(t *testing.T, s sigil.Store) {
 	}
 }
 
-func testRevokeRefreshGrant(t *testing.T, s sigil.Store) {
+// testRevokeRefreshTokens revokes by user and client, by user alone and
+// by client alone; each takes whole families, and nobody else's.
+func testRevokeRefreshTokens(t *testing.T, s sigil.Store) {
 	ctx := t.Context()
 	for _, r := range []struct{ hash, family, user, client string }{
 		{"a", "f-alice-web-1", "alice", "web"},
 		{"b", "f-alice-web-2", "alice", "web"},
 		{"c", "f-alice-cli", "alice", "cli"},
 		{"d", "f-bob-web", "bob", "web"},
+		{"e", "f-bob-cli", "bob", "cli"},
+		{"f", "f-carol-cli", "carol", "cli"},
+		{"g", "f-dave-web", "dave", "web"},
 	} {
 		tok := fullRefresh(r.hash, r.family)
 		tok.UserID, tok.ClientID = r.user, r.client
 		must(t, "CreateRefresh", s.CreateRefresh(ctx, tok))
 	}
 	must(t, "RotateRefresh(a)", s.RotateRefresh(ctx, "a", nextRefresh("a2", base)))
+	// The family of a token without an access token yields no JTI.
+	noJTI := nextRefresh("e2", base)
+	noJTI.AccessJTI, noJTI.UserID, noJTI.ClientID = "", "bob", "cli"
+	must(t, "RotateRefresh(e)", s.RotateRefresh(ctx, "e", noJTI))
 
-	jtis := revokedJTIs(t, "RevokeRefreshGrant", func() ([]string, error) { return s.RevokeRefreshGrant(ctx, "alice", "web") })
-	if diff := cmp.Diff([]string{"jti-a", "jti-a2", "jti-b"}, jtis); diff != "" {
-		t.Errorf("RevokeRefreshGrant AccessJTIs (-want +got):\n%s", diff)
-	}
-	for hash, want := range map[string]bool{"a": true, "a2": true, "b": true, "c": false, "d": false} {
-		if got := mustRefresh(t, s, hash).Revoked; got != want {
-			t.Errorf("%s.Revoked = %v, want %v", hash, got, want)
+	revoked := map[string]bool{}
+	for _, step := range []struct {
+		user, client string
+		want         []string // sorted JTIs
+		now          []string // tokens revoked by this step
+	}{
+		// A withdrawn consent: alice at web, both of her families there.
+		{"alice", "web", []string{"jti-a", "jti-a2", "jti-b"}, []string{"a", "a2", "b"}},
+		// A user's every grant.
+		{"bob", "", []string{"jti-d", "jti-e"}, []string{"d", "e", "e2"}},
+		// A client's every grant, bob's revoked before and returned again.
+		{"", "cli", []string{"jti-c", "jti-e", "jti-f"}, []string{"c", "f"}},
+		{"carol", "web", nil, nil},
+		{"nobody", "", nil, nil},
+		{"", "nothing", nil, nil},
+	} {
+		what := fmt.Sprintf("RevokeRefreshTokens(%q, %q)", step.user, step.client)
+		jtis := revokedJTIs(t, what, func() ([]string, error) { return s.RevokeRefreshTokens(ctx, step.user, step.client) })
+		if diff := cmp.Diff(step.want, jtis, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%s AccessJTIs (-want +got):\n%s", what, diff)
+		}
+		for _, hash := range step.now {
+			revoked[hash] = true
+		}
+		for _, hash := range []string{"a", "a2", "b", "c", "d", "e", "e2", "f", "g"} {
+			if got := mustRefresh(t, s, hash).Revoked; got != revoked[hash] {
+				t.Errorf("after %s %s.Revoked = %v, want %v", what, hash, got, revoked[hash])
+			}
 		}
 	}
-	if jtis, err := s.RevokeRefreshGrant(ctx, "carol", "web"); err != nil || len(jtis) != 0 {
-		t.Errorf("RevokeRefreshGrant(carol) = %q, %v; want none, nil", jtis, err)
+
+	// Neither a user nor a client is not "everybody".
+	jtis, err := s.RevokeRefreshTokens(ctx, "", "")
+	if err == nil {
+		t.Errorf(`RevokeRefreshTokens("", "") = %q, nil; want an error`, jtis)
+	}
+	if mustRefresh(t, s, "g").Revoked {
+		t.Error(`RevokeRefreshTokens("", "") revoked a token`)
 	}
 }

@@ -46,7 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) sigil.Store) {
 		{"RotateRefreshRejects", testRotateRefreshRejects},
 		{"RotateRefreshConcurrent", testRotateRefreshConcurrent},
 		{"RevokeRefreshFamily", testRevokeRefreshFamily},
-		{"RevokeRefreshGrant", testRevokeRefreshGrant},
+		{"RevokeRefreshTokens", testRevokeRefreshTokens},
 		{"PushedRequest", testPushedRequest},
 		{"PurgeAuthz", testPurgeAuthz},
 
