@@ -257,6 +257,43 @@ func testRedeemCodeConcurrent(t *testing.T, s sigil.Store) {
 	}
 }
 
+// testRedeemCodeOtherClient: a code presented by another client is
+// absent to it, before and after its redemption, and neither spent nor
+// marked: its own client redeems it afterwards and replays it as usual.
+func testRedeemCodeOtherClient(t *testing.T, s sigil.Store) {
+	ctx := t.Context()
+	want := fullCode("c1")
+	must(t, "CreateCode", s.CreateCode(ctx, want))
+	for _, client := range []string{"mallory", "", "WEB", "web "} {
+		c, err := s.RedeemCode(ctx, "c1", client, sigil.Redemption{At: base, AccessJTI: "jti-mallory", RefreshFamily: "fam-mallory"})
+		wantErr(t, fmt.Sprintf("RedeemCode(client %q)", client), err, sigil.ErrNotFound)
+		if c != nil {
+			t.Errorf("RedeemCode(client %q) = %+v, want nil", client, c)
+		}
+	}
+
+	first := sigil.Redemption{At: fromNow(0), AccessJTI: "jti-1", RefreshFamily: "fam-1"}
+	got, err := s.RedeemCode(ctx, "c1", "web", first)
+	must(t, "RedeemCode(its client) after another's", err)
+	want.Redemption = &first
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("RedeemCode(its client) after another's (-want +got):\n%s", diff)
+	}
+
+	// Redeemed, the code is still absent to the other client: no replay,
+	// so nothing the code issued would be revoked on its word.
+	c, err := s.RedeemCode(ctx, "c1", "mallory", sigil.Redemption{At: base, AccessJTI: "jti-mallory"})
+	wantErr(t, "RedeemCode(redeemed, other client)", err, sigil.ErrNotFound)
+	if c != nil {
+		t.Errorf("RedeemCode(redeemed, other client) = %+v, want nil", c)
+	}
+	got, err = s.RedeemCode(ctx, "c1", "web", sigil.Redemption{At: base, AccessJTI: "jti-2"})
+	wantErr(t, "RedeemCode(its client, replay)", err, sigil.ErrReplay)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("RedeemCode(its client, replay) (-want +got):\n%s", diff)
+	}
+}
+
 func testConsents(t *testing.T, s sigil.Store) {
 	ctx := t.Context()
 	cs, err := s.Consents(ctx, "alice")
@@ -381,6 +418,74 @@ func testPushedRequest(t *testing.T, s sigil.Store) {
 	if wins != 1 {
 		t.Errorf("%d concurrent takes of one request succeeded, want 1", wins)
 	}
+}
+
+// testPushedRequestOtherClient: another client's take finds nothing and
+// leaves the request for its own client.
+func testPushedRequestOtherClient(t *testing.T, s sigil.Store) {
+	ctx := t.Context()
+	want := fullPushed("p1")
+	must(t, "PushRequest", s.PushRequest(ctx, want))
+	for _, client := range []string{"mallory", "", "WEB"} {
+		p, err := s.TakePushedRequest(ctx, "p1", client)
+		wantErr(t, fmt.Sprintf("TakePushedRequest(client %q)", client), err, sigil.ErrNotFound)
+		if p != nil {
+			t.Errorf("TakePushedRequest(client %q) = %+v, want nil", client, p)
+		}
+	}
+	got, err := s.TakePushedRequest(ctx, "p1", "web")
+	must(t, "TakePushedRequest(its client) after another's", err)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("TakePushedRequest(its client) (-want +got):\n%s", diff)
+	}
+	_, err = s.TakePushedRequest(ctx, "p1", "web")
+	wantErr(t, "TakePushedRequest(its client) again", err, sigil.ErrNotFound)
+}
+
+// testDeleteSessions: a user's sessions end together, and the count is of
+// the live ones; other users keep theirs.
+func testDeleteSessions(t *testing.T, s sigil.Store) {
+	ctx := t.Context()
+	for _, se := range []struct {
+		id, user string
+		live     bool
+	}{
+		{"a1", "alice", true}, {"a2", "alice", true}, {"a-expired", "alice", false},
+		{"b1", "bob", true}, {"alice", "alicia", true},
+	} {
+		x := fullSession(se.id)
+		x.UserID = se.user
+		if !se.live {
+			x.ExpiresAt = fromNow(-time.Hour)
+		}
+		must(t, "CreateSession", s.CreateSession(ctx, x))
+	}
+
+	n, err := s.DeleteSessions(ctx, "alice")
+	must(t, "DeleteSessions(alice)", err)
+	if n != 2 {
+		t.Errorf("DeleteSessions(alice) = %d, want 2 (her live sessions)", n)
+	}
+	for _, id := range []string{"a1", "a2"} {
+		_, err := s.Session(ctx, id)
+		wantErr(t, "Session("+id+") after DeleteSessions", err, sigil.ErrNotFound)
+	}
+	for _, id := range []string{"b1", "alice"} {
+		if _, err := s.Session(ctx, id); err != nil {
+			t.Errorf("another user's session %s after DeleteSessions(alice): %v", id, err)
+		}
+	}
+	// The expired one went too: nothing of alice's is left to purge.
+	if n, err := s.PurgeAuthz(ctx, fromNow(0)); err != nil || n != 0 {
+		t.Errorf("PurgeAuthz after DeleteSessions = %d, %v; want 0, nil", n, err)
+	}
+
+	for _, user := range []string{"alice", "nobody", ""} {
+		if n, err := s.DeleteSessions(ctx, user); err != nil || n != 0 {
+			t.Errorf("DeleteSessions(%q) = %d, %v; want 0, nil", user, n, err)
+		}
+	}
+	mustSession(t, s, "b1")
 }
 
 // testPurgeAuthz purges at an instant ten hours ahead, so that records
