@@ -61,6 +61,59 @@ func TestAuthzTwoStores(t *testing.T) {
 	}
 }
 
+// TestRevokeCreateTwoStores: a family's first token stored through one
+// Store races the family's revocation through another on the same file.
+// Only SQLite's write lock orders them; the token is refused or revoked,
+// never left live.
+func TestRevokeCreateTwoStores(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	a, b := openClosed(t, dir), openClosed(t, dir)
+	live := time.Now().Add(time.Hour)
+	const n = 20
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	created := make([]error, n)
+	revoked := make([][]string, n)
+	revokeErrs := make([]error, n)
+	for i := range n {
+		hash, family := fmt.Sprintf("rt-%d", i), fmt.Sprintf("fam-%d", i)
+		creator, revoker := a, b
+		if i%2 == 1 {
+			creator, revoker = b, a
+		}
+		wg.Go(func() {
+			<-start
+			created[i] = creator.CreateRefresh(ctx, &sigil.RefreshToken{Hash: hash, FamilyID: family,
+				AccessJTI: "jti-" + hash, ExpiresAt: live, FamilyExpiresAt: live})
+		})
+		wg.Go(func() {
+			<-start
+			revoked[i], revokeErrs[i] = revoker.RevokeRefreshFamily(ctx, family)
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i := range n {
+		hash := fmt.Sprintf("rt-%d", i)
+		if revokeErrs[i] != nil {
+			t.Fatalf("RevokeRefreshFamily: %v", revokeErrs[i])
+		}
+		switch err := created[i]; {
+		case err == nil:
+			if tok, err := a.RefreshToken(ctx, hash); err != nil || !tok.Revoked || len(revoked[i]) != 1 {
+				t.Errorf("%s stored before its family's revocation: %+v, %v, revocation returned %q; want it revoked and its JTI returned", hash, tok, err, revoked[i])
+			}
+		case errors.Is(err, sigil.ErrReplay):
+			if _, err := a.RefreshToken(ctx, hash); !errors.Is(err, sigil.ErrNotFound) {
+				t.Errorf("%s refused but readable: %v", hash, err)
+			}
+		default:
+			t.Errorf("CreateRefresh(%s): %v", hash, err)
+		}
+	}
+}
+
 // TestAuthzExpiryBoundaries: a record is live until exactly its expiry,
 // by the store's clock; a redeemed code stays a replay after it.
 func TestAuthzExpiryBoundaries(t *testing.T) {
