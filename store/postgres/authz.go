@@ -12,7 +12,7 @@ import (
 	"github.com/sigil-sts/sigil/store/internal/rowcodec"
 )
 
-// The authorization code flow's state (migration 0003), with the
+// The authorization code flow's state (migrations 0003 and 0004), with the
 // semantics of the SQLite store's: a record is live while its expiry lies
 // after s.Now(), and PurgeAuthz deletes it once its expiry lies before
 // the instant it is given. Lookups by a string PostgreSQL could not have
@@ -72,6 +72,31 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 		return errorf("postgres: delete session: %w", err)
 	}
 	return nil
+}
+
+// DeleteSessions ends every session of a user, in one statement, and
+// returns how many of them were live: expired sessions not yet purged are
+// deleted too, but were already ended, as Session reads them.
+func (s *Store) DeleteSessions(ctx context.Context, userID string) (int, error) {
+	if !storable(userID) {
+		return 0, nil
+	}
+	rows, err := s.pool.Query(ctx, `DELETE FROM sessions WHERE user_id = $1
+		RETURNING expires_at > $2`, userID, rowcodec.UnixNano(s.Now()))
+	if err != nil {
+		return 0, errorf("postgres: delete sessions of %q: %w", userID, err)
+	}
+	live, err := pgx.CollectRows(rows, pgx.RowTo[bool])
+	if err != nil {
+		return 0, errorf("postgres: delete sessions of %q: %w", userID, err)
+	}
+	n := 0
+	for _, l := range live {
+		if l {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // codeColumns lists the auth_codes columns in the order scanCode reads
@@ -149,45 +174,51 @@ func (s *Store) CreateCode(ctx context.Context, c *sigil.AuthCode) error {
 	return nil
 }
 
-// RedeemCode marks an unexpired, unredeemed code redeemed with r and
-// returns it. A code redeemed before is returned with its first
-// Redemption and ErrReplay, expired or not, until PurgeAuthz deletes it;
-// ErrNotFound if the code is absent, or expired and unredeemed. A zero
-// r.At is set to the current time.
+// RedeemCode marks an unexpired, unredeemed code of client clientID
+// redeemed with r and returns it. A code redeemed before is returned with
+// its first Redemption and ErrReplay, expired or not, until PurgeAuthz
+// deletes it; ErrNotFound if the code is absent, expired and unredeemed,
+// or another client's. A zero r.At is set to the current time.
+//
+// The client is part of both statements' WHERE clauses: another client's
+// code, redeemed or not, reads as absent and is left as it was, so a
+// client that learnt someone else's code can neither spend it nor, by
+// replaying it, have the tokens issued from it revoked.
 //
 // The redemption is one UPDATE whose WHERE clause requires the code to be
 // unredeemed. Of concurrent redemptions on any nodes, one locks the row
 // and the others wait for it, then find the row redeemed and change
 // nothing; they read it back as a replay.
-func (s *Store) RedeemCode(ctx context.Context, hash string, r sigil.Redemption) (*sigil.AuthCode, error) {
-	if !storable(hash) {
-		return nil, errorf("postgres: redeem code: %w", sigil.ErrNotFound)
+func (s *Store) RedeemCode(ctx context.Context, hash, clientID string, r sigil.Redemption) (*sigil.AuthCode, error) {
+	if !storable(hash) || !storable(clientID) {
+		return nil, errorf("postgres: redeem code of client %q: %w", clientID, sigil.ErrNotFound)
 	}
 	if r.At.IsZero() {
 		r.At = s.now()
 	}
 	c, err := scanCode(s.pool.QueryRow(ctx, `UPDATE auth_codes
 		SET redeemed_at = $1, access_jti = $2, refresh_family = $3
-		WHERE hash = $4 AND redeemed_at IS NULL AND expires_at > $5
+		WHERE hash = $4 AND client_id = $5 AND redeemed_at IS NULL AND expires_at > $6
 		RETURNING `+codeColumns,
-		rowcodec.UnixNano(r.At), r.AccessJTI, r.RefreshFamily, hash, rowcodec.UnixNano(s.Now())))
+		rowcodec.UnixNano(r.At), r.AccessJTI, r.RefreshFamily, hash, clientID, rowcodec.UnixNano(s.Now())))
 	if err == nil {
 		return c, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
-		return nil, errorf("postgres: redeem code: %w", err)
+		return nil, errorf("postgres: redeem code of client %q: %w", clientID, err)
 	}
-	// Redeemed before, or expired, or absent: a redeemed code never
-	// becomes unredeemed, so this read cannot contradict the update.
+	// Redeemed before, or expired, or absent, or another client's: a
+	// redeemed code never becomes unredeemed, so this read cannot
+	// contradict the update.
 	c, err = scanCode(s.pool.QueryRow(ctx, `SELECT `+codeColumns+` FROM auth_codes
-		WHERE hash = $1 AND redeemed_at IS NOT NULL`, hash))
+		WHERE hash = $1 AND client_id = $2 AND redeemed_at IS NOT NULL`, hash, clientID))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, errorf("postgres: redeem code: %w", sigil.ErrNotFound)
+		return nil, errorf("postgres: redeem code of client %q: %w", clientID, sigil.ErrNotFound)
 	}
 	if err != nil {
-		return nil, errorf("postgres: redeem code: %w", err)
+		return nil, errorf("postgres: redeem code of client %q: %w", clientID, err)
 	}
-	return c, errorf("postgres: redeem code of client %q: %w", c.ClientID, sigil.ErrReplay)
+	return c, errorf("postgres: redeem code of client %q: %w", clientID, sigil.ErrReplay)
 }
 
 // SaveConsent stores c, replacing the user's consent for the client.
@@ -302,25 +333,27 @@ func (s *Store) PushRequest(ctx context.Context, p *sigil.PushedRequest) error {
 	return nil
 }
 
-// TakePushedRequest deletes a live pushed request and returns it, in one
-// statement: of concurrent takes on any nodes, one deletes the row and
-// the others wait for it and then find nothing, ErrNotFound as for an
-// absent or expired request.
-func (s *Store) TakePushedRequest(ctx context.Context, hash string) (*sigil.PushedRequest, error) {
-	if !storable(hash) {
-		return nil, errorf("postgres: take pushed request: %w", sigil.ErrNotFound)
+// TakePushedRequest deletes a live pushed request of client clientID and
+// returns it, in one statement: of concurrent takes on any nodes, one
+// deletes the row and the others wait for it and then find nothing,
+// ErrNotFound as for an absent or expired request. Another client's
+// request is ErrNotFound too, and stays: presenting someone else's
+// request_uri does not use it up.
+func (s *Store) TakePushedRequest(ctx context.Context, hash, clientID string) (*sigil.PushedRequest, error) {
+	if !storable(hash) || !storable(clientID) {
+		return nil, errorf("postgres: take pushed request of client %q: %w", clientID, sigil.ErrNotFound)
 	}
-	p := sigil.PushedRequest{Hash: hash}
+	p := sigil.PushedRequest{Hash: hash, ClientID: clientID}
 	var expiresAt int64
 	err := s.pool.QueryRow(ctx, `DELETE FROM pushed_requests
-		WHERE hash = $1 AND expires_at > $2
-		RETURNING client_id, params, expires_at`, hash, rowcodec.UnixNano(s.Now())).
-		Scan(&p.ClientID, &p.Params, &expiresAt)
+		WHERE hash = $1 AND client_id = $2 AND expires_at > $3
+		RETURNING params, expires_at`, hash, clientID, rowcodec.UnixNano(s.Now())).
+		Scan(&p.Params, &expiresAt)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, errorf("postgres: take pushed request: %w", sigil.ErrNotFound)
+		return nil, errorf("postgres: take pushed request of client %q: %w", clientID, sigil.ErrNotFound)
 	}
 	if err != nil {
-		return nil, errorf("postgres: take pushed request: %w", err)
+		return nil, errorf("postgres: take pushed request of client %q: %w", clientID, err)
 	}
 	p.ExpiresAt = rowcodec.FromUnixNano(expiresAt)
 	return &p, nil
@@ -331,13 +364,21 @@ func (s *Store) TakePushedRequest(ctx context.Context, hash string) (*sigil.Push
 // and the tokens issued from it revoked.
 const redeemedCodeGrace = time.Hour
 
+// revokedFamilyGrace is how long after a family's revocation PurgeAuthz
+// keeps its mark (migration 0004): CreateRefresh refuses the family until
+// then. The mark only has to outlast the redemption in flight that is
+// about to store the family's first token.
+const revokedFamilyGrace = time.Hour
+
 // PurgeAuthz deletes, in one transaction, the sessions, unredeemed codes
 // and pushed requests whose expiry lies before now, the redeemed codes
-// whose expiry lies more than an hour before now, and the refresh tokens
-// whose family's absolute expiry lies before now, and returns how many
+// whose expiry lies more than an hour before now, the refresh tokens
+// whose family's absolute expiry lies before now, and the revoked-family
+// marks recorded more than an hour before now, and returns how many
 // records it deleted. Consents do not expire.
 func (s *Store) PurgeAuthz(ctx context.Context, now time.Time) (int, error) {
 	cutoff, codeCutoff := rowcodec.UnixNano(now), rowcodec.UnixNano(now.Add(-redeemedCodeGrace))
+	familyCutoff := rowcodec.UnixNano(now.Add(-revokedFamilyGrace))
 	var total int64
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		for _, d := range []struct {
@@ -348,6 +389,7 @@ func (s *Store) PurgeAuthz(ctx context.Context, now time.Time) (int, error) {
 			{`DELETE FROM auth_codes WHERE expires_at < $1 AND (redeemed_at IS NULL OR expires_at < $2)`, []any{cutoff, codeCutoff}},
 			{`DELETE FROM refresh_tokens WHERE family_expires_at < $1`, []any{cutoff}},
 			{`DELETE FROM pushed_requests WHERE expires_at < $1`, []any{cutoff}},
+			{`DELETE FROM revoked_families WHERE revoked_at < $1`, []any{familyCutoff}},
 		} {
 			tag, err := tx.Exec(ctx, d.query, d.args...)
 			if err != nil {

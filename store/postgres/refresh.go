@@ -61,15 +61,30 @@ func insertRefresh(ctx context.Context, db interface {
 	return err
 }
 
-// lockFamilies takes, in family order, the transaction-level advisory
-// locks of the refresh families that have a token matching where, and
-// returns the families. Every write to a family's tokens after its first
-// (rotation, revocation, a user's deletion) holds its lock, so they
-// happen one after the other; each statement after the lock, under READ
-// COMMITTED, sees what the lock's previous holder committed. Row locks
-// would not do: a revocation's UPDATE does not see the token a rotation
-// it waited for inserted, which would escape the revocation. The lock's
-// name includes the schema, as advisory locks are per database.
+// lockFamily takes the transaction-level advisory lock of a refresh
+// family, whether or not it has tokens. Every write to a family (its
+// first token, rotation, revocation and the mark it records, a user's
+// deletion) holds its lock, so they happen one after the other; each
+// statement after the lock, under READ COMMITTED, sees what the lock's
+// previous holder committed. Row locks would not do: a revocation's
+// UPDATE does not see the token a rotation it waited for inserted, which
+// would escape the revocation, and a family's first token has no row to
+// lock before it is inserted. The lock's name includes the schema, as
+// advisory locks are per database. A transaction taking several takes
+// them in family order (lockFamilies), so two cannot deadlock.
+func lockFamily(ctx context.Context, tx pgx.Tx, family string) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(
+		hashtextextended('sigil refresh family ' || current_schema() || ' ' || $1, 0))`, family); err != nil {
+		return fmt.Errorf("lock refresh family %q: %w", family, err)
+	}
+	return nil
+}
+
+// lockFamilies takes, in family order, the locks (lockFamily) of the
+// refresh families that have a token matching where, and returns the
+// families. A family whose first token is being stored by a transaction
+// still open is not among them: only a family's ID, known to whoever
+// revokes it by ID, can be locked before it has a token.
 func lockFamilies(ctx context.Context, tx pgx.Tx, where string, args ...any) ([]string, error) {
 	rows, err := tx.Query(ctx, `SELECT DISTINCT family_id FROM refresh_tokens WHERE `+where+`
 		ORDER BY family_id`, args...)
@@ -81,18 +96,25 @@ func lockFamilies(ctx context.Context, tx pgx.Tx, where string, args ...any) ([]
 		return nil, err
 	}
 	for _, f := range families {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(
-			hashtextextended('sigil refresh family ' || current_schema() || ' ' || $1, 0))`, f); err != nil {
-			return nil, fmt.Errorf("lock refresh family %q: %w", f, err)
+		if err := lockFamily(ctx, tx, f); err != nil {
+			return nil, err
 		}
 	}
 	return families, nil
 }
 
 // CreateRefresh stores t, the first token of a family or a token outside
-// rotation; ErrConflict if the hash exists. A zero t.CreatedAt is set to
-// the current time, written back into t. Text PostgreSQL cannot store
-// (NUL, invalid UTF-8) is an error.
+// rotation; ErrConflict if the hash exists, ErrReplay, storing nothing, if
+// RevokeRefreshFamily recorded t.FamilyID as revoked (until PurgeAuthz
+// deletes the mark, an hour later). A zero t.CreatedAt is set to the
+// current time, written back into t. Text PostgreSQL cannot store (NUL,
+// invalid UTF-8) is an error.
+//
+// It checks for the mark and inserts under the family's lock, which
+// RevokeRefreshFamily holds while it records the mark and revokes the
+// family's tokens: whichever of the two runs second on any node sees what
+// the first committed, so the token is either refused or stored and
+// then revoked, never stored live after its family's revocation.
 func (s *Store) CreateRefresh(ctx context.Context, t *sigil.RefreshToken) error {
 	if t == nil || t.Hash == "" {
 		return errors.New("postgres: create refresh token: empty token hash")
@@ -101,7 +123,21 @@ func (s *Store) CreateRefresh(ctx context.Context, t *sigil.RefreshToken) error 
 	if created.IsZero() {
 		created = s.now()
 	}
-	err := insertRefresh(ctx, s.pool, t, rowcodec.UnixNano(created))
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := lockFamily(ctx, tx, t.FamilyID); err != nil {
+			return err
+		}
+		var revokedAt int64
+		err := tx.QueryRow(ctx, `SELECT revoked_at FROM revoked_families WHERE family_id = $1`, t.FamilyID).
+			Scan(&revokedAt)
+		if err == nil {
+			return fmt.Errorf("family revoked at %v: %w", rowcodec.FromUnixNano(revokedAt), sigil.ErrReplay)
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		return insertRefresh(ctx, tx, t, rowcodec.UnixNano(created))
+	})
 	if _, ok := uniqueViolation(err); ok {
 		return errorf("postgres: create refresh token in family %q: %w", t.FamilyID, sigil.ErrConflict)
 	}
@@ -207,57 +243,94 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash string, next *sigil.R
 	return nil
 }
 
-// RevokeRefreshFamily marks every token of a family revoked and returns
-// the non-empty AccessJTIs recorded in it, oldest token first, in one
-// transaction under the family's lock: a rotation in flight either
-// finishes first, and its new token is revoked too, or finds its token
-// revoked. A family without tokens yields none and no error.
+// RevokeRefreshFamily marks every token of a family revoked, records the
+// family as revoked at the current time (CreateRefresh refuses it until
+// PurgeAuthz deletes the mark an hour later; revoking again moves the
+// mark forward), and returns the non-empty AccessJTIs recorded in it,
+// oldest token first, in one transaction under the family's lock: a
+// rotation in flight either finishes first, and its new token is revoked
+// too, or finds its token revoked; so does a first token in flight
+// (CreateRefresh), or it finds the mark. A family without tokens yields
+// none and no error, and is recorded all the same: a replayed code
+// revokes the family its first redemption has not stored yet. A family
+// ID PostgreSQL could not have stored has nothing to revoke.
 func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string) ([]string, error) {
 	if !storable(familyID) {
 		return nil, nil
 	}
-	jtis, err := s.revokeRefresh(ctx, `family_id = $1`, familyID)
+	var jtis []string
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := lockFamily(ctx, tx, familyID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO revoked_families (family_id, revoked_at) VALUES ($1, $2)
+			ON CONFLICT (family_id) DO UPDATE
+			SET revoked_at = GREATEST(revoked_families.revoked_at, excluded.revoked_at)`,
+			familyID, rowcodec.UnixNano(s.now())); err != nil {
+			return fmt.Errorf("record the revocation: %w", err)
+		}
+		var err error
+		jtis, err = revokeFamilies(ctx, tx, []string{familyID})
+		return err
+	})
 	if err != nil {
 		return nil, errorf("postgres: revoke refresh family %q: %w", familyID, err)
 	}
 	return jtis, nil
 }
 
-// RevokeRefreshGrant revokes every family that has a token of the user at
-// the client and returns their non-empty AccessJTIs, as
-// RevokeRefreshFamily does.
-func (s *Store) RevokeRefreshGrant(ctx context.Context, userID, clientID string) ([]string, error) {
+// RevokeRefreshTokens revokes every family that has a token of the user
+// at the client, of the user at any client (clientID empty) or of the
+// client for any user (userID empty), and returns their non-empty
+// AccessJTIs, oldest token first; both empty is an error. It runs in one
+// transaction under the families' locks (lockFamilies), so a rotation in
+// flight in one of them is revoked too or finds its token revoked. The
+// families are not recorded as revoked: they already have tokens, which
+// stay revoked until they expire.
+func (s *Store) RevokeRefreshTokens(ctx context.Context, userID, clientID string) ([]string, error) {
+	var (
+		where string
+		args  []any
+	)
+	switch {
+	case userID != "" && clientID != "":
+		where, args = `user_id = $1 AND client_id = $2`, []any{userID, clientID}
+	case userID != "":
+		where, args = `user_id = $1`, []any{userID}
+	case clientID != "":
+		where, args = `client_id = $1`, []any{clientID}
+	default:
+		return nil, errors.New("postgres: revoke refresh tokens: neither a user nor a client given")
+	}
 	if !storable(userID) || !storable(clientID) {
 		return nil, nil
 	}
-	jtis, err := s.revokeRefresh(ctx, `user_id = $1 AND client_id = $2`, userID, clientID)
-	if err != nil {
-		return nil, errorf("postgres: revoke refresh tokens of %q at %q: %w", userID, clientID, err)
-	}
-	return jtis, nil
-}
-
-// revokeRefresh revokes the families with a token matching where and
-// returns their non-empty AccessJTIs, in one transaction under the
-// families' locks.
-func (s *Store) revokeRefresh(ctx context.Context, where string, args ...any) ([]string, error) {
 	var jtis []string
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		families, err := lockFamilies(ctx, tx, where, args...)
 		if err != nil || len(families) == 0 {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET revoked = true
-			WHERE family_id = ANY($1) AND NOT revoked`, families); err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, `SELECT access_jti FROM refresh_tokens
-			WHERE family_id = ANY($1) AND access_jti <> '' ORDER BY created_at, hash`, families)
-		if err != nil {
-			return err
-		}
-		jtis, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		jtis, err = revokeFamilies(ctx, tx, families)
 		return err
 	})
-	return jtis, err
+	if err != nil {
+		return nil, errorf("postgres: revoke refresh tokens of user %q at client %q: %w", userID, clientID, err)
+	}
+	return jtis, nil
+}
+
+// revokeFamilies marks the tokens of families revoked and returns their
+// non-empty AccessJTIs, in tx, which holds the families' locks.
+func revokeFamilies(ctx context.Context, tx pgx.Tx, families []string) ([]string, error) {
+	if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET revoked = true
+		WHERE family_id = ANY($1) AND NOT revoked`, families); err != nil {
+		return nil, err
+	}
+	rows, err := tx.Query(ctx, `SELECT access_jti FROM refresh_tokens
+		WHERE family_id = ANY($1) AND access_jti <> '' ORDER BY created_at, hash`, families)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/sigil-sts/sigil/store/internal/rowcodec"
 )
 
-// The authorization code flow's state (migration 0007). Lookups compare
+// The authorization code flow's state (migrations 0007 and 0008). Lookups compare
 // expiries with s.Now(): a record is live while its expiry lies after
 // now, and PurgeAuthz deletes it once its expiry lies before the instant
 // it is given. Errors do not quote the keyed hashes that identify
@@ -66,6 +66,30 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 		return fmt.Errorf("sqlite: delete session: %w", err)
 	}
 	return nil
+}
+
+// DeleteSessions ends every session of a user, in one statement, and
+// returns how many of them were live: expired sessions not yet purged are
+// deleted too, but were already ended, as Session reads them.
+func (s *Store) DeleteSessions(ctx context.Context, userID string) (int, error) {
+	defer s.writing()()
+	rows, err := s.wconn.QueryContext(ctx, `DELETE FROM sessions WHERE user_id = ?
+		RETURNING expires_at > ?`, userID, rowcodec.UnixNano(s.Now()))
+	live, err := collect(rows, err, func(row scanner) (bool, error) {
+		var live bool
+		err := row.Scan(&live)
+		return live, err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete sessions of %q: %w", userID, err)
+	}
+	n := 0
+	for _, l := range live {
+		if l {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // codeColumns lists the auth_codes columns in the order scanCode reads
@@ -142,42 +166,48 @@ func (s *Store) CreateCode(ctx context.Context, c *sigil.AuthCode) error {
 	return nil
 }
 
-// RedeemCode marks an unexpired, unredeemed code redeemed with r and
-// returns it. A code redeemed before is returned with its first
-// Redemption and ErrReplay, expired or not, until PurgeAuthz deletes it;
-// ErrNotFound if the code is absent, or expired and unredeemed. A zero
-// r.At is set to the current time.
+// RedeemCode marks an unexpired, unredeemed code of client clientID
+// redeemed with r and returns it. A code redeemed before is returned with
+// its first Redemption and ErrReplay, expired or not, until PurgeAuthz
+// deletes it; ErrNotFound if the code is absent, expired and unredeemed,
+// or another client's. A zero r.At is set to the current time.
+//
+// The client is part of both statements' WHERE clauses: another client's
+// code, redeemed or not, reads as absent and is left as it was, so a
+// client that learnt someone else's code can neither spend it nor, by
+// replaying it, have the tokens issued from it revoked.
 //
 // The redemption is one UPDATE whose WHERE clause requires the code to be
 // unredeemed, so of concurrent redemptions, in this process or another,
 // exactly one changes the row; the others read it back as a replay.
-func (s *Store) RedeemCode(ctx context.Context, hash string, r sigil.Redemption) (*sigil.AuthCode, error) {
+func (s *Store) RedeemCode(ctx context.Context, hash, clientID string, r sigil.Redemption) (*sigil.AuthCode, error) {
 	defer s.writing()()
 	if r.At.IsZero() {
 		r.At = s.now()
 	}
 	c, err := scanCode(s.wconn.QueryRowContext(ctx, `UPDATE auth_codes
 		SET redeemed_at = ?, access_jti = ?, refresh_family = ?
-		WHERE hash = ? AND redeemed_at IS NULL AND expires_at > ?
+		WHERE hash = ? AND client_id = ? AND redeemed_at IS NULL AND expires_at > ?
 		RETURNING `+codeColumns,
-		rowcodec.UnixNano(r.At), r.AccessJTI, r.RefreshFamily, hash, rowcodec.UnixNano(s.Now())))
+		rowcodec.UnixNano(r.At), r.AccessJTI, r.RefreshFamily, hash, clientID, rowcodec.UnixNano(s.Now())))
 	if err == nil {
 		return c, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("sqlite: redeem code: %w", err)
+		return nil, fmt.Errorf("sqlite: redeem code of client %q: %w", clientID, err)
 	}
-	// Redeemed before, or expired, or absent: a redeemed code never
-	// becomes unredeemed, so this read cannot contradict the update.
+	// Redeemed before, or expired, or absent, or another client's: a
+	// redeemed code never becomes unredeemed, so this read cannot
+	// contradict the update.
 	c, err = scanCode(s.wconn.QueryRowContext(ctx, `SELECT `+codeColumns+` FROM auth_codes
-		WHERE hash = ? AND redeemed_at IS NOT NULL`, hash))
+		WHERE hash = ? AND client_id = ? AND redeemed_at IS NOT NULL`, hash, clientID))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("sqlite: redeem code: %w", sigil.ErrNotFound)
+		return nil, fmt.Errorf("sqlite: redeem code of client %q: %w", clientID, sigil.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: redeem code: %w", err)
+		return nil, fmt.Errorf("sqlite: redeem code of client %q: %w", clientID, err)
 	}
-	return c, fmt.Errorf("sqlite: redeem code of client %q: %w", c.ClientID, sigil.ErrReplay)
+	return c, fmt.Errorf("sqlite: redeem code of client %q: %w", clientID, sigil.ErrReplay)
 }
 
 // SaveConsent stores c, replacing the user's consent for the client.
@@ -283,22 +313,24 @@ func (s *Store) PushRequest(ctx context.Context, p *sigil.PushedRequest) error {
 	return nil
 }
 
-// TakePushedRequest deletes a live pushed request and returns it, in one
-// statement: of concurrent takes, one gets the request and the others
-// ErrNotFound, as for an absent or expired request.
-func (s *Store) TakePushedRequest(ctx context.Context, hash string) (*sigil.PushedRequest, error) {
+// TakePushedRequest deletes a live pushed request of client clientID and
+// returns it, in one statement: of concurrent takes, one gets the request
+// and the others ErrNotFound, as for an absent or expired request.
+// Another client's request is ErrNotFound too, and stays: presenting
+// someone else's request_uri does not use it up.
+func (s *Store) TakePushedRequest(ctx context.Context, hash, clientID string) (*sigil.PushedRequest, error) {
 	defer s.writing()()
-	p := sigil.PushedRequest{Hash: hash}
+	p := sigil.PushedRequest{Hash: hash, ClientID: clientID}
 	var expiresAt int64
 	err := s.wconn.QueryRowContext(ctx, `DELETE FROM pushed_requests
-		WHERE hash = ? AND expires_at > ?
-		RETURNING client_id, params, expires_at`, hash, rowcodec.UnixNano(s.Now())).
-		Scan(&p.ClientID, &p.Params, &expiresAt)
+		WHERE hash = ? AND client_id = ? AND expires_at > ?
+		RETURNING params, expires_at`, hash, clientID, rowcodec.UnixNano(s.Now())).
+		Scan(&p.Params, &expiresAt)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("sqlite: take pushed request: %w", sigil.ErrNotFound)
+		return nil, fmt.Errorf("sqlite: take pushed request of client %q: %w", clientID, sigil.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: take pushed request: %w", err)
+		return nil, fmt.Errorf("sqlite: take pushed request of client %q: %w", clientID, err)
 	}
 	p.ExpiresAt = rowcodec.FromUnixNano(expiresAt)
 	return &p, nil
@@ -309,14 +341,22 @@ func (s *Store) TakePushedRequest(ctx context.Context, hash string) (*sigil.Push
 // and the tokens issued from it revoked.
 const redeemedCodeGrace = time.Hour
 
+// revokedFamilyGrace is how long after a family's revocation PurgeAuthz
+// keeps its mark (migration 0008): CreateRefresh refuses the family until
+// then. The mark only has to outlast the redemption in flight that is
+// about to store the family's first token.
+const revokedFamilyGrace = time.Hour
+
 // PurgeAuthz deletes, in one transaction, the sessions, unredeemed codes
 // and pushed requests whose expiry lies before now, the redeemed codes
-// whose expiry lies more than an hour before now, and the refresh tokens
-// whose family's absolute expiry lies before now, and returns how many
+// whose expiry lies more than an hour before now, the refresh tokens
+// whose family's absolute expiry lies before now, and the revoked-family
+// marks recorded more than an hour before now, and returns how many
 // records it deleted. Consents do not expire.
 func (s *Store) PurgeAuthz(ctx context.Context, now time.Time) (int, error) {
 	defer s.writing()()
 	cutoff, codeCutoff := rowcodec.UnixNano(now), rowcodec.UnixNano(now.Add(-redeemedCodeGrace))
+	familyCutoff := rowcodec.UnixNano(now.Add(-revokedFamilyGrace))
 	var total int64
 	err := inTx(ctx, s.wconn, func(tx *sql.Tx) error {
 		for _, d := range []struct {
@@ -327,6 +367,7 @@ func (s *Store) PurgeAuthz(ctx context.Context, now time.Time) (int, error) {
 			{`DELETE FROM auth_codes WHERE expires_at < ? AND (redeemed_at IS NULL OR expires_at < ?)`, []any{cutoff, codeCutoff}},
 			{`DELETE FROM refresh_tokens WHERE family_expires_at < ?`, []any{cutoff}},
 			{`DELETE FROM pushed_requests WHERE expires_at < ?`, []any{cutoff}},
+			{`DELETE FROM revoked_families WHERE revoked_at < ?`, []any{familyCutoff}},
 		} {
 			res, err := tx.ExecContext(ctx, d.query, d.args...)
 			if err != nil {

@@ -34,7 +34,7 @@ func TestAuthzTwoStores(t *testing.T) {
 			s := []*Store{a, b}[j%2]
 			wg.Go(func() {
 				<-start
-				_, err := s.RedeemCode(ctx, code, sigil.Redemption{AccessJTI: fmt.Sprint(j)})
+				_, err := s.RedeemCode(ctx, code, "", sigil.Redemption{AccessJTI: fmt.Sprint(j)})
 				switch {
 				case err == nil:
 					redeemed.Add(1)
@@ -57,6 +57,59 @@ func TestAuthzTwoStores(t *testing.T) {
 		wg.Wait()
 		if redeemed.Load() != 1 || rotated.Load() != 1 {
 			t.Errorf("race %d across two stores: %d redemptions and %d rotations won, want 1 each", i, redeemed.Load(), rotated.Load())
+		}
+	}
+}
+
+// TestRevokeCreateTwoStores: a family's first token stored through one
+// Store races the family's revocation through another on the same file.
+// Only SQLite's write lock orders them; the token is refused or revoked,
+// never left live.
+func TestRevokeCreateTwoStores(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	a, b := openClosed(t, dir), openClosed(t, dir)
+	live := time.Now().Add(time.Hour)
+	const n = 20
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	created := make([]error, n)
+	revoked := make([][]string, n)
+	revokeErrs := make([]error, n)
+	for i := range n {
+		hash, family := fmt.Sprintf("rt-%d", i), fmt.Sprintf("fam-%d", i)
+		creator, revoker := a, b
+		if i%2 == 1 {
+			creator, revoker = b, a
+		}
+		wg.Go(func() {
+			<-start
+			created[i] = creator.CreateRefresh(ctx, &sigil.RefreshToken{Hash: hash, FamilyID: family,
+				AccessJTI: "jti-" + hash, ExpiresAt: live, FamilyExpiresAt: live})
+		})
+		wg.Go(func() {
+			<-start
+			revoked[i], revokeErrs[i] = revoker.RevokeRefreshFamily(ctx, family)
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i := range n {
+		hash := fmt.Sprintf("rt-%d", i)
+		if revokeErrs[i] != nil {
+			t.Fatalf("RevokeRefreshFamily: %v", revokeErrs[i])
+		}
+		switch err := created[i]; {
+		case err == nil:
+			if tok, err := a.RefreshToken(ctx, hash); err != nil || !tok.Revoked || len(revoked[i]) != 1 {
+				t.Errorf("%s stored before its family's revocation: %+v, %v, revocation returned %q; want it revoked and its JTI returned", hash, tok, err, revoked[i])
+			}
+		case errors.Is(err, sigil.ErrReplay):
+			if _, err := a.RefreshToken(ctx, hash); !errors.Is(err, sigil.ErrNotFound) {
+				t.Errorf("%s refused but readable: %v", hash, err)
+			}
+		default:
+			t.Errorf("CreateRefresh(%s): %v", hash, err)
 		}
 	}
 }
@@ -89,7 +142,7 @@ func TestAuthzExpiryBoundaries(t *testing.T) {
 	if _, err := s.Session(ctx, "s"); err != nil {
 		t.Errorf("Session just before its expiry: %v", err)
 	}
-	c, err := s.RedeemCode(ctx, "redeemed", sigil.Redemption{AccessJTI: "j"})
+	c, err := s.RedeemCode(ctx, "redeemed", "", sigil.Redemption{AccessJTI: "j"})
 	if err != nil {
 		t.Fatalf("RedeemCode just before its expiry: %v", err)
 	}
@@ -101,13 +154,13 @@ func TestAuthzExpiryBoundaries(t *testing.T) {
 	if _, err := s.Session(ctx, "s"); !errors.Is(err, sigil.ErrNotFound) {
 		t.Errorf("Session at its expiry: %v, want ErrNotFound", err)
 	}
-	if _, err := s.RedeemCode(ctx, "unredeemed", sigil.Redemption{}); !errors.Is(err, sigil.ErrNotFound) {
+	if _, err := s.RedeemCode(ctx, "unredeemed", "", sigil.Redemption{}); !errors.Is(err, sigil.ErrNotFound) {
 		t.Errorf("RedeemCode at its expiry: %v, want ErrNotFound", err)
 	}
-	if c, err := s.RedeemCode(ctx, "redeemed", sigil.Redemption{AccessJTI: "k"}); !errors.Is(err, sigil.ErrReplay) || c.Redemption.AccessJTI != "j" {
+	if c, err := s.RedeemCode(ctx, "redeemed", "", sigil.Redemption{AccessJTI: "k"}); !errors.Is(err, sigil.ErrReplay) || c.Redemption.AccessJTI != "j" {
 		t.Errorf("RedeemCode of a redeemed code at its expiry: %+v, %v; want the first redemption and ErrReplay", c, err)
 	}
-	if _, err := s.TakePushedRequest(ctx, "p"); !errors.Is(err, sigil.ErrNotFound) {
+	if _, err := s.TakePushedRequest(ctx, "p", ""); !errors.Is(err, sigil.ErrNotFound) {
 		t.Errorf("TakePushedRequest at its expiry: %v, want ErrNotFound", err)
 	}
 	if err := s.RotateRefresh(ctx, "rt", &sigil.RefreshToken{Hash: "rt2"}); !errors.Is(err, sigil.ErrReplay) {

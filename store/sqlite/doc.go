@@ -72,7 +72,11 @@
 // an unredeemed code matches, TakePushedRequest a DELETE … RETURNING, and
 // RotateRefresh reads, checks, inserts and spends in one transaction, so
 // of concurrent callers in any number of processes exactly one succeeds.
-// None of these tables moves Version: nothing caches them.
+// Codes and pushed requests are matched on their client as well as their
+// hash. Migration 0008 records revoked refresh families, which
+// CreateRefresh refuses in the transaction that would insert: the single
+// writer orders a first token and its family's revocation. None of these
+// tables moves Version: nothing caches them.
 //
 // # Status lists
 //

@@ -51,6 +51,9 @@ const (
 	spendRefreshSQL = `UPDATE refresh_tokens SET used_at = ?1
 		WHERE hash = ?2 AND family_expires_at > ?3 AND used_at IS NULL AND revoked = 0 AND expires_at > ?3
 		RETURNING family_id, family_expires_at`
+	// familyRevokedSQL finds a family's revocation mark; no row means
+	// CreateRefresh may store into it.
+	familyRevokedSQL = `SELECT revoked_at FROM revoked_families WHERE family_id = ?`
 )
 
 // insertRefresh inserts t with the prepared statement ins (bound to a
@@ -69,8 +72,15 @@ func insertRefresh(ctx context.Context, ins *sql.Stmt, t *sigil.RefreshToken, cr
 }
 
 // CreateRefresh stores t, the first token of a family or a token outside
-// rotation; ErrConflict if the hash exists. A zero t.CreatedAt is set to
-// the current time, written back into t.
+// rotation; ErrConflict if the hash exists, ErrReplay, storing nothing, if
+// RevokeRefreshFamily recorded t.FamilyID as revoked (until PurgeAuthz
+// deletes the mark, an hour later). A zero t.CreatedAt is set to the
+// current time, written back into t.
+//
+// The check and the insert share one immediate transaction, and
+// RevokeRefreshFamily records its mark in one too: SQLite lets one of
+// them write at a time, in any number of processes, so either the token
+// is stored first and revoked with its family, or it is refused.
 func (s *Store) CreateRefresh(ctx context.Context, t *sigil.RefreshToken) error {
 	defer s.writing()()
 	if t == nil || t.Hash == "" {
@@ -81,6 +91,14 @@ func (s *Store) CreateRefresh(ctx context.Context, t *sigil.RefreshToken) error 
 		created = s.now()
 	}
 	err := inTx(ctx, s.wconn, func(tx *sql.Tx) error {
+		var revokedAt int64
+		err := tx.StmtContext(ctx, s.familyRevokedStmt).QueryRowContext(ctx, t.FamilyID).Scan(&revokedAt)
+		if err == nil {
+			return fmt.Errorf("family revoked at %v: %w", rowcodec.FromUnixNano(revokedAt), sigil.ErrReplay)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
 		return insertRefresh(ctx, tx.StmtContext(ctx, s.insertRefreshStmt), t, rowcodec.UnixNano(created))
 	})
 	if isConstraint(err) {
@@ -155,49 +173,80 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash string, next *sigil.R
 	return nil
 }
 
-// RevokeRefreshFamily marks every token of a family revoked and returns
-// the non-empty AccessJTIs recorded in it, oldest token first, in one
-// transaction. A family without tokens yields none and no error.
+// RevokeRefreshFamily marks every token of a family revoked, records the
+// family as revoked at the current time (CreateRefresh refuses it until
+// PurgeAuthz deletes the mark an hour later; revoking again moves the
+// mark forward), and returns the non-empty AccessJTIs recorded in it,
+// oldest token first, in one transaction. A family without tokens yields
+// none and no error, and is recorded all the same: a replayed code
+// revokes the family its first redemption has not stored yet.
 func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string) ([]string, error) {
-	jtis, err := s.revokeRefresh(ctx, `family_id = ?`, familyID)
+	defer s.writing()()
+	var jtis []string
+	err := inTx(ctx, s.wconn, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO revoked_families (family_id, revoked_at) VALUES (?, ?)
+			ON CONFLICT (family_id) DO UPDATE SET revoked_at = max(revoked_at, excluded.revoked_at)`,
+			familyID, rowcodec.UnixNano(s.now())); err != nil {
+			return fmt.Errorf("record the revocation: %w", err)
+		}
+		var err error
+		jtis, err = revokeRefresh(ctx, tx, `family_id = ?`, familyID)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: revoke refresh family %q: %w", familyID, err)
 	}
 	return jtis, nil
 }
 
-// RevokeRefreshGrant revokes every family that has a token of the user at
-// the client and returns their non-empty AccessJTIs, as
-// RevokeRefreshFamily does.
-func (s *Store) RevokeRefreshGrant(ctx context.Context, userID, clientID string) ([]string, error) {
-	jtis, err := s.revokeRefresh(ctx,
-		`family_id IN (SELECT family_id FROM refresh_tokens WHERE user_id = ? AND client_id = ?)`,
-		userID, clientID)
+// RevokeRefreshTokens revokes, in one transaction, every family that has
+// a token of the user at the client, of the user at any client (clientID
+// empty) or of the client for any user (userID empty), and returns their
+// non-empty AccessJTIs, oldest token first; both empty is an error. The
+// families are not recorded as revoked: they already have tokens, which
+// stay revoked until they expire.
+func (s *Store) RevokeRefreshTokens(ctx context.Context, userID, clientID string) ([]string, error) {
+	var (
+		cond string
+		args []any
+	)
+	switch {
+	case userID != "" && clientID != "":
+		cond, args = `user_id = ? AND client_id = ?`, []any{userID, clientID}
+	case userID != "":
+		cond, args = `user_id = ?`, []any{userID}
+	case clientID != "":
+		cond, args = `client_id = ?`, []any{clientID}
+	default:
+		return nil, errors.New("sqlite: revoke refresh tokens: neither a user nor a client given")
+	}
+	defer s.writing()()
+	var jtis []string
+	err := inTx(ctx, s.wconn, func(tx *sql.Tx) error {
+		var err error
+		jtis, err = revokeRefresh(ctx, tx,
+			`family_id IN (SELECT family_id FROM refresh_tokens WHERE `+cond+`)`, args...)
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: revoke refresh tokens of %q at %q: %w", userID, clientID, err)
+		return nil, fmt.Errorf("sqlite: revoke refresh tokens of user %q at client %q: %w", userID, clientID, err)
 	}
 	return jtis, nil
 }
 
 // revokeRefresh revokes the tokens where selects and returns their
-// non-empty AccessJTIs, in one transaction.
-func (s *Store) revokeRefresh(ctx context.Context, where string, args ...any) ([]string, error) {
-	defer s.writing()()
-	var jtis []string
-	err := inTx(ctx, s.wconn, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET revoked = 1 WHERE `+where, args...); err != nil {
-			return err
-		}
-		rows, err := tx.QueryContext(ctx, `SELECT access_jti FROM refresh_tokens
-			WHERE `+where+` AND access_jti <> '' ORDER BY created_at, hash`, args...)
-		jtis, err = collect(rows, err, func(row scanner) (string, error) {
-			var jti string
-			err := row.Scan(&jti)
-			return jti, err
-		})
-		return err
+// non-empty AccessJTIs, in tx.
+func revokeRefresh(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]string, error) {
+	if _, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET revoked = 1 WHERE `+where, args...); err != nil {
+		return nil, err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT access_jti FROM refresh_tokens
+		WHERE `+where+` AND access_jti <> '' ORDER BY created_at, hash`, args...)
+	return collect(rows, err, func(row scanner) (string, error) {
+		var jti string
+		err := row.Scan(&jti)
+		return jti, err
 	})
-	return jtis, err
 }
 
 // whyNotRotated says why the spend in RotateRefresh matched no row:

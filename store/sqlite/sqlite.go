@@ -55,8 +55,10 @@ type Store struct {
 	// insert. Parsing them anew took a fifth of a refresh's CPU time
 	// (BenchmarkRefreshParallel).
 	refreshStmt, userStmt, spendStmt, insertRefreshStmt *sql.Stmt
-	revokedStmt                                         *sql.Stmt
-	markStmt                                            *sql.Stmt
+	// familyRevokedStmt is CreateRefresh's check for a revoked family.
+	familyRevokedStmt *sql.Stmt
+	revokedStmt       *sql.Stmt
+	markStmt          *sql.Stmt
 
 	versionStmt *sql.Stmt
 
@@ -200,6 +202,7 @@ func (s *Store) open(ctx context.Context, path string) error {
 	}{
 		{&s.refreshStmt, refreshByHashSQL}, {&s.userStmt, userByIDSQL},
 		{&s.spendStmt, spendRefreshSQL}, {&s.insertRefreshStmt, insertRefreshSQL},
+		{&s.familyRevokedStmt, familyRevokedSQL},
 	} {
 		if *p.stmt, err = s.db.PrepareContext(ctx, p.sql); err != nil {
 			return fmt.Errorf("sqlite: prepare %q: %w", p.sql, err)
@@ -274,7 +277,7 @@ func (s *Store) Close() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{
 		s.clientStmt, s.revokedStmt, s.markStmt, s.versionStmt,
-		s.refreshStmt, s.userStmt, s.spendStmt, s.insertRefreshStmt,
+		s.refreshStmt, s.userStmt, s.spendStmt, s.insertRefreshStmt, s.familyRevokedStmt,
 		s.auditHeadStmt, s.auditEntriesStmt, s.journalMarkStmt,
 	} {
 		if st != nil {

@@ -111,7 +111,7 @@ func testCodeCreate(t *testing.T, s sigil.Store) {
 	want.ExpiresAt = c.ExpiresAt
 	c.Scopes[0], c.AMR[0] = "changed", "changed"
 	r := sigil.Redemption{At: fromNow(0), AccessJTI: "jti-1", RefreshFamily: "fam-1"}
-	got, err := s.RedeemCode(ctx, "c1", r)
+	got, err := s.RedeemCode(ctx, "c1", "web", r)
 	must(t, "RedeemCode", err)
 	want.Redemption = &r
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -119,7 +119,7 @@ func testCodeCreate(t *testing.T, s sigil.Store) {
 	}
 	got.Audience[0] = "changed"
 	got.Redemption.AccessJTI = "changed"
-	got, err = s.RedeemCode(ctx, "c1", sigil.Redemption{At: base})
+	got, err = s.RedeemCode(ctx, "c1", "web", sigil.Redemption{At: base})
 	wantErr(t, "RedeemCode(replay)", err, sigil.ErrReplay)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("stored code changed through aliases (-want +got):\n%s", diff)
@@ -128,7 +128,7 @@ func testCodeCreate(t *testing.T, s sigil.Store) {
 	// A code with every optional field empty.
 	bare := &sigil.AuthCode{Hash: "bare", AuthTime: base, ExpiresAt: fromNow(time.Hour)}
 	must(t, "CreateCode(bare)", s.CreateCode(ctx, bare))
-	got, err = s.RedeemCode(ctx, "bare", sigil.Redemption{At: base})
+	got, err = s.RedeemCode(ctx, "bare", "", sigil.Redemption{At: base})
 	must(t, "RedeemCode(bare)", err)
 	bare.Redemption = &sigil.Redemption{At: base}
 	if diff := cmp.Diff(bare, got, cmpopts.EquateEmpty()); diff != "" {
@@ -141,7 +141,7 @@ func testRedeemCode(t *testing.T, s sigil.Store) {
 	want := fullCode("c1")
 	must(t, "CreateCode", s.CreateCode(ctx, want))
 	first := sigil.Redemption{At: fromNow(0), AccessJTI: "jti-1", RefreshFamily: "fam-1"}
-	got, err := s.RedeemCode(ctx, "c1", first)
+	got, err := s.RedeemCode(ctx, "c1", "web", first)
 	must(t, "RedeemCode", err)
 	want.Redemption = &first
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -150,7 +150,7 @@ func testRedeemCode(t *testing.T, s sigil.Store) {
 
 	// A replay gets the code with the first redemption, not its own.
 	second := sigil.Redemption{At: fromNow(time.Second), AccessJTI: "jti-2"}
-	got, err = s.RedeemCode(ctx, "c1", second)
+	got, err = s.RedeemCode(ctx, "c1", "web", second)
 	wantErr(t, "RedeemCode(replay)", err, sigil.ErrReplay)
 	if got == nil {
 		t.Fatal("RedeemCode(replay) returned no code")
@@ -158,7 +158,7 @@ func testRedeemCode(t *testing.T, s sigil.Store) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("RedeemCode(replay) (-want +got):\n%s", diff)
 	}
-	got, err = s.RedeemCode(ctx, "c1", second)
+	got, err = s.RedeemCode(ctx, "c1", "web", second)
 	wantErr(t, "RedeemCode(second replay)", err, sigil.ErrReplay)
 	if got == nil || got.Redemption == nil || got.Redemption.AccessJTI != "jti-1" {
 		t.Errorf("RedeemCode(second replay) = %+v, want the first redemption", got)
@@ -167,12 +167,12 @@ func testRedeemCode(t *testing.T, s sigil.Store) {
 	// A zero At is set by the store.
 	must(t, "CreateCode(c2)", s.CreateCode(ctx, fullCode("c2")))
 	before := time.Now()
-	got, err = s.RedeemCode(ctx, "c2", sigil.Redemption{AccessJTI: "jti-3"})
+	got, err = s.RedeemCode(ctx, "c2", "web", sigil.Redemption{AccessJTI: "jti-3"})
 	after := time.Now()
 	must(t, "RedeemCode(zero At)", err)
 	checkStamp(t, "Redemption.At", got.Redemption.At, before, after)
 
-	c, err := s.RedeemCode(ctx, "absent", first)
+	c, err := s.RedeemCode(ctx, "absent", "web", first)
 	wantErr(t, "RedeemCode(absent)", err, sigil.ErrNotFound)
 	if c != nil {
 		t.Errorf("RedeemCode(absent) = %+v, want nil", c)
@@ -186,13 +186,13 @@ func testRedeemCodeExpired(t *testing.T, s sigil.Store) {
 	expired := fullCode("expired")
 	expired.ExpiresAt = fromNow(-time.Hour)
 	must(t, "CreateCode(expired)", s.CreateCode(ctx, expired))
-	c, err := s.RedeemCode(ctx, "expired", sigil.Redemption{At: base, AccessJTI: "j"})
+	c, err := s.RedeemCode(ctx, "expired", "web", sigil.Redemption{At: base, AccessJTI: "j"})
 	wantErr(t, "RedeemCode(expired)", err, sigil.ErrNotFound)
 	if c != nil {
 		t.Errorf("RedeemCode(expired) = %+v, want nil", c)
 	}
 	// Still unredeemed: the failed attempt recorded nothing.
-	c, err = s.RedeemCode(ctx, "expired", sigil.Redemption{At: base, AccessJTI: "j"})
+	c, err = s.RedeemCode(ctx, "expired", "web", sigil.Redemption{At: base, AccessJTI: "j"})
 	wantErr(t, "RedeemCode(expired) again", err, sigil.ErrNotFound)
 
 	// The suite cannot move the store's clock, so this code expires for
@@ -202,11 +202,11 @@ func testRedeemCodeExpired(t *testing.T, s sigil.Store) {
 	short.ExpiresAt = time.Now().Add(life)
 	must(t, "CreateCode(short)", s.CreateCode(ctx, short))
 	first := sigil.Redemption{At: base, AccessJTI: "jti-1", RefreshFamily: "fam-1"}
-	if _, err := s.RedeemCode(ctx, "short", first); err != nil {
+	if _, err := s.RedeemCode(ctx, "short", "web", first); err != nil {
 		t.Fatalf("RedeemCode(short): %v (took longer than %v?)", err, life)
 	}
 	time.Sleep(time.Until(short.ExpiresAt) + 50*time.Millisecond)
-	c, err = s.RedeemCode(ctx, "short", sigil.Redemption{At: base, AccessJTI: "jti-2"})
+	c, err = s.RedeemCode(ctx, "short", "web", sigil.Redemption{At: base, AccessJTI: "jti-2"})
 	wantErr(t, "RedeemCode(redeemed, then expired)", err, sigil.ErrReplay)
 	if c == nil || c.Redemption == nil || *c.Redemption != first {
 		t.Errorf("RedeemCode(redeemed, then expired) = %+v, want the code with its first redemption", c)
@@ -228,7 +228,7 @@ func testRedeemCodeConcurrent(t *testing.T, s sigil.Store) {
 		go func() {
 			defer wg.Done()
 			<-start
-			codes[i], errs[i] = s.RedeemCode(ctx, "c1", sigil.Redemption{At: base, AccessJTI: fmt.Sprint(i)})
+			codes[i], errs[i] = s.RedeemCode(ctx, "c1", "web", sigil.Redemption{At: base, AccessJTI: fmt.Sprint(i)})
 		}()
 	}
 	close(start)
@@ -254,6 +254,43 @@ func testRedeemCodeConcurrent(t *testing.T, s sigil.Store) {
 		if c := codes[i]; c == nil || c.Redemption == nil || c.Redemption.AccessJTI != fmt.Sprint(winner) {
 			t.Errorf("RedeemCode #%d returned %+v, want the winner's (#%d) redemption", i, c, winner)
 		}
+	}
+}
+
+// testRedeemCodeOtherClient: a code presented by another client is
+// absent to it, before and after its redemption, and neither spent nor
+// marked: its own client redeems it afterwards and replays it as usual.
+func testRedeemCodeOtherClient(t *testing.T, s sigil.Store) {
+	ctx := t.Context()
+	want := fullCode("c1")
+	must(t, "CreateCode", s.CreateCode(ctx, want))
+	for _, client := range []string{"mallory", "", "WEB", "web "} {
+		c, err := s.RedeemCode(ctx, "c1", client, sigil.Redemption{At: base, AccessJTI: "jti-mallory", RefreshFamily: "fam-mallory"})
+		wantErr(t, fmt.Sprintf("RedeemCode(client %q)", client), err, sigil.ErrNotFound)
+		if c != nil {
+			t.Errorf("RedeemCode(client %q) = %+v, want nil", client, c)
+		}
+	}
+
+	first := sigil.Redemption{At: fromNow(0), AccessJTI: "jti-1", RefreshFamily: "fam-1"}
+	got, err := s.RedeemCode(ctx, "c1", "web", first)
+	must(t, "RedeemCode(its client) after another's", err)
+	want.Redemption = &first
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("RedeemCode(its client) after another's (-want +got):\n%s", diff)
+	}
+
+	// Redeemed, the code is still absent to the other client: no replay,
+	// so nothing the code issued would be revoked on its word.
+	c, err := s.RedeemCode(ctx, "c1", "mallory", sigil.Redemption{At: base, AccessJTI: "jti-mallory"})
+	wantErr(t, "RedeemCode(redeemed, other client)", err, sigil.ErrNotFound)
+	if c != nil {
+		t.Errorf("RedeemCode(redeemed, other client) = %+v, want nil", c)
+	}
+	got, err = s.RedeemCode(ctx, "c1", "web", sigil.Redemption{At: base, AccessJTI: "jti-2"})
+	wantErr(t, "RedeemCode(its client, replay)", err, sigil.ErrReplay)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("RedeemCode(its client, replay) (-want +got):\n%s", diff)
 	}
 }
 
@@ -337,13 +374,13 @@ func testPushedRequest(t *testing.T, s sigil.Store) {
 	dup.Params = "other"
 	wantErr(t, "PushRequest(duplicate)", s.PushRequest(ctx, dup), sigil.ErrConflict)
 
-	got, err := s.TakePushedRequest(ctx, "p1")
+	got, err := s.TakePushedRequest(ctx, "p1", "web")
 	must(t, "TakePushedRequest", err)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("TakePushedRequest (-want +got):\n%s", diff)
 	}
 	// Each request_uri works once.
-	got, err = s.TakePushedRequest(ctx, "p1")
+	got, err = s.TakePushedRequest(ctx, "p1", "web")
 	wantErr(t, "TakePushedRequest again", err, sigil.ErrNotFound)
 	if got != nil {
 		t.Errorf("TakePushedRequest again = %+v, want nil", got)
@@ -352,9 +389,9 @@ func testPushedRequest(t *testing.T, s sigil.Store) {
 	expired := fullPushed("p-expired")
 	expired.ExpiresAt = fromNow(-time.Minute)
 	must(t, "PushRequest(expired)", s.PushRequest(ctx, expired))
-	_, err = s.TakePushedRequest(ctx, "p-expired")
+	_, err = s.TakePushedRequest(ctx, "p-expired", "web")
 	wantErr(t, "TakePushedRequest(expired)", err, sigil.ErrNotFound)
-	_, err = s.TakePushedRequest(ctx, "absent")
+	_, err = s.TakePushedRequest(ctx, "absent", "web")
 	wantErr(t, "TakePushedRequest(absent)", err, sigil.ErrNotFound)
 
 	// Concurrent takes: one gets the request.
@@ -366,7 +403,7 @@ func testPushedRequest(t *testing.T, s sigil.Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = s.TakePushedRequest(ctx, "p2")
+			_, errs[i] = s.TakePushedRequest(ctx, "p2", "web")
 		}()
 	}
 	wg.Wait()
@@ -381,6 +418,74 @@ func testPushedRequest(t *testing.T, s sigil.Store) {
 	if wins != 1 {
 		t.Errorf("%d concurrent takes of one request succeeded, want 1", wins)
 	}
+}
+
+// testPushedRequestOtherClient: another client's take finds nothing and
+// leaves the request for its own client.
+func testPushedRequestOtherClient(t *testing.T, s sigil.Store) {
+	ctx := t.Context()
+	want := fullPushed("p1")
+	must(t, "PushRequest", s.PushRequest(ctx, want))
+	for _, client := range []string{"mallory", "", "WEB"} {
+		p, err := s.TakePushedRequest(ctx, "p1", client)
+		wantErr(t, fmt.Sprintf("TakePushedRequest(client %q)", client), err, sigil.ErrNotFound)
+		if p != nil {
+			t.Errorf("TakePushedRequest(client %q) = %+v, want nil", client, p)
+		}
+	}
+	got, err := s.TakePushedRequest(ctx, "p1", "web")
+	must(t, "TakePushedRequest(its client) after another's", err)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("TakePushedRequest(its client) (-want +got):\n%s", diff)
+	}
+	_, err = s.TakePushedRequest(ctx, "p1", "web")
+	wantErr(t, "TakePushedRequest(its client) again", err, sigil.ErrNotFound)
+}
+
+// testDeleteSessions: a user's sessions end together, and the count is of
+// the live ones; other users keep theirs.
+func testDeleteSessions(t *testing.T, s sigil.Store) {
+	ctx := t.Context()
+	for _, se := range []struct {
+		id, user string
+		live     bool
+	}{
+		{"a1", "alice", true}, {"a2", "alice", true}, {"a-expired", "alice", false},
+		{"b1", "bob", true}, {"alice", "alicia", true},
+	} {
+		x := fullSession(se.id)
+		x.UserID = se.user
+		if !se.live {
+			x.ExpiresAt = fromNow(-time.Hour)
+		}
+		must(t, "CreateSession", s.CreateSession(ctx, x))
+	}
+
+	n, err := s.DeleteSessions(ctx, "alice")
+	must(t, "DeleteSessions(alice)", err)
+	if n != 2 {
+		t.Errorf("DeleteSessions(alice) = %d, want 2 (her live sessions)", n)
+	}
+	for _, id := range []string{"a1", "a2"} {
+		_, err := s.Session(ctx, id)
+		wantErr(t, "Session("+id+") after DeleteSessions", err, sigil.ErrNotFound)
+	}
+	for _, id := range []string{"b1", "alice"} {
+		if _, err := s.Session(ctx, id); err != nil {
+			t.Errorf("another user's session %s after DeleteSessions(alice): %v", id, err)
+		}
+	}
+	// The expired one went too: nothing of alice's is left to purge.
+	if n, err := s.PurgeAuthz(ctx, fromNow(0)); err != nil || n != 0 {
+		t.Errorf("PurgeAuthz after DeleteSessions = %d, %v; want 0, nil", n, err)
+	}
+
+	for _, user := range []string{"alice", "nobody", ""} {
+		if n, err := s.DeleteSessions(ctx, user); err != nil || n != 0 {
+			t.Errorf("DeleteSessions(%q) = %d, %v; want 0, nil", user, n, err)
+		}
+	}
+	mustSession(t, s, "b1")
 }
 
 // testPurgeAuthz purges at an instant ten hours ahead, so that records
@@ -405,7 +510,7 @@ func testPurgeAuthz(t *testing.T, s sigil.Store) {
 		must(t, "CreateCode", s.CreateCode(ctx, c))
 	}
 	for _, hash := range []string{"c-redeemed-gone", "c-redeemed-kept"} {
-		_, err := s.RedeemCode(ctx, hash, sigil.Redemption{At: base, AccessJTI: "j-" + hash})
+		_, err := s.RedeemCode(ctx, hash, "web", sigil.Redemption{At: base, AccessJTI: "j-" + hash})
 		must(t, "RedeemCode", err)
 	}
 	// Refresh tokens are kept until their family expires, however long
@@ -433,16 +538,16 @@ func testPurgeAuthz(t *testing.T, s sigil.Store) {
 	wantErr(t, "Session(s-gone) after purge", err, sigil.ErrNotFound)
 	mustSession(t, s, "s-kept")
 
-	_, err = s.RedeemCode(ctx, "c-gone", sigil.Redemption{At: base})
+	_, err = s.RedeemCode(ctx, "c-gone", "web", sigil.Redemption{At: base})
 	wantErr(t, "RedeemCode(c-gone) after purge", err, sigil.ErrNotFound)
-	_, err = s.RedeemCode(ctx, "c-redeemed-gone", sigil.Redemption{At: base})
+	_, err = s.RedeemCode(ctx, "c-redeemed-gone", "web", sigil.Redemption{At: base})
 	wantErr(t, "RedeemCode(c-redeemed-gone) after purge", err, sigil.ErrNotFound)
-	c, err := s.RedeemCode(ctx, "c-redeemed-kept", sigil.Redemption{At: base})
+	c, err := s.RedeemCode(ctx, "c-redeemed-kept", "web", sigil.Redemption{At: base})
 	wantErr(t, "RedeemCode(c-redeemed-kept) after purge", err, sigil.ErrReplay)
 	if c == nil || c.Redemption == nil || c.Redemption.AccessJTI != "j-c-redeemed-kept" {
 		t.Errorf("RedeemCode(c-redeemed-kept) = %+v, want its first redemption", c)
 	}
-	_, err = s.RedeemCode(ctx, "c-kept", sigil.Redemption{At: base})
+	_, err = s.RedeemCode(ctx, "c-kept", "web", sigil.Redemption{At: base})
 	must(t, "RedeemCode(c-kept) after purge", err)
 
 	_, err = s.RefreshToken(ctx, "r-gone")
@@ -451,9 +556,9 @@ func testPurgeAuthz(t *testing.T, s sigil.Store) {
 		t.Errorf("RefreshToken(r-kept) after purge: %v", err)
 	}
 
-	_, err = s.TakePushedRequest(ctx, "p-gone")
+	_, err = s.TakePushedRequest(ctx, "p-gone", "web")
 	wantErr(t, "TakePushedRequest(p-gone) after purge", err, sigil.ErrNotFound)
-	if _, err := s.TakePushedRequest(ctx, "p-kept"); err != nil {
+	if _, err := s.TakePushedRequest(ctx, "p-kept", "web"); err != nil {
 		t.Errorf("TakePushedRequest(p-kept) after purge: %v", err)
 	}
 	if _, err := s.Consent(ctx, "alice", "web"); err != nil {

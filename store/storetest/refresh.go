@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -285,30 +286,197 @@ func testRevokeRefreshFamily(t *testing.T, s sigil.Store) {
 	}
 }
 
-func testRevokeRefreshGrant(t *testing.T, s sigil.Store) {
+// testCreateRefreshRevokedFamily: a revoked family takes no new token,
+// whether it had tokens when it was revoked or not (a replayed code
+// revokes the family its first redemption is about to store).
+func testCreateRefreshRevokedFamily(t *testing.T, s sigil.Store) {
+	ctx := t.Context()
+	if jtis, err := s.RevokeRefreshFamily(ctx, "fam-empty"); err != nil || len(jtis) != 0 {
+		t.Fatalf("RevokeRefreshFamily(empty family) = %q, %v; want none, nil", jtis, err)
+	}
+	wantErr(t, "CreateRefresh(revoked empty family)", s.CreateRefresh(ctx, fullRefresh("r1", "fam-empty")), sigil.ErrReplay)
+	wantNoRefresh(t, s, "token refused by its revoked family", "r1")
+	// Created revoked, it is refused all the same: the store stores
+	// nothing in a revoked family.
+	revoked := fullRefresh("r1", "fam-empty")
+	revoked.Revoked = true
+	wantErr(t, "CreateRefresh(revoked token, revoked family)", s.CreateRefresh(ctx, revoked), sigil.ErrReplay)
+	wantNoRefresh(t, s, "revoked token refused by its revoked family", "r1")
+
+	must(t, "CreateRefresh(fam)", s.CreateRefresh(ctx, fullRefresh("a1", "fam")))
+	jtis := revokedJTIs(t, "RevokeRefreshFamily(fam)", func() ([]string, error) { return s.RevokeRefreshFamily(ctx, "fam") })
+	if diff := cmp.Diff([]string{"jti-a1"}, jtis); diff != "" {
+		t.Errorf("RevokeRefreshFamily(fam) (-want +got):\n%s", diff)
+	}
+	wantErr(t, "CreateRefresh(revoked family)", s.CreateRefresh(ctx, fullRefresh("a2", "fam")), sigil.ErrReplay)
+	wantNoRefresh(t, s, "token refused by its revoked family", "a2")
+	wantErr(t, "RotateRefresh(revoked token)", s.RotateRefresh(ctx, "a1", nextRefresh("a3", base)), sigil.ErrReplay)
+	wantNoRefresh(t, s, "token of a rotation in a revoked family", "a3")
+
+	// Revoking by user or client marks tokens, not families: the
+	// families it finds have tokens, which stay revoked.
+	must(t, "CreateRefresh(fam-b)", s.CreateRefresh(ctx, fullRefresh("b1", "fam-b")))
+	revokedJTIs(t, "RevokeRefreshTokens(alice, web)", func() ([]string, error) { return s.RevokeRefreshTokens(ctx, "alice", "web") })
+	if !mustRefresh(t, s, "b1").Revoked {
+		t.Error("RevokeRefreshTokens(alice, web) left b1 live")
+	}
+
+	// Other families are unaffected, including one whose ID extends a
+	// revoked one's.
+	for _, fam := range []string{"fam-empty2", "fam-", "other"} {
+		must(t, "CreateRefresh("+fam+")", s.CreateRefresh(ctx, fullRefresh("t-"+fam, fam)))
+		if mustRefresh(t, s, "t-"+fam).Revoked {
+			t.Errorf("token of family %q stored revoked", fam)
+		}
+	}
+}
+
+// testCreateRefreshRevokeConcurrent races a family's first token against
+// the family's revocation: either the token is stored first and revoked
+// with its family (its JTI returned), or it is refused; it is never left
+// live.
+func testCreateRefreshRevokeConcurrent(t *testing.T, s sigil.Store) {
+	ctx := t.Context()
+	const n = 24
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	created := make([]error, n)
+	revoked := make([][]string, n)
+	revokeErrs := make([]error, n)
+	for i := range n {
+		hash, fam := fmt.Sprintf("r%02d", i), fmt.Sprintf("fam-%02d", i)
+		wg.Go(func() {
+			<-start
+			created[i] = s.CreateRefresh(ctx, fullRefresh(hash, fam))
+		})
+		wg.Go(func() {
+			<-start
+			revoked[i], revokeErrs[i] = s.RevokeRefreshFamily(ctx, fam)
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	var stored, refused int
+	for i := range n {
+		hash := fmt.Sprintf("r%02d", i)
+		must(t, "RevokeRefreshFamily", revokeErrs[i])
+		switch err := created[i]; {
+		case err == nil:
+			stored++
+			if !mustRefresh(t, s, hash).Revoked {
+				t.Errorf("%s stored live after its family's revocation", hash)
+			}
+			if !slices.Equal(revoked[i], []string{"jti-" + hash}) {
+				t.Errorf("revocation after %s was stored returned %q, want its JTI", hash, revoked[i])
+			}
+		case errors.Is(err, sigil.ErrReplay):
+			refused++
+			wantNoRefresh(t, s, "token refused by its revoked family", hash)
+			if len(revoked[i]) != 0 {
+				t.Errorf("revocation before %s was refused returned %q, want none", hash, revoked[i])
+			}
+		default:
+			t.Errorf("CreateRefresh(%s) racing its family's revocation: %v", hash, err)
+		}
+	}
+	t.Logf("%d tokens stored then revoked, %d refused", stored, refused)
+}
+
+// testRevokeRefreshTokens revokes by user and client, by user alone and
+// by client alone; each takes whole families, and nobody else's.
+func testRevokeRefreshTokens(t *testing.T, s sigil.Store) {
 	ctx := t.Context()
 	for _, r := range []struct{ hash, family, user, client string }{
 		{"a", "f-alice-web-1", "alice", "web"},
 		{"b", "f-alice-web-2", "alice", "web"},
 		{"c", "f-alice-cli", "alice", "cli"},
 		{"d", "f-bob-web", "bob", "web"},
+		{"e", "f-bob-cli", "bob", "cli"},
+		{"f", "f-carol-cli", "carol", "cli"},
+		{"g", "f-dave-web", "dave", "web"},
 	} {
 		tok := fullRefresh(r.hash, r.family)
 		tok.UserID, tok.ClientID = r.user, r.client
 		must(t, "CreateRefresh", s.CreateRefresh(ctx, tok))
 	}
 	must(t, "RotateRefresh(a)", s.RotateRefresh(ctx, "a", nextRefresh("a2", base)))
+	// The family of a token without an access token yields no JTI.
+	noJTI := nextRefresh("e2", base)
+	noJTI.AccessJTI, noJTI.UserID, noJTI.ClientID = "", "bob", "cli"
+	must(t, "RotateRefresh(e)", s.RotateRefresh(ctx, "e", noJTI))
 
-	jtis := revokedJTIs(t, "RevokeRefreshGrant", func() ([]string, error) { return s.RevokeRefreshGrant(ctx, "alice", "web") })
-	if diff := cmp.Diff([]string{"jti-a", "jti-a2", "jti-b"}, jtis); diff != "" {
-		t.Errorf("RevokeRefreshGrant AccessJTIs (-want +got):\n%s", diff)
-	}
-	for hash, want := range map[string]bool{"a": true, "a2": true, "b": true, "c": false, "d": false} {
-		if got := mustRefresh(t, s, hash).Revoked; got != want {
-			t.Errorf("%s.Revoked = %v, want %v", hash, got, want)
+	revoked := map[string]bool{}
+	for _, step := range []struct {
+		user, client string
+		want         []string // sorted JTIs
+		now          []string // tokens revoked by this step
+	}{
+		// A withdrawn consent: alice at web, both of her families there.
+		{"alice", "web", []string{"jti-a", "jti-a2", "jti-b"}, []string{"a", "a2", "b"}},
+		// A user's every grant.
+		{"bob", "", []string{"jti-d", "jti-e"}, []string{"d", "e", "e2"}},
+		// A client's every grant, bob's revoked before and returned again.
+		{"", "cli", []string{"jti-c", "jti-e", "jti-f"}, []string{"c", "f"}},
+		{"carol", "web", nil, nil},
+		{"nobody", "", nil, nil},
+		{"", "nothing", nil, nil},
+	} {
+		what := fmt.Sprintf("RevokeRefreshTokens(%q, %q)", step.user, step.client)
+		jtis := revokedJTIs(t, what, func() ([]string, error) { return s.RevokeRefreshTokens(ctx, step.user, step.client) })
+		if diff := cmp.Diff(step.want, jtis, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%s AccessJTIs (-want +got):\n%s", what, diff)
+		}
+		for _, hash := range step.now {
+			revoked[hash] = true
+		}
+		for _, hash := range []string{"a", "a2", "b", "c", "d", "e", "e2", "f", "g"} {
+			if got := mustRefresh(t, s, hash).Revoked; got != revoked[hash] {
+				t.Errorf("after %s %s.Revoked = %v, want %v", what, hash, got, revoked[hash])
+			}
 		}
 	}
-	if jtis, err := s.RevokeRefreshGrant(ctx, "carol", "web"); err != nil || len(jtis) != 0 {
-		t.Errorf("RevokeRefreshGrant(carol) = %q, %v; want none, nil", jtis, err)
+
+	// Neither a user nor a client is not "everybody".
+	jtis, err := s.RevokeRefreshTokens(ctx, "", "")
+	if err == nil {
+		t.Errorf(`RevokeRefreshTokens("", "") = %q, nil; want an error`, jtis)
+	}
+	if mustRefresh(t, s, "g").Revoked {
+		t.Error(`RevokeRefreshTokens("", "") revoked a token`)
+	}
+}
+
+// testPurgeRevokedFamilies: PurgeAuthz keeps a revoked family's mark for
+// an hour after the revocation, by the store's clock, and then deletes
+// it, counted with the rest.
+func testPurgeRevokedFamilies(t *testing.T, s sigil.Store) {
+	ctx := t.Context()
+	for _, fam := range []string{"fam-1", "fam-2"} {
+		if _, err := s.RevokeRefreshFamily(ctx, fam); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Revoking again counts once.
+	if _, err := s.RevokeRefreshFamily(ctx, "fam-1"); err != nil {
+		t.Fatal(err)
+	}
+
+	n, err := s.PurgeAuthz(ctx, fromNow(30*time.Minute))
+	must(t, "PurgeAuthz(within the hour)", err)
+	if n != 0 {
+		t.Errorf("PurgeAuthz within the hour after the revocations = %d, want 0", n)
+	}
+	wantErr(t, "CreateRefresh(revoked family) after an early purge", s.CreateRefresh(ctx, fullRefresh("r1", "fam-1")), sigil.ErrReplay)
+
+	n, err = s.PurgeAuthz(ctx, fromNow(2*time.Hour))
+	must(t, "PurgeAuthz(after the hour)", err)
+	if n != 2 {
+		t.Errorf("PurgeAuthz more than an hour after the revocations = %d, want 2 (the families' marks)", n)
+	}
+	// The mark has done its work: the family ID is free again.
+	must(t, "CreateRefresh(family whose mark was purged)", s.CreateRefresh(ctx, fullRefresh("r1", "fam-1")))
+	if n, err := s.PurgeAuthz(ctx, fromNow(2*time.Hour)); err != nil || n != 0 {
+		t.Errorf("PurgeAuthz again = %d, %v; want 0, nil", n, err)
 	}
 }
