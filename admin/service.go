@@ -490,8 +490,11 @@ func (s *Service) Revoke(ctx context.Context, jti, client, subject string) (Revo
 	if err != nil {
 		return res, fmt.Errorf("admin: revoke: %w", err)
 	}
-	return res, s.changed(ctx, audit.Record{Event: audit.TokenRevoked, JTI: jti, ClientID: client, Subject: subject,
-		Detail: map[string]string{"by": "admin", "kind": string(r.Kind), "status_entries": strconv.Itoa(res.StatusEntries), "sessions": strconv.Itoa(res.Sessions)}})
+	detail := map[string]string{"by": "admin", "kind": string(r.Kind), "status_entries": strconv.Itoa(res.StatusEntries)}
+	if subject != "" {
+		detail["sessions_ended"] = strconv.Itoa(res.Sessions)
+	}
+	return res, s.changed(ctx, audit.Record{Event: audit.TokenRevoked, JTI: jti, ClientID: client, Subject: subject, Detail: detail})
 }
 
 // invalidateIssued sets the status list entries of every token the audit

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -88,6 +89,10 @@ type Config struct {
 	// IDTokenAlg signs ID tokens. Default RS256, which every OpenID
 	// Connect client supports.
 	IDTokenAlg string
+	// TrustedProxies are the reverse proxies (CIDR prefixes) whose
+	// X-Forwarded-For header names the client, for the sign-in limits.
+	// Default none.
+	TrustedProxies []string
 	// RegistrationOpen lets anyone register a client at {issuer}/register
 	// (RFC 7591) without an initial access token. Default off.
 	RegistrationOpen bool
@@ -247,6 +252,9 @@ func (c *Config) Validate() error {
 	if !keys.Supported(c.IDTokenAlg) {
 		bad("id-token-alg", "%q is not one of %s", c.IDTokenAlg, strings.Join(keys.Algorithms, ", "))
 	}
+	if _, err := c.TrustedProxyPrefixes(); err != nil {
+		bad("trusted-proxies", "%v", err)
+	}
 	if c.RegistrationToken != "" && len(c.RegistrationToken) < 32 {
 		bad("registration-token", "must be at least 32 characters")
 	}
@@ -261,4 +269,29 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// TrustedProxyPrefixes parses TrustedProxies: CIDR prefixes, or single
+// addresses.
+func (c *Config) TrustedProxyPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, p := range c.TrustedProxies {
+		if p == "" {
+			continue
+		}
+		if !strings.Contains(p, "/") {
+			a, err := netip.ParseAddr(p)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not an IP address or CIDR prefix", p)
+			}
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		pr, err := netip.ParsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an IP address or CIDR prefix", p)
+		}
+		out = append(out, pr.Masked())
+	}
+	return out, nil
 }

@@ -186,8 +186,44 @@ func (h *Handler) userTokens(ctx context.Context, g userGrant) (*TokenResponse, 
 	case err != nil:
 		return nil, internal(err)
 	}
+	if g.rotate == "" {
+		if oerr := h.checkNewFamily(ctx, g); oerr != nil {
+			return nil, oerr
+		}
+	}
 	resp.RefreshToken = value
 	return resp, nil
+}
+
+// checkNewFamily closes the window between a code's redemption and its
+// refresh token's creation: a revocation of the user or client (sigil
+// revoke), or a withdrawn consent, that ran in between revoked every
+// family but this one, which did not exist yet. The revocation record is
+// written before the families are revoked, so one of the two always sees
+// the other; the family is revoked here if the check finds it.
+func (h *Handler) checkNewFamily(ctx context.Context, g userGrant) *Error {
+	revoked, err := h.Store.Revoked(ctx, sigil.TokenRef{ClientID: g.client.ID, Subject: g.user.ID, IssuedAt: g.id.iat})
+	if err != nil {
+		return internal(err)
+	}
+	if !revoked {
+		_, err := h.Store.Consent(ctx, g.user.ID, g.client.ID)
+		switch {
+		case errors.Is(err, sigil.ErrNotFound):
+			revoked = true
+		case err != nil:
+			return internal(err)
+		}
+	}
+	if !revoked {
+		return nil
+	}
+	jtis, err := h.Store.RevokeRefreshFamily(ctx, g.family)
+	if err != nil {
+		return internal(err)
+	}
+	h.revokeJTIs(ctx, append(jtis, g.id.jti))
+	return badRequest(CodeInvalidGrant, "the grant was revoked while the code was redeemed")
 }
 
 // codeReplayed revokes what the first redemption of a code issued and

@@ -196,7 +196,7 @@ func (h *Handler) serveRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !vetted {
-		if wait := h.registerLimit.take(clientHost(r), h.now()); wait > 0 {
+		if wait := h.registerLimit.take(h.clientKey(r), h.now()); wait > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
 			h.writeRegistrationError(w, r, &Error{Code: CodeTemporarilyUnavailable, Description: "too many registrations from this address; retry later", Status: http.StatusTooManyRequests})
 			return

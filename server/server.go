@@ -96,6 +96,10 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 		}()
 	}
 	core.Admin.Audit = trail
+	proxies, err := cfg.TrustedProxyPrefixes() // checked by Validate
+	if err != nil {
+		return nil, err
+	}
 	iss := &issuer.Handler{
 		Issuer:              cfg.IssuerURL(),
 		Store:               core.Store,
@@ -114,6 +118,7 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 		SessionTTL:          cfg.SessionTTL,
 		RefreshTokenIdleTTL: cfg.RefreshTokenIdleTTL,
 		RefreshTokenMaxTTL:  cfg.RefreshTokenMaxTTL,
+		TrustedProxies:      proxies,
 	}
 	if cfg.DPoPNonce {
 		iss.DPoPNonces = &dpop.Nonces{Key: core.NonceKey}
@@ -153,7 +158,6 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 		}
 		httpx.WriteRawJSON(w, http.StatusOK, []byte(`{"status":"ready"}`))
 	})
-	var err error
 	if s.publicLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("server: listen on %s: %w", cfg.Listen, err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/admin"
+	"github.com/sigil-sts/sigil/config"
 	"github.com/sigil-sts/sigil/server"
 )
 
@@ -64,12 +65,12 @@ func startHookedNode(t *testing.T) (*testNode, *hookStore) {
 	return n, hs
 }
 
-// TestReviewCodeReplayRaceRefreshSurvives: a replay of a code that lands
+// TestAttackCodeReplayRaceRefreshSurvives: a replay of a code that lands
 // between the first redemption's RedeemCode and its CreateRefresh
 // revokes an empty family; the refresh token created a moment later is
 // not revoked and keeps working (the README promises the race "cannot
 // lose them").
-func TestReviewCodeReplayRaceRefreshSurvives(t *testing.T) {
+func TestAttackCodeReplayRaceRefreshSurvives(t *testing.T) {
 	n, hs := startHookedNode(t)
 	c := newRP(t, n, "client_secret_basic")
 	newUser(t, n, "alice", alicePassword, nil)
@@ -87,11 +88,14 @@ func TestReviewCodeReplayRaceRefreshSurvives(t *testing.T) {
 	hs.mu.Unlock()
 
 	first := n.redeem(t, c, code, p.verifier)
-	if first.status != http.StatusOK {
-		t.Fatalf("first redemption: %d %s", first.status, first.body)
-	}
 	if !replayed {
 		t.Fatal("the replay did not run inside the window")
+	}
+	if first.status != http.StatusOK {
+		// The family was revoked before its first token: the redemption
+		// itself fails, and hands out nothing.
+		wantError(t, first, http.StatusBadRequest, "invalid_grant")
+		return
 	}
 	if n.active(t, c.auth(), first.str(t, "access_token")) {
 		t.Error("access token of a replayed code is active")
@@ -115,12 +119,12 @@ func postAs(b *browser, path string, form url.Values, hdr map[string]string) pag
 	return b.do(req)
 }
 
-// TestReviewSignInLimitSharedAddress: behind the TLS-terminating proxy an
+// TestAttackSignInLimitSharedAddress: behind the TLS-terminating proxy an
 // https issuer needs (serve has no TLS), every browser has the proxy's
 // address. One attacker's 20 failed sign-ins then lock every user out.
-// (After a fix, configure the loopback proxy as trusted here.)
-func TestReviewSignInLimitSharedAddress(t *testing.T) {
-	n := startNode(t)
+// With the loopback proxy trusted, its X-Forwarded-For tells them apart.
+func TestAttackSignInLimitSharedAddress(t *testing.T) {
+	n := startNode(t, func(c *config.Config) { c.TrustedProxies = []string{"127.0.0.1"} })
 	c := newRP(t, n, "client_secret_basic")
 	newUser(t, n, "alice", alicePassword, nil)
 	p := newPKCE()
@@ -146,9 +150,9 @@ func TestReviewSignInLimitSharedAddress(t *testing.T) {
 	}
 }
 
-// TestReviewUserinfoDisabledUser: a disabled user's live access token
+// TestAttackUserinfoDisabledUser: a disabled user's live access token
 // still reads their claims at UserInfo (every other path checks Disabled).
-func TestReviewUserinfoDisabledUser(t *testing.T) {
+func TestAttackUserinfoDisabledUser(t *testing.T) {
 	n := startNode(t)
 	c := newRP(t, n, "client_secret_basic")
 	alice := newUser(t, n, "alice", alicePassword, map[string]any{"email": "alice@example.com"})
@@ -157,8 +161,13 @@ func TestReviewUserinfoDisabledUser(t *testing.T) {
 	resp := b.codeFor(c, c.authParams(p, "openid email"), "alice", alicePassword)
 	at := n.redeem(t, c, resp.Get("code"), p.verifier).str(t, "access_token")
 
-	alice.Disabled = true
-	if err := n.srv.Core.Store.UpdateUser(context.Background(), alice); err != nil {
+	// Straight in the store: the admin layer would revoke the token too.
+	u, err := n.srv.Core.Store.User(context.Background(), alice.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Disabled = true
+	if err := n.srv.Core.Store.UpdateUser(context.Background(), u); err != nil {
 		t.Fatal(err)
 	}
 	req, _ := http.NewRequest(http.MethodGet, n.url("/userinfo"), nil)
@@ -168,11 +177,11 @@ func TestReviewUserinfoDisabledUser(t *testing.T) {
 	}
 }
 
-// TestReviewLogoutCrossSitePost: RP-initiated logout by POST (allowed by
+// TestAttackLogoutCrossSitePost: RP-initiated logout by POST (allowed by
 // the spec) comes from the RP's site, so the SameSite=Lax session cookie
 // is not sent. The OP redirects back as if it had signed the user out;
 // the session lives on.
-func TestReviewLogoutCrossSitePost(t *testing.T) {
+func TestAttackLogoutCrossSitePost(t *testing.T) {
 	n := startNode(t)
 	c := newRP(t, n, "client_secret_basic")
 	newUser(t, n, "alice", alicePassword, nil)
@@ -182,7 +191,7 @@ func TestReviewLogoutCrossSitePost(t *testing.T) {
 	idt := n.redeem(t, c, resp.Get("code"), p.verifier).str(t, "id_token")
 
 	// The browser's cross-site POST: no Lax cookies.
-	cookieless := newBrowser(t, n)
+	cookieless := crossSitePoster(t, n)
 	f := url.Values{"id_token_hint": {idt}, "post_logout_redirect_uri": {c.redirectURI}, "state": {"bye"}}
 	got := postAs(cookieless, "/logout", f, map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://rp.example"})
 	// A browser follows a redirect within the issuer as a top-level GET,
@@ -195,12 +204,12 @@ func TestReviewLogoutCrossSitePost(t *testing.T) {
 	}
 }
 
-// TestReviewPublicClientSilentCode: a public client's id is anyone's. Once
+// TestAttackPublicClientSilentCode: a public client's id is anyone's. Once
 // a user consented, any app that registers the same private-use scheme or
 // listens on the loopback port gets codes silently with prompt=none (RFC
 // 8252 §8.6: no automatic approval, even after an earlier one, when the
 // client's identity cannot be assured; Doorkeeper's CVE-2023-34246).
-func TestReviewPublicClientSilentCode(t *testing.T) {
+func TestAttackPublicClientSilentCode(t *testing.T) {
 	n := startNode(t)
 	c := newRP(t, n, "none")
 	newUser(t, n, "alice", alicePassword, nil)
@@ -217,11 +226,11 @@ func TestReviewPublicClientSilentCode(t *testing.T) {
 	}
 }
 
-// TestReviewCodeBurnedByOtherClient: any client (a public one costs
+// TestAttackCodeBurnedByOtherClient: any client (a public one costs
 // nothing to impersonate) that presents another client's code marks it
 // redeemed before the client check, so the rightful client's redemption
 // then fails as a replay.
-func TestReviewCodeBurnedByOtherClient(t *testing.T) {
+func TestAttackCodeBurnedByOtherClient(t *testing.T) {
 	n := startNode(t)
 	c := newRP(t, n, "client_secret_basic")
 	other := newRP(t, n, "none")
@@ -235,8 +244,8 @@ func TestReviewCodeBurnedByOtherClient(t *testing.T) {
 	}
 }
 
-// TestReviewPARBurnedByOtherClient: the same for a request_uri.
-func TestReviewPARBurnedByOtherClient(t *testing.T) {
+// TestAttackPARBurnedByOtherClient: the same for a request_uri.
+func TestAttackPARBurnedByOtherClient(t *testing.T) {
 	n := startNode(t)
 	c := newRP(t, n, "client_secret_basic")
 	other := newRP(t, n, "none")
@@ -249,10 +258,10 @@ func TestReviewPARBurnedByOtherClient(t *testing.T) {
 	}
 }
 
-// TestReviewFormPostPrivateScheme: html/template rewrites a non-http(s)
+// TestAttackFormPostPrivateScheme: html/template rewrites a non-http(s)
 // form action to #ZgotmplZ, so form_post to a native app's redirect URI
 // posts the code back to the issuer's own page instead.
-func TestReviewFormPostPrivateScheme(t *testing.T) {
+func TestAttackFormPostPrivateScheme(t *testing.T) {
 	n := startNode(t)
 	ru := "com.example.app:/cb"
 	c := newRP(t, n, "none", func(s *admin.ClientSpec) { s.RedirectURIs = []string{ru} })
@@ -261,17 +270,21 @@ func TestReviewFormPostPrivateScheme(t *testing.T) {
 	b := newBrowser(t, n)
 	params := c.authParams(newPKCE(), "openid")
 	params.Set("response_mode", "form_post")
-	got := b.decide(b.signIn(b.authorize(params), "alice", alicePassword), "allow")
+	// Refused up front: a page cannot post to a private-use scheme.
+	got := b.authorize(params)
 	if strings.Contains(got.body, "ZgotmplZ") {
 		t.Errorf("form_post page posts to #ZgotmplZ (the issuer itself), not to %s", ru)
 	}
+	if resp := got.response(t, ru); resp.Get("error") != "invalid_request" {
+		t.Errorf("form_post to %s: %v, want invalid_request", ru, resp)
+	}
 }
 
-// TestReviewSubjectRevocationSparesRefresh: `sigil revoke --subject`
+// TestAttackSubjectRevocationSparesRefresh: `sigil revoke --subject`
 // revokes the user's access tokens, but their refresh tokens (and browser
 // sessions) live on, and the next refresh mints a token the revocation
 // does not cover.
-func TestReviewSubjectRevocationSparesRefresh(t *testing.T) {
+func TestAttackSubjectRevocationSparesRefresh(t *testing.T) {
 	n := startNode(t)
 	c := newRP(t, n, "client_secret_basic")
 	alice := newUser(t, n, "alice", alicePassword, nil)
@@ -290,10 +303,10 @@ func TestReviewSubjectRevocationSparesRefresh(t *testing.T) {
 	}
 }
 
-// TestReviewConsentWithAccountTicket: the account page's sign-in ticket
+// TestAttackConsentWithAccountTicket: the account page's sign-in ticket
 // (no client) is accepted by the consent endpoint: a consent for client
 // "" is stored and a code issued to a relative redirect.
-func TestReviewConsentWithAccountTicket(t *testing.T) {
+func TestAttackConsentWithAccountTicket(t *testing.T) {
 	n := startNode(t)
 	newUser(t, n, "alice", alicePassword, nil)
 	b := newBrowser(t, n)
@@ -310,13 +323,13 @@ func TestReviewConsentWithAccountTicket(t *testing.T) {
 	}
 }
 
-// TestReviewAuthorizePostCrossSite: OpenID Connect Core §3.1.2.1 makes
+// TestAttackAuthorizePostCrossSite: OpenID Connect Core §3.1.2.1 makes
 // POST to the authorization endpoint mandatory to support. A client's
 // page that posts it is cross-site, so the SameSite=Lax session cookie is
 // not sent: a signed-in user with consent gets login_required for
 // prompt=none (and the sign-in page otherwise). A 303 to GET (the sealed
 // ticket) would let the cookie through.
-func TestReviewAuthorizePostCrossSite(t *testing.T) {
+func TestAttackAuthorizePostCrossSite(t *testing.T) {
 	n := startNode(t)
 	c := newRP(t, n, "client_secret_basic")
 	newUser(t, n, "alice", alicePassword, nil)
@@ -325,11 +338,72 @@ func TestReviewAuthorizePostCrossSite(t *testing.T) {
 
 	params := c.authParams(newPKCE(), "openid")
 	params.Set("prompt", "none")
-	got := postAs(newBrowser(t, n), "/authorize", params, map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://rp.example"})
+	got := postAs(crossSitePoster(t, n), "/authorize", params, map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://rp.example"})
 	for i := 0; i < 5 && got.status/100 == 3 && strings.HasPrefix(got.location, n.issuer); i++ {
 		got = b.get(strings.Replace(got.location, n.issuer, n.base, 1))
 	}
 	if !strings.Contains(got.location, "code=") {
 		t.Errorf("POSTed authorization request of a signed-in user: %d %q", got.status, got.location)
+	}
+}
+
+// crossSitePoster is the browser as another site's form post finds it:
+// without the issuer's SameSite=Lax cookies, and it hands back every
+// redirect so the test follows it with the browser that has them (a
+// top-level GET carries Lax cookies).
+func crossSitePoster(t *testing.T, n *testNode) *browser {
+	b := newBrowser(t, n)
+	b.hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return b
+}
+
+// TestAttackRevocationDuringRedemption: a user revocation (sigil revoke
+// --subject) or a withdrawn consent that lands between a code's
+// redemption and the creation of its refresh token finds no family to
+// revoke; the redemption must notice and hand out nothing that works.
+func TestAttackRevocationDuringRedemption(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		revoke func(n *testNode, userID, clientID string) error
+	}{
+		{"subject revoked", func(n *testNode, userID, _ string) error {
+			_, err := n.admin().Revoke(context.Background(), "", "", userID)
+			return err
+		}},
+		{"consent withdrawn", func(n *testNode, userID, clientID string) error {
+			ctx := context.Background()
+			if err := n.srv.Core.Store.DeleteConsent(ctx, userID, clientID); err != nil {
+				return err
+			}
+			_, err := n.srv.Core.Store.RevokeRefreshTokens(ctx, userID, clientID)
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, hs := startHookedNode(t)
+			c := newRP(t, n, "client_secret_basic")
+			alice := newUser(t, n, "alice", alicePassword, nil)
+			b := newBrowser(t, n)
+			p := newPKCE()
+			resp := b.codeFor(c, c.authParams(p, "openid offline_access"), "alice", alicePassword)
+			var hookErr error
+			hs.mu.Lock()
+			hs.before = func(*sigil.RefreshToken) { hookErr = tc.revoke(n, alice.ID, c.info.ClientID) }
+			hs.mu.Unlock()
+			first := n.redeem(t, c, resp.Get("code"), p.verifier)
+			if hookErr != nil {
+				t.Fatal(hookErr)
+			}
+			if first.status == http.StatusOK {
+				if r := n.refresh(t, c, first.str(t, "refresh_token"), nil); r.status == http.StatusOK {
+					t.Errorf("the refresh token of a revoked grant works: %s", r.body)
+				}
+				if n.active(t, c.auth(), first.str(t, "access_token")) {
+					t.Error("the access token of a revoked grant is active")
+				}
+				return
+			}
+			wantError(t, first, http.StatusBadRequest, "invalid_grant")
+		})
 	}
 }
