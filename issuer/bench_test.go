@@ -159,3 +159,41 @@ func BenchmarkRefreshParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkRefreshHandlerParallel is BenchmarkRefreshParallel without the
+// network: the token endpoint's handler called from 64 goroutines, each
+// rotating a family of its own. Compare BenchmarkTokenEndpointParallel.
+func BenchmarkRefreshHandlerParallel(b *testing.B) {
+	n := startNode(b)
+	c := newRP(b, n, "client_secret_basic")
+	newUser(b, n, "alice", alicePassword, nil)
+	br := newBrowser(b, n)
+	const families = 64
+	tokens := make(chan string, families)
+	for range families {
+		p := newPKCE()
+		resp := br.codeFor(c, c.authParams(p, "offline_access read:files"), "alice", alicePassword)
+		tokens <- n.redeem(b, c, resp.Get("code"), p.verifier).str(b, "refresh_token")
+	}
+	mux := http.NewServeMux()
+	n.srv.Issuer.Mount(mux)
+	h := httpx.WithRequestID(mux)
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(c.info.ClientID+":"+c.info.ClientSecret))
+	b.SetParallelism(families / 2)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		rt := <-tokens
+		for pb.Next() {
+			w := post(h, "/token", auth, "grant_type=refresh_token&refresh_token="+rt)
+			if w.Code != http.StatusOK {
+				b.Fatalf("refresh: %d %s", w.Code, w.Body)
+			}
+			var t struct {
+				RefreshToken string `json:"refresh_token"`
+			}
+			json.Unmarshal(w.Body.Bytes(), &t)
+			rt = t.RefreshToken
+		}
+	})
+}

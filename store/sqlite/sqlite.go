@@ -40,6 +40,9 @@ type Store struct {
 
 	db      *sql.DB
 	writeMu sync.Mutex // see writing
+	// rotations wait here for the next group commit (RotateRefresh).
+	rotationsMu sync.Mutex
+	rotations   []*rotation
 	// wconn is the connection every write goes through (under writeMu):
 	// its page cache stays valid from one write to the next, where a
 	// pooled connection finds that another one wrote since its last use
