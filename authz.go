@@ -117,15 +117,20 @@ type AuthzStore interface {
 	Session(ctx context.Context, id string) (*Session, error)
 	// DeleteSession ends a session; deleting an absent one is no error.
 	DeleteSession(ctx context.Context, id string) error
+	// DeleteSessions ends every session of a user (revocation, a new
+	// password) and returns how many there were.
+	DeleteSessions(ctx context.Context, userID string) (int, error)
 
 	// CreateCode stores a new authorization code; ErrConflict if the hash
 	// exists.
 	CreateCode(ctx context.Context, c *AuthCode) error
-	// RedeemCode marks an unexpired code redeemed with r and returns it,
-	// in one atomic step. A code redeemed before is returned with its
-	// first Redemption and ErrReplay (even once it has expired, until it
-	// is purged), and r is discarded.
-	RedeemCode(ctx context.Context, hash string, r Redemption) (*AuthCode, error)
+	// RedeemCode marks an unexpired code of client clientID redeemed with
+	// r and returns it, in one atomic step. A code redeemed before is
+	// returned with its first Redemption and ErrReplay (even once it has
+	// expired, until it is purged), and r is discarded. A code of another
+	// client is ErrNotFound and stays as it was: presenting someone
+	// else's code neither spends it nor revokes what it issued.
+	RedeemCode(ctx context.Context, hash, clientID string, r Redemption) (*AuthCode, error)
 
 	// SaveConsent stores c, replacing the user's consent for the client.
 	SaveConsent(ctx context.Context, c *Consent) error
@@ -137,7 +142,10 @@ type AuthzStore interface {
 	DeleteConsent(ctx context.Context, userID, clientID string) error
 
 	// CreateRefresh stores the first token of a family, or any token
-	// outside rotation; ErrConflict if the hash exists.
+	// outside rotation; ErrConflict if the hash exists, ErrReplay if the
+	// family was revoked (RevokeRefreshFamily), even before it had a
+	// token: a replayed authorization code revokes the family its first
+	// redemption is about to create.
 	CreateRefresh(ctx context.Context, t *RefreshToken) error
 	// RefreshToken returns a token, spent or revoked ones included, until
 	// its family's absolute expiry.
@@ -147,22 +155,28 @@ type AuthzStore interface {
 	// revoked or past its idle expiry it returns ErrReplay and stores
 	// nothing; ErrNotFound if it is absent.
 	RotateRefresh(ctx context.Context, oldHash string, next *RefreshToken) error
-	// RevokeRefreshFamily marks every token of a family revoked and returns
-	// the AccessJTIs recorded in it, so the caller can revoke those too.
+	// RevokeRefreshFamily marks every token of a family revoked, remembers
+	// the family as revoked (for CreateRefresh) until purged an hour
+	// later, and returns the AccessJTIs recorded in it, so the caller can
+	// revoke those too.
 	RevokeRefreshFamily(ctx context.Context, familyID string) ([]string, error)
-	// RevokeRefreshGrant revokes every family of one user at one client (a
-	// withdrawn consent) and returns their AccessJTIs.
-	RevokeRefreshGrant(ctx context.Context, userID, clientID string) ([]string, error)
+	// RevokeRefreshTokens revokes every family of one user at one client
+	// (a withdrawn consent), of one user at any client (userID alone), or
+	// of one client for any user (clientID alone), and returns their
+	// AccessJTIs. Both empty is an error.
+	RevokeRefreshTokens(ctx context.Context, userID, clientID string) ([]string, error)
 
 	// PushRequest stores a pushed authorization request; ErrConflict if
 	// the hash exists.
 	PushRequest(ctx context.Context, p *PushedRequest) error
-	// TakePushedRequest deletes a live pushed request and returns it: each
-	// request_uri works once.
-	TakePushedRequest(ctx context.Context, hash string) (*PushedRequest, error)
+	// TakePushedRequest deletes a live pushed request of client clientID
+	// and returns it: each request_uri works once. Another client's
+	// request is ErrNotFound and stays.
+	TakePushedRequest(ctx context.Context, hash, clientID string) (*PushedRequest, error)
 
 	// PurgeAuthz deletes the records that expired before now (refresh
 	// tokens once their family has; redeemed codes an hour after their
-	// expiry, so replays are still caught) and returns how many.
+	// expiry, so replays are still caught; revoked-family marks an hour
+	// after the revocation) and returns how many.
 	PurgeAuthz(ctx context.Context, now time.Time) (int, error)
 }

@@ -210,7 +210,7 @@ func TestAdminAuditEvents(t *testing.T) {
 			body:   func() any { return map[string]string{"subject": "alice"} },
 			status: http.StatusNoContent,
 			want: func() audit.Record {
-				return audit.Record{Event: audit.TokenRevoked, Subject: "alice", Detail: map[string]string{"by": "admin", "kind": string(sigil.RevokeSubject), "status_entries": "0"}}
+				return audit.Record{Event: audit.TokenRevoked, Subject: "alice", Detail: map[string]string{"by": "admin", "kind": string(sigil.RevokeSubject), "status_entries": "0", "sessions_ended": "0"}}
 			},
 		},
 		{

@@ -105,6 +105,7 @@ type ClientSpec struct {
 	AccessTokenTTL int64           `json:"access_token_ttl,omitempty"` // seconds
 	DPoPBound      bool            `json:"dpop_bound_access_tokens,omitempty"`
 	Introspect     bool            `json:"introspect,omitempty"`
+	RequirePAR     bool            `json:"require_pushed_authorization_requests,omitempty"`
 }
 
 // ClientInfo is a client as the CLI and API show it (RFC 7591 §3.2.1
@@ -126,7 +127,7 @@ var introspectionMembers = []string{"active", "token_type", "username"}
 // material (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2).
 var privateJWKMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 
-var knownGrants = []string{sigil.GrantClientCredentials}
+var knownGrants = []string{sigil.GrantClientCredentials, sigil.GrantAuthorizationCode, sigil.GrantRefreshToken}
 
 var knownMethods = []string{sigil.AuthSecretBasic, sigil.AuthSecretPost, sigil.AuthPrivateKeyJWT, sigil.AuthNone}
 
@@ -163,6 +164,16 @@ func newClientID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// CheckClient validates spec by the rules CreateClient applies and returns
+// the client it describes, without an id or credentials; maxTTL caps
+// access_token_ttl (zero means 15 minutes). The issuer's dynamic
+// registration and client metadata documents call it, so a client meets
+// the same rules however it came to exist. Errors are ValidationErrors.
+func CheckClient(spec ClientSpec, maxTTL time.Duration) (*sigil.Client, error) {
+	s := Service{MaxAccessTokenTTL: maxTTL}
+	return s.clientFromSpec(spec)
+}
+
 func (s *Service) clientFromSpec(spec ClientSpec) (*sigil.Client, error) {
 	c := &sigil.Client{
 		Name:         strings.TrimSpace(spec.Name),
@@ -174,6 +185,7 @@ func (s *Service) clientFromSpec(spec ClientSpec) (*sigil.Client, error) {
 		Claims:       spec.Claims,
 		DPoPBound:    spec.DPoPBound,
 		Introspect:   spec.Introspect,
+		RequirePAR:   spec.RequirePAR,
 	}
 	if c.Name == "" {
 		return nil, invalid("a client needs a name")
@@ -218,9 +230,15 @@ func (s *Service) clientFromSpec(spec ClientSpec) (*sigil.Client, error) {
 		}
 	}
 	for _, ru := range c.RedirectURIs {
-		if !sigil.ValidResource(ru) {
-			return nil, invalid("redirect URI %q must be an absolute URI without a fragment", ru)
+		if err := sigil.CheckRedirectURI(ru); err != nil {
+			return nil, invalid("redirect URI %q: %v", ru, err)
 		}
+	}
+	if c.HasGrant(sigil.GrantAuthorizationCode) && len(c.RedirectURIs) == 0 {
+		return nil, invalid("authorization_code needs at least one redirect URI")
+	}
+	if c.HasGrant(sigil.GrantRefreshToken) && !c.HasGrant(sigil.GrantAuthorizationCode) {
+		return nil, invalid("refresh_token comes with authorization_code: add that grant type too")
 	}
 	for k := range c.Claims {
 		if token.IsRegistered(k) {
@@ -291,6 +309,7 @@ func info(c *sigil.Client, sec secret.Value) *ClientInfo {
 			AccessTokenTTL: int64(c.AccessTokenTTL / time.Second),
 			DPoPBound:      c.DPoPBound,
 			Introspect:     c.Introspect,
+			RequirePAR:     c.RequirePAR,
 		},
 	}
 	if !sec.IsZero() {
@@ -404,6 +423,8 @@ type RevokeResult struct {
 	// set INVALID (draft-ietf-oauth-status-list), found by their jti or,
 	// for a client or subject, through the audit trail's issuance records.
 	StatusEntries int `json:"status_entries"`
+	// Sessions counts the browser sessions ended (subject revocation).
+	Sessions int `json:"sessions,omitempty"`
 }
 
 // DefaultRevokeSettle is RevokeSettle's default.
@@ -448,6 +469,19 @@ func (s *Service) Revoke(ctx context.Context, jti, client, subject string) (Revo
 	}
 	var res RevokeResult
 	var err error
+	if r.Kind != sigil.RevokeJTI {
+		// The grants that would mint new tokens go too: refresh token
+		// families and, for a user, browser sessions. Their access tokens
+		// are among those the audit trail names below.
+		if _, err := s.Store.RevokeRefreshTokens(ctx, subject, client); err != nil {
+			return res, fmt.Errorf("admin: revoke refresh tokens: %w", err)
+		}
+		if subject != "" {
+			if res.Sessions, err = s.Store.DeleteSessions(ctx, subject); err != nil {
+				return res, fmt.Errorf("admin: end sessions: %w", err)
+			}
+		}
+	}
 	if r.Kind == sigil.RevokeJTI {
 		res.StatusEntries, err = statuslist.Invalidate(ctx, s.Store, jti)
 	} else {
@@ -456,8 +490,11 @@ func (s *Service) Revoke(ctx context.Context, jti, client, subject string) (Revo
 	if err != nil {
 		return res, fmt.Errorf("admin: revoke: %w", err)
 	}
-	return res, s.changed(ctx, audit.Record{Event: audit.TokenRevoked, JTI: jti, ClientID: client, Subject: subject,
-		Detail: map[string]string{"by": "admin", "kind": string(r.Kind), "status_entries": strconv.Itoa(res.StatusEntries)}})
+	detail := map[string]string{"by": "admin", "kind": string(r.Kind), "status_entries": strconv.Itoa(res.StatusEntries)}
+	if subject != "" {
+		detail["sessions_ended"] = strconv.Itoa(res.Sessions)
+	}
+	return res, s.changed(ctx, audit.Record{Event: audit.TokenRevoked, JTI: jti, ClientID: client, Subject: subject, Detail: detail})
 }
 
 // invalidateIssued sets the status list entries of every token the audit

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -78,6 +79,46 @@ type Config struct {
 	// servers cache a status list, so how long a revocation takes to
 	// reach them. Default 1m.
 	StatusListTTL time.Duration
+	// SessionTTL is how long a browser stays signed in. Default 12h.
+	SessionTTL time.Duration
+	// RefreshTokenIdleTTL is how long an unused refresh token lives, and
+	// RefreshTokenMaxTTL how long a family of rotated ones may. Defaults
+	// 30 days and 90 days.
+	RefreshTokenIdleTTL time.Duration
+	RefreshTokenMaxTTL  time.Duration
+	// IDTokenAlg signs ID tokens. Default RS256, which every OpenID
+	// Connect client supports.
+	IDTokenAlg string
+	// TrustedProxies are the reverse proxies (CIDR prefixes) whose
+	// X-Forwarded-For header names the client, for the sign-in limits.
+	// Default none.
+	TrustedProxies []string
+	// RegistrationOpen lets anyone register a client at {issuer}/register
+	// (RFC 7591) without an initial access token. Default off.
+	RegistrationOpen bool
+	// RegistrationToken is an initial access token (RFC 7591 §3) that lets
+	// its holder register clients, at least 32 characters; give it in
+	// SIGIL_REGISTRATION_TOKEN or the config file rather than on the
+	// command line. With neither it nor RegistrationOpen, registration is
+	// off (the default).
+	RegistrationToken string
+	// RegistrationScopes are the scopes a client registered dynamically or
+	// described by a client metadata document may be allowed. Default
+	// (and when empty) openid, profile, email and offline_access.
+	RegistrationScopes []string
+	// RegistrationAudiences are the resource indicators (RFC 8707) such a
+	// client may ask tokens for. Default none: tokens for the issuer only.
+	RegistrationAudiences []string
+	// ClientMetadataDocuments accepts https URLs as client_ids naming
+	// client metadata documents
+	// (draft-ietf-oauth-client-id-metadata-document). Default off.
+	ClientMetadataDocuments bool
+	// ClientMetadataCAFile holds PEM certificates trusted, besides the
+	// system's, for fetching client metadata documents.
+	ClientMetadataCAFile string
+	// ClientMetadataUnsafeAllowLoopback also fetches client metadata
+	// documents from loopback addresses. For tests only.
+	ClientMetadataUnsafeAllowLoopback bool
 }
 
 // Hard limits on settings, the same for every node and command. Records
@@ -108,6 +149,11 @@ func Default() Config {
 		AuditCheckpointInterval: 10 * time.Second,
 		StatusListTTL:           time.Minute,
 		RequestTimeout:          10 * time.Second,
+		SessionTTL:              12 * time.Hour,
+		RefreshTokenIdleTTL:     30 * 24 * time.Hour,
+		RefreshTokenMaxTTL:      90 * 24 * time.Hour,
+		IDTokenAlg:              "RS256",
+		RegistrationScopes:      []string{"openid", "profile", "email", "offline_access"},
 	}
 }
 
@@ -194,5 +240,58 @@ func (c *Config) Validate() error {
 	if c.StatusListTTL < time.Second || c.StatusListTTL > time.Hour {
 		bad("status-list-ttl", "%s must be between 1s and 1h", c.StatusListTTL)
 	}
+	if c.SessionTTL < time.Minute || c.SessionTTL > 30*24*time.Hour {
+		bad("session-ttl", "%s must be between 1m and 720h", c.SessionTTL)
+	}
+	if c.RefreshTokenIdleTTL < time.Minute {
+		bad("refresh-token-idle-ttl", "%s must be at least 1m", c.RefreshTokenIdleTTL)
+	}
+	if c.RefreshTokenMaxTTL < c.RefreshTokenIdleTTL || c.RefreshTokenMaxTTL > 365*24*time.Hour {
+		bad("refresh-token-max-ttl", "%s must be at least --refresh-token-idle-ttl (%s) and at most 8760h", c.RefreshTokenMaxTTL, c.RefreshTokenIdleTTL)
+	}
+	if !keys.Supported(c.IDTokenAlg) {
+		bad("id-token-alg", "%q is not one of %s", c.IDTokenAlg, strings.Join(keys.Algorithms, ", "))
+	}
+	if _, err := c.TrustedProxyPrefixes(); err != nil {
+		bad("trusted-proxies", "%v", err)
+	}
+	if c.RegistrationToken != "" && len(c.RegistrationToken) < 32 {
+		bad("registration-token", "must be at least 32 characters")
+	}
+	for _, s := range c.RegistrationScopes {
+		if !sigil.ValidScope(s) {
+			bad("registration-scopes", "%q has characters RFC 6749 §3.3 forbids in a scope", s)
+		}
+	}
+	for _, a := range c.RegistrationAudiences {
+		if !sigil.ValidResource(a) {
+			bad("registration-audiences", "%q must be an absolute URI without a fragment", a)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// TrustedProxyPrefixes parses TrustedProxies: CIDR prefixes, or single
+// addresses.
+func (c *Config) TrustedProxyPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, p := range c.TrustedProxies {
+		if p == "" {
+			continue
+		}
+		if !strings.Contains(p, "/") {
+			a, err := netip.ParseAddr(p)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not an IP address or CIDR prefix", p)
+			}
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		pr, err := netip.ParsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an IP address or CIDR prefix", p)
+		}
+		out = append(out, pr.Masked())
+	}
+	return out, nil
 }

@@ -27,6 +27,10 @@ func TestDefaults(t *testing.T) {
 		{"access-token-max-ttl", c.AccessTokenMaxTTL, 15 * time.Minute},
 		{"access-token-alg", c.AccessTokenAlg, "ES256"},
 		{"keys-prepublish", c.KeysPrepublish, 10 * time.Minute},
+		{"open-registration", c.RegistrationOpen, false},
+		{"registration-token", c.RegistrationToken, ""},
+		{"registration-scopes", strings.Join(c.RegistrationScopes, " "), "openid profile email offline_access"},
+		{"client-metadata-documents", c.ClientMetadataDocuments, false},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("default %s = %v, want %v", tc.name, tc.got, tc.want)
@@ -85,6 +89,10 @@ func TestValidateNamesKey(t *testing.T) {
 		{"cache-refresh", func(c *Config) { c.CacheRefresh = time.Millisecond }},
 		{"cache-refresh", func(c *Config) { c.CacheRefresh = 2 * time.Minute }},
 		{"shutdown-timeout", func(c *Config) { c.ShutdownTimeout = 0 }},
+		{"registration-token", func(c *Config) { c.RegistrationToken = "short" }},
+		{"registration-scopes", func(c *Config) { c.RegistrationScopes = []string{"openid", `bad"scope`} }},
+		{"registration-audiences", func(c *Config) { c.RegistrationAudiences = []string{"api.example.com"} }},
+		{"registration-audiences", func(c *Config) { c.RegistrationAudiences = []string{"https://api.example.com#x"} }},
 	} {
 		c := Default()
 		tc.set(&c)
@@ -119,6 +127,12 @@ func TestValidateAccepts(t *testing.T) {
 		"PS256 access tokens":  func(c *Config) { c.AccessTokenAlg = "PS256" },
 		"RS256 access tokens":  func(c *Config) { c.AccessTokenAlg = "RS256" },
 		"fastest cache reload": func(c *Config) { c.CacheRefresh = 10 * time.Millisecond },
+		"open registration":    func(c *Config) { c.RegistrationOpen = true },
+		"registration token":   func(c *Config) { c.RegistrationToken = strings.Repeat("t", 32) },
+		"registration audience": func(c *Config) {
+			c.RegistrationAudiences = []string{"https://mcp.example.com/mcp"}
+		},
+		"client metadata documents": func(c *Config) { c.ClientMetadataDocuments = true },
 	} {
 		c := Default()
 		set(&c)

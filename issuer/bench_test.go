@@ -129,3 +129,33 @@ func BenchmarkTokenEndpointParallel(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRefreshParallel measures the refresh-token grant with rotation
+// through a real node's token endpoint over loopback, from 64 goroutines,
+// each rotating a family of its own (every request is a real rotation).
+// Compare BenchmarkTokenEndpointParallel.
+func BenchmarkRefreshParallel(b *testing.B) {
+	n := startNode(b)
+	c := newRP(b, n, "client_secret_basic")
+	newUser(b, n, "alice", alicePassword, nil)
+	br := newBrowser(b, n)
+	const families = 64
+	tokens := make(chan string, families)
+	for range families {
+		p := newPKCE()
+		resp := br.codeFor(c, c.authParams(p, "offline_access read:files"), "alice", alicePassword)
+		tokens <- n.redeem(b, c, resp.Get("code"), p.verifier).str(b, "refresh_token")
+	}
+	b.SetParallelism(families / 2) // 64 goroutines on 2 CPUs
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		rt := <-tokens
+		for pb.Next() {
+			r := n.refresh(b, c, rt, nil)
+			if r.status != http.StatusOK {
+				b.Fatalf("refresh: %d %s", r.status, r.body)
+			}
+			rt = r.str(b, "refresh_token")
+		}
+	})
+}

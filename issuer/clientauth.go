@@ -66,8 +66,27 @@ func (h *Handler) authenticate(ctx context.Context, r *http.Request, form url.Va
 		return h.checkSecret(ctx, form.Get("client_id"), secret.New(form.Get("client_secret")), sigil.AuthSecretPost)
 	case jwt:
 		return h.checkAssertion(ctx, form, endpoint)
+	case form.Has("client_id"):
+		return h.publicClient(ctx, form.Get("client_id"))
 	}
 	return nil, invalidClient(false, errors.New("no client authentication"))
+}
+
+// publicClient identifies a client that sent only its client_id: allowed
+// for clients registered with the method none (RFC 6749 §2.1, public
+// clients such as native apps), which rely on PKCE and rotation instead.
+func (h *Handler) publicClient(ctx context.Context, id string) (*sigil.Client, *Error) {
+	e, err := h.client(ctx, id)
+	if errors.Is(err, sigil.ErrNotFound) {
+		return nil, invalidClient(false, fmt.Errorf("unknown client %q", id))
+	}
+	if err != nil {
+		return nil, internal(err)
+	}
+	if e.client.AuthMethod != sigil.AuthNone {
+		return nil, invalidClient(false, fmt.Errorf("client %q is registered for %s and sent no credentials", id, e.client.AuthMethod))
+	}
+	return e.client, nil
 }
 
 func (h *Handler) checkSecret(ctx context.Context, id string, presented secret.Value, method string) (*sigil.Client, *Error) {
@@ -75,7 +94,7 @@ func (h *Handler) checkSecret(ctx context.Context, id string, presented secret.V
 	if id == "" {
 		return nil, invalidClient(basic, errors.New("no client_id"))
 	}
-	e, err := h.Clients.Client(ctx, id)
+	e, err := h.client(ctx, id)
 	if errors.Is(err, sigil.ErrNotFound) {
 		h.Secrets.Equal(dummyHash, presented)
 		return nil, invalidClient(basic, fmt.Errorf("unknown client %q", id))
@@ -113,7 +132,7 @@ func (h *Handler) checkAssertion(ctx context.Context, form url.Values, endpoint 
 	if id == "" || id != unverified {
 		return nil, invalidClient(false, errors.New("assertion sub does not match client_id"))
 	}
-	e, err := h.Clients.Client(ctx, id)
+	e, err := h.client(ctx, id)
 	if errors.Is(err, sigil.ErrNotFound) {
 		return nil, invalidClient(false, fmt.Errorf("unknown client %q", id))
 	}

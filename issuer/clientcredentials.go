@@ -3,6 +3,7 @@ package issuer
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/dpop"
@@ -38,43 +39,82 @@ func (g clientCredentials) Exchange(ctx context.Context, req *TokenRequest) (*To
 // subject sub, bound to the proof's key when there is a DPoP proof, with
 // an entry in a status list when the handler allocates them.
 func (h *Handler) issueAccessToken(ctx context.Context, c *sigil.Client, sub string, scopes, aud []string, proof *dpop.Proof) (*TokenResponse, *Error) {
+	id, err := h.newTokenID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return h.mintAccessToken(c, accessGrant{id: id, sub: sub, scopes: scopes, aud: aud, proof: proof, extra: c.Claims})
+}
+
+// tokenID is an access token's identity, decided before the token is
+// minted so it can be recorded first (an authorization code's redemption).
+type tokenID struct {
+	jti    string
+	status *token.Status
+	iat    time.Time
+}
+
+// newTokenID allocates a status list entry, when the handler allocates
+// them, and the jti that carries it.
+func (h *Handler) newTokenID(ctx context.Context) (tokenID, *Error) {
+	var id tokenID
+	var entry statuslist.Entry
+	if h.StatusEntries != nil {
+		var err error
+		if entry, err = h.StatusEntries.Allocate(ctx); err != nil {
+			return id, internal(err)
+		}
+		id.status = &token.Status{List: &token.StatusListRef{Index: int64(entry.Index), URI: entry.URI}}
+	}
+	// After Allocate: the lease's start must not be later than iat.
+	id.iat = h.now()
+	id.jti = token.NewJTI(id.iat)
+	if id.status != nil {
+		id.jti = token.NewStatusJTI(id.iat, entry.List, entry.Index)
+	}
+	return id, nil
+}
+
+// accessGrant is what one access token says.
+type accessGrant struct {
+	id     tokenID
+	sub    string
+	scopes []string
+	aud    []string
+	proof  *dpop.Proof
+	extra  map[string]any
+	// authTime is the user's authentication, for tokens issued for a user.
+	authTime time.Time
+}
+
+// mintAccessToken signs an access token for client c.
+func (h *Handler) mintAccessToken(c *sigil.Client, g accessGrant) (*TokenResponse, *Error) {
 	ttl := c.AccessTokenTTL
 	if ttl == 0 {
 		ttl = h.AccessTokenTTL
 	}
 	ttl = min(ttl, h.MaxAccessTokenTTL)
-	var status *token.Status
-	var entry statuslist.Entry
-	if h.StatusEntries != nil {
-		var err error
-		if entry, err = h.StatusEntries.Allocate(ctx); err != nil {
-			return nil, internal(err)
-		}
-		status = &token.Status{List: &token.StatusListRef{Index: int64(entry.Index), URI: entry.URI}}
-	}
-	// After Allocate: the lease's start must not be later than iat.
-	now := h.now()
-	jti := token.NewJTI(now)
-	if status != nil {
-		jti = token.NewStatusJTI(now, entry.List, entry.Index)
-	}
-	scope := strings.Join(scopes, " ")
+	now := g.id.iat
+	scope := strings.Join(g.scopes, " ")
 	claims := &token.Claims{
 		Issuer:    h.Issuer,
-		Subject:   sub,
-		Audience:  aud,
+		Subject:   g.sub,
+		Audience:  g.aud,
 		IssuedAt:  token.NewNumericDate(now),
 		NotBefore: token.NewNumericDate(now),
 		Expiry:    token.NewNumericDate(now.Add(ttl)),
-		JTI:       jti,
+		JTI:       g.id.jti,
 		ClientID:  c.ID,
 		Scope:     scope,
-		Status:    status,
-		Extra:     c.Claims,
+		Status:    g.id.status,
+		Extra:     g.extra,
+	}
+	if !g.authTime.IsZero() {
+		claims.AuthTime = token.NewNumericDate(g.authTime)
 	}
 	tokenType := "Bearer"
-	if proof != nil {
-		claims.Confirmation = &token.Confirmation{JKT: proof.JKT}
+	if g.proof != nil {
+		claims.Confirmation = &token.Confirmation{JKT: g.proof.JKT}
 		tokenType = "DPoP"
 	}
 	k, kerr := h.Keys.Active(h.AccessTokenAlg)

@@ -122,8 +122,11 @@ func TestMetadata(t *testing.T) {
 			for name, want := range map[string][]string{
 				"token_endpoint_auth_signing_alg_values_supported": {"ES256", "RS256", "PS256", "EdDSA"},
 				"id_token_signing_alg_values_supported":            {"RS256"},
-				"token_endpoint_auth_methods_supported":            {"client_secret_basic", "client_secret_post", "private_key_jwt"},
-				"grant_types_supported":                            {"client_credentials"},
+				"token_endpoint_auth_methods_supported":            {"client_secret_basic", "client_secret_post", "private_key_jwt", "none"},
+				"introspection_endpoint_auth_methods_supported":    {"client_secret_basic", "client_secret_post", "private_key_jwt"},
+				"grant_types_supported":                            {"client_credentials", "authorization_code", "refresh_token"},
+				"response_types_supported":                         {"code"},
+				"code_challenge_methods_supported":                 {"S256"},
 			} {
 				got := strList(m[name])
 				for _, w := range want {
@@ -131,9 +134,20 @@ func TestMetadata(t *testing.T) {
 						t.Errorf("%s = %v, lacks %s", name, got, w)
 					}
 				}
-				if slices.Contains(got, "none") || slices.Contains(got, "HS256") {
-					t.Errorf("%s = %v advertises none or HS256", name, got)
+				// none is a client authentication method (public clients)
+				// only at the token endpoint; never an algorithm, and never
+				// for introspection.
+				if (slices.Contains(got, "none") && name != "token_endpoint_auth_methods_supported") || slices.Contains(got, "HS256") || slices.Contains(got, "plain") {
+					t.Errorf("%s = %v advertises none, HS256 or plain", name, got)
 				}
+			}
+			for _, ep := range []string{"authorization_endpoint", "userinfo_endpoint", "end_session_endpoint", "pushed_authorization_request_endpoint"} {
+				if got, _ := m[ep].(string); !strings.HasPrefix(got, n.issuer+"/") {
+					t.Errorf("%s = %q", ep, got)
+				}
+			}
+			if m["authorization_response_iss_parameter_supported"] != true {
+				t.Errorf("authorization_response_iss_parameter_supported = %v, want true (RFC 9207)", m["authorization_response_iss_parameter_supported"])
 			}
 		})
 	}

@@ -4,6 +4,13 @@
 // introspection (RFC 7662), revocation (RFC 7009), and the metadata
 // documents (RFC 8414, OpenID Connect Discovery 1.0) with the JWKS.
 //
+// Clients may also register themselves, when the operator allows it:
+// dynamic registration and its management (RFC 7591, RFC 7592;
+// register.go), and client metadata documents
+// (draft-ietf-oauth-client-id-metadata-document; clientdoc.go), fetched
+// through an SSRF-guarded HTTP client (fetch.go). Both hold such clients
+// to the operator's ClientPolicy and to the admin service's client rules.
+//
 // Access tokens are JWTs per RFC 9068, signed by package keys through
 // package token. Every error at these endpoints is RFC 6749 §5.2 JSON
 // written by one writer (errors.go); unexpected failures become

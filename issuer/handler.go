@@ -4,9 +4,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -35,6 +37,15 @@ const (
 	// URI is the prefix followed by its number) and, without the final
 	// slash, the status list aggregation endpoint.
 	PathStatusLists = "/statuslists/"
+	// The browser flow and OpenID Connect.
+	PathAuthorize     = "/authorize"
+	PathSignIn        = "/login"
+	PathConsent       = "/consent"
+	PathUserInfo      = "/userinfo"
+	PathLogout        = "/logout"
+	PathAccount       = "/account"
+	PathAccountRevoke = "/account/consents/revoke"
+	PathPAR           = "/par"
 )
 
 // Handler serves the authorization server endpoints. Set the exported
@@ -77,17 +88,65 @@ type Handler struct {
 	// StatusLists, when set, serves the Status List Tokens.
 	StatusLists *statuslist.Publisher
 
+	// StateKey is the root key of the browser flow: it seals the
+	// authorization request between pages, makes CSRF tokens and hashes
+	// the codes, sessions, refresh tokens and request URIs kept in the
+	// store. At least 32 bytes, the same on every node.
+	StateKey []byte
+	// CheckPassword reports whether password matches a stored PHC hash.
+	// For an empty hash it does the same work and reports false, so an
+	// unknown username costs the same time as a wrong password.
+	CheckPassword func(hash, password string) bool
+	// IDTokenAlg signs ID tokens; empty means RS256, which OpenID Connect
+	// requires every provider to support.
+	IDTokenAlg string
+	// SessionTTL is a browser sign-in session's life; zero means
+	// DefaultSessionTTL.
+	SessionTTL time.Duration
+	// RefreshTokenIdleTTL is how long an unused refresh token lives, and
+	// RefreshTokenMaxTTL how long a family of rotated ones may; zero means
+	// the defaults.
+	RefreshTokenIdleTTL time.Duration
+	RefreshTokenMaxTTL  time.Duration
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client, for the sign-in rate limit; empty trusts none.
+	TrustedProxies []netip.Prefix
+
+	// Registration, when set, serves dynamic client registration
+	// (RFC 7591) at PathRegister and the management of the clients
+	// registered there (RFC 7592).
+	Registration *Registration
+	// ClientDocuments, when set, accepts https URLs as client_ids that
+	// name client metadata documents
+	// (draft-ietf-oauth-client-id-metadata-document).
+	ClientDocuments *ClientDocuments
+	// SelfRegistered bounds what the clients of Registration and
+	// ClientDocuments may get.
+	SelfRegistered ClientPolicy
+
 	prefix   string // the issuer URL's path
 	grants   map[string]Grant
 	verifier *verify.Verifier
 	dpop     *dpop.Checker
 	metadata []byte
+
+	keys        *flowKeys
+	cookies     cookies
+	origin      string // the issuer's origin, for CSRF checks
+	signInLimit *signInLimiter
+
+	registerLimit *registerLimiter
 }
 
 // Defaults for the Handler's zero fields.
 const (
 	DefaultAccessTokenTTL    = 5 * time.Minute
 	DefaultMaxAccessTokenTTL = 15 * time.Minute
+	DefaultSessionTTL        = 12 * time.Hour
+	// A refresh token unused for 30 days dies; a family of them lives
+	// 90 days at most, after which the user signs in again.
+	DefaultRefreshTokenIdleTTL = 30 * 24 * time.Hour
+	DefaultRefreshTokenMaxTTL  = 90 * 24 * time.Hour
 )
 
 // Init checks the configuration and prepares the handler.
@@ -118,10 +177,35 @@ func (h *Handler) Init() error {
 	if h.Leeway == 0 {
 		h.Leeway = verify.DefaultLeeway
 	}
+	if h.IDTokenAlg == "" {
+		h.IDTokenAlg = "RS256"
+	}
+	if h.SessionTTL == 0 {
+		h.SessionTTL = DefaultSessionTTL
+	}
+	if h.RefreshTokenIdleTTL == 0 {
+		h.RefreshTokenIdleTTL = DefaultRefreshTokenIdleTTL
+	}
+	if h.RefreshTokenMaxTTL == 0 {
+		h.RefreshTokenMaxTTL = DefaultRefreshTokenMaxTTL
+	}
+	if h.CheckPassword == nil {
+		return errors.New("issuer: CheckPassword is required")
+	}
+	var kerr error
+	if h.keys, kerr = newFlowKeys(h.StateKey); kerr != nil {
+		return kerr
+	}
+	h.cookies = newCookies(h.Issuer)
+	h.origin = originOf(h.Issuer)
+	h.signInLimit = newSignInLimiter()
+	if err := h.initRegistration(); err != nil {
+		return err
+	}
 	h.verifier = &verify.Verifier{Keys: h.Keys, Issuer: h.Issuer, IgnoreAudience: true, Leeway: h.Leeway, Now: h.Now}
 	h.dpop = &dpop.Checker{Replay: h.Store, Nonces: h.DPoPNonces, Leeway: h.Leeway, Now: h.Now}
 	h.grants = map[string]Grant{}
-	for _, g := range []Grant{clientCredentials{h}} {
+	for _, g := range []Grant{clientCredentials{h}, authorizationCode{h}, refreshToken{h}} {
 		h.grants[g.Type()] = g
 	}
 	var err error
@@ -148,16 +232,30 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+p+PathToken, h.serveToken)
 	mux.HandleFunc("POST "+p+PathIntrospect, h.serveIntrospect)
 	mux.HandleFunc("POST "+p+PathRevoke, h.serveRevoke)
+	mux.HandleFunc("POST "+p+PathPAR, h.servePAR)
+	mux.HandleFunc("GET "+p+PathAuthorize, h.serveAuthorize)
+	mux.HandleFunc("POST "+p+PathAuthorize, h.serveAuthorize)
+	mux.HandleFunc("POST "+p+PathSignIn, h.serveSignIn)
+	mux.HandleFunc("POST "+p+PathConsent, h.serveConsent)
+	mux.Handle("GET "+p+PathUserInfo, h.userInfo())
+	mux.Handle("POST "+p+PathUserInfo, h.userInfo())
+	mux.HandleFunc("GET "+p+PathLogout, h.serveLogout)
+	mux.HandleFunc("POST "+p+PathLogout, h.serveLogout)
+	mux.HandleFunc("GET "+p+PathAccount, h.serveAccount)
+	mux.HandleFunc("POST "+p+PathAccountRevoke, h.serveRevokeConsent)
 	mux.HandleFunc("GET "+p+PathJWKS, h.serveJWKS)
 	mux.HandleFunc("GET "+p+PathOIDCDiscovery, h.serveMetadata)
 	mux.HandleFunc("GET "+p+PathASMetadata, h.serveMetadata)
+	if h.Registration != nil {
+		h.mountRegistration(mux)
+	}
 	if h.StatusLists != nil {
 		mux.HandleFunc("GET "+p+PathStatusLists+"{id}", h.serveStatusList)
 		mux.HandleFunc("GET "+p+strings.TrimSuffix(PathStatusLists, "/"), h.serveStatusListAggregation)
 	}
 	// Other methods on the form endpoints get an RFC 6749 §5.2 body too,
 	// not the mux's plain-text 405.
-	for _, path := range []string{PathToken, PathIntrospect, PathRevoke} {
+	for _, path := range []string{PathToken, PathIntrospect, PathRevoke, PathPAR} {
 		mux.HandleFunc(p+path, h.methodNotAllowed)
 	}
 	if p != "" {
@@ -170,12 +268,27 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 // also the OpenID Provider metadata (OpenID Connect Discovery 1.0 §3).
 type Metadata struct {
 	Issuer                                    string   `json:"issuer"`
+	AuthorizationEndpoint                     string   `json:"authorization_endpoint"`
 	TokenEndpoint                             string   `json:"token_endpoint"`
+	UserInfoEndpoint                          string   `json:"userinfo_endpoint"`
+	EndSessionEndpoint                        string   `json:"end_session_endpoint"`
+	PushedAuthorizationRequestEndpoint        string   `json:"pushed_authorization_request_endpoint"`
+	RequirePushedAuthorizationRequests        bool     `json:"require_pushed_authorization_requests"`
 	JWKSURI                                   string   `json:"jwks_uri"`
 	IntrospectionEndpoint                     string   `json:"introspection_endpoint"`
 	RevocationEndpoint                        string   `json:"revocation_endpoint"`
+	ScopesSupported                           []string `json:"scopes_supported"`
+	ClaimsSupported                           []string `json:"claims_supported"`
 	GrantTypesSupported                       []string `json:"grant_types_supported"`
 	ResponseTypesSupported                    []string `json:"response_types_supported"`
+	ResponseModesSupported                    []string `json:"response_modes_supported"`
+	CodeChallengeMethodsSupported             []string `json:"code_challenge_methods_supported"`
+	PromptValuesSupported                     []string `json:"prompt_values_supported"`
+	ACRValuesSupported                        []string `json:"acr_values_supported"`
+	AuthorizationResponseISSParameter         bool     `json:"authorization_response_iss_parameter_supported"`
+	ClaimsParameterSupported                  bool     `json:"claims_parameter_supported"`
+	RequestParameterSupported                 bool     `json:"request_parameter_supported"`
+	RequestURIParameterSupported              bool     `json:"request_uri_parameter_supported"`
 	SubjectTypesSupported                     []string `json:"subject_types_supported"`
 	IDTokenSigningAlgValuesSupported          []string `json:"id_token_signing_alg_values_supported"`
 	TokenEndpointAuthMethodsSupported         []string `json:"token_endpoint_auth_methods_supported"`
@@ -187,10 +300,16 @@ type Metadata struct {
 	AccessTokenSigningAlgValuesSupported      []string `json:"access_token_signing_alg_values_supported"`
 	DPoPSigningAlgValuesSupported             []string `json:"dpop_signing_alg_values_supported"`
 	StatusListAggregationEndpoint             string   `json:"status_list_aggregation_endpoint,omitempty"`
+	RegistrationEndpoint                      string   `json:"registration_endpoint,omitempty"`
+	ClientIDMetadataDocumentSupported         bool     `json:"client_id_metadata_document_supported,omitempty"`
 }
 
-// authMethods are the client authentication methods the endpoints accept.
+// authMethods are the client authentication methods the endpoints accept;
+// public clients (none) only at the token and PAR endpoints.
 var authMethods = []string{sigil.AuthSecretBasic, sigil.AuthSecretPost, sigil.AuthPrivateKeyJWT}
+
+// tokenAuthMethods adds public clients to authMethods.
+var tokenAuthMethods = append(slices.Clone(authMethods), sigil.AuthNone)
 
 func (h *Handler) buildMetadata() ([]byte, error) {
 	var grants []string
@@ -199,18 +318,30 @@ func (h *Handler) buildMetadata() ([]byte, error) {
 	}
 	slices.Sort(grants) // a stable document: caches and golden files
 	m := Metadata{
-		Issuer:                 h.Issuer,
-		TokenEndpoint:          h.endpoint(PathToken),
-		JWKSURI:                h.endpoint(PathJWKS),
-		IntrospectionEndpoint:  h.endpoint(PathIntrospect),
-		RevocationEndpoint:     h.endpoint(PathRevoke),
-		GrantTypesSupported:    grants,
-		ResponseTypesSupported: []string{}, // no authorization endpoint yet
-		SubjectTypesSupported:  []string{"public"},
+		Issuer:                             h.Issuer,
+		AuthorizationEndpoint:              h.endpoint(PathAuthorize),
+		TokenEndpoint:                      h.endpoint(PathToken),
+		UserInfoEndpoint:                   h.endpoint(PathUserInfo),
+		EndSessionEndpoint:                 h.endpoint(PathLogout),
+		PushedAuthorizationRequestEndpoint: h.endpoint(PathPAR),
+		JWKSURI:                            h.endpoint(PathJWKS),
+		IntrospectionEndpoint:              h.endpoint(PathIntrospect),
+		RevocationEndpoint:                 h.endpoint(PathRevoke),
+		ScopesSupported:                    []string{ScopeOpenID, ScopeProfile, ScopeEmail, ScopeOfflineAccess},
+		ClaimsSupported: append([]string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash"},
+			append(slices.Clone(profileClaims), emailClaims...)...),
+		GrantTypesSupported:               grants,
+		ResponseTypesSupported:            []string{"code"},
+		ResponseModesSupported:            []string{"query", "form_post"},
+		CodeChallengeMethodsSupported:     []string{"S256"},
+		PromptValuesSupported:             []string{"none", "login", "consent", "select_account"},
+		ACRValuesSupported:                []string{acrPassword},
+		AuthorizationResponseISSParameter: true,
+		SubjectTypesSupported:             []string{"public"},
 		// OpenID Connect Discovery requires RS256 here; the RS256 key kept
 		// beside the access-token key serves ID tokens.
-		IDTokenSigningAlgValuesSupported:          []string{"RS256"},
-		TokenEndpointAuthMethodsSupported:         authMethods,
+		IDTokenSigningAlgValuesSupported:          []string{h.IDTokenAlg},
+		TokenEndpointAuthMethodsSupported:         tokenAuthMethods,
 		TokenEndpointAuthSigningAlgValues:         keys.Algorithms,
 		IntrospectionEndpointAuthMethodsSupported: authMethods,
 		IntrospectionEndpointAuthSigningAlgValues: keys.Algorithms,
@@ -222,6 +353,10 @@ func (h *Handler) buildMetadata() ([]byte, error) {
 	if h.StatusLists != nil {
 		m.StatusListAggregationEndpoint = h.endpoint(strings.TrimSuffix(PathStatusLists, "/"))
 	}
+	if h.Registration != nil {
+		m.RegistrationEndpoint = h.endpoint(PathRegister)
+	}
+	m.ClientIDMetadataDocumentSupported = h.ClientDocuments != nil
 	return json.Marshal(m)
 }
 

@@ -27,6 +27,10 @@ func (h *Handler) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	caller, oerr := h.authenticate(r.Context(), r, form, h.endpoint(PathIntrospect))
+	if oerr == nil && caller.AuthMethod == sigil.AuthNone {
+		// Anyone can claim a public client's id.
+		oerr = invalidClient(false, errors.New("public clients may not introspect"))
+	}
 	if oerr != nil {
 		writeError(w, r, h.Log, oerr)
 		return
@@ -37,7 +41,7 @@ func (h *Handler) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpx.NoStore(w)
-	c, why, err := h.activeToken(r.Context(), raw)
+	c, why, err := h.activeToken(r.Context(), raw, nil)
 	if err != nil {
 		writeError(w, r, h.Log, err)
 		return
@@ -62,12 +66,18 @@ func (h *Handler) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 // an inactive token it says why ("invalid", "client_deleted", "revoked"),
 // with the claims when they verified. It returns an error only when the
 // store fails.
-func (h *Handler) activeToken(ctx context.Context, raw string) (*token.Claims, string, error) {
-	c, err := h.verifier.Verify(ctx, raw)
-	if err != nil {
-		return nil, "invalid", nil
+//
+// Claims already verified (by the userinfo endpoint's middleware) may be
+// given instead of raw.
+func (h *Handler) activeToken(ctx context.Context, raw string, verified *token.Claims) (*token.Claims, string, error) {
+	c := verified
+	if c == nil {
+		var err error
+		if c, err = h.verifier.Verify(ctx, raw); err != nil {
+			return nil, "invalid", nil
+		}
 	}
-	if _, err := h.Clients.Client(ctx, c.ClientID); err != nil {
+	if _, err := h.client(ctx, c.ClientID); err != nil {
 		if errors.Is(err, sigil.ErrNotFound) {
 			return c, "client_deleted", nil // its tokens die with it
 		}

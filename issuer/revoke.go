@@ -1,7 +1,9 @@
 package issuer
 
 import (
+	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/sigil-sts/sigil"
@@ -34,6 +36,10 @@ func (h *Handler) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	httpx.NoStore(w)
 	c, err := h.verifier.Verify(r.Context(), raw)
 	if err != nil {
+		if hint := form.Get("token_type_hint"); hint == "" || hint == "refresh_token" || hint == "access_token" {
+			h.revokeRefresh(w, r, caller, raw)
+			return
+		}
 		w.WriteHeader(http.StatusOK)
 		return
 	}
@@ -72,6 +78,41 @@ func (h *Handler) serveRevoke(w http.ResponseWriter, r *http.Request) {
 		// The revocation holds; the client retries (revocation is
 		// idempotent) and the retry writes the record.
 		h.Log.ErrorContext(r.Context(), "audit: revocation not recorded", "jti", c.JTI, "err", err)
+		writeError(w, r, h.Log, unavailable())
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// revokeRefresh revokes a refresh token presented to the revocation
+// endpoint: its whole family, and the access tokens issued with it
+// (RFC 7009 §2.1 allows both). Anything else is already invalid: 200.
+func (h *Handler) revokeRefresh(w http.ResponseWriter, r *http.Request, caller *sigil.Client, raw string) {
+	ctx := r.Context()
+	rt, err := h.Store.RefreshToken(ctx, h.keys.storedHash("refresh", raw))
+	if errors.Is(err, sigil.ErrNotFound) {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	if err != nil {
+		writeError(w, r, h.Log, internal(err))
+		return
+	}
+	if rt.ClientID != caller.ID {
+		writeError(w, r, h.Log, badRequest(CodeUnauthorizedClient, "the token was not issued to this client"))
+		return
+	}
+	jtis, err := h.Store.RevokeRefreshFamily(ctx, rt.FamilyID)
+	if err != nil {
+		writeError(w, r, h.Log, internal(err))
+		return
+	}
+	h.revokeJTIs(ctx, jtis)
+	if err := h.Audit.Append(ctx, record(ctx, audit.Record{
+		Event: audit.TokenRevoked, Outcome: audit.Success, ClientID: caller.ID, Subject: rt.UserID,
+		Scope: strings.Join(rt.Scopes, " "), Detail: map[string]string{"by": "rfc7009", "token_type": "refresh_token"},
+	})); err != nil {
+		h.Log.ErrorContext(ctx, "audit: revocation not recorded", "err", err)
 		writeError(w, r, h.Log, unavailable())
 		return
 	}

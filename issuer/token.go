@@ -40,6 +40,10 @@ type TokenResponse struct {
 	TokenType   string `json:"token_type"`
 	ExpiresIn   int64  `json:"expires_in"`
 	Scope       string `json:"scope,omitempty"`
+	// RefreshToken and IDToken come from the authorization code and
+	// refresh token grants.
+	RefreshToken string `json:"refresh_token,omitempty"`
+	IDToken      string `json:"id_token,omitempty"`
 
 	claims *token.Claims // what was issued, for the audit trail
 }

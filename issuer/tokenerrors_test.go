@@ -36,7 +36,8 @@ func TestTokenEndpointErrors(t *testing.T) {
 	}{
 		{"missing-grant_type", url.Values{"scope": {"read"}}, 400, "invalid_request"},
 		{"unknown-grant", url.Values{"grant_type": {"urn:example:magic"}}, 400, "unsupported_grant_type"},
-		{"authorization_code-unsupported", url.Values{"grant_type": {"authorization_code"}}, 400, "unsupported_grant_type"},
+		{"authorization_code-not-registered", url.Values{"grant_type": {"authorization_code"}}, 400, "unauthorized_client"},
+		{"password-unsupported", url.Values{"grant_type": {"password"}, "username": {"u"}, "password": {"p"}}, 400, "unsupported_grant_type"},
 		{"scope-not-allowed", with("scope", "read admin"), 400, "invalid_scope"},
 		{"scope-malformed-quote", with("scope", `read "x"`), 400, "invalid_scope"},
 		{"scope-malformed-backslash", with("scope", `re\ad`), 400, "invalid_scope"},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/sigil-sts/sigil"
@@ -26,14 +27,19 @@ type Core struct {
 	Admin   *admin.Service
 	// NonceKey is the MAC key of DPoP nonces, the same on every node.
 	NonceKey []byte
+	// StateKey is the root key of the issuer's browser flow (see
+	// issuer.Handler.StateKey), the same on every node.
+	StateKey []byte
 }
 
 // initialAlgs are the algorithms that get a key on first start: ES256 for
 // access tokens and RS256, which OpenID Connect requires for ID tokens.
 func initialAlgs(cfg config.Config) []string {
 	algs := []string{cfg.AccessTokenAlg}
-	if cfg.AccessTokenAlg != "RS256" {
-		algs = append(algs, "RS256")
+	for _, a := range []string{"RS256", cfg.IDTokenAlg} {
+		if a != "" && !slices.Contains(algs, a) {
+			algs = append(algs, a)
+		}
 	}
 	return algs
 }
@@ -77,6 +83,7 @@ func OpenCore(ctx context.Context, cfg config.Config) (*Core, error) {
 	}
 	return &Core{
 		NonceKey: mk.Derive("dpop nonces"),
+		StateKey: mk.Derive("issuer browser flow"),
 		Config:   cfg,
 		Store:    st,
 		Keys:     ks,

@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -19,6 +21,7 @@ import (
 	"github.com/sigil-sts/sigil/dpop"
 	"github.com/sigil-sts/sigil/internal/httpx"
 	"github.com/sigil-sts/sigil/issuer"
+	"github.com/sigil-sts/sigil/password"
 	"github.com/sigil-sts/sigil/secret"
 	"github.com/sigil-sts/sigil/statuslist"
 )
@@ -93,21 +96,35 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 		}()
 	}
 	core.Admin.Audit = trail
+	proxies, err := cfg.TrustedProxyPrefixes() // checked by Validate
+	if err != nil {
+		return nil, err
+	}
 	iss := &issuer.Handler{
-		Issuer:            cfg.IssuerURL(),
-		Store:             core.Store,
-		Clients:           clients,
-		Keys:              core.Keys,
-		Secrets:           core.Secrets,
-		AccessTokenAlg:    cfg.AccessTokenAlg,
-		AccessTokenTTL:    cfg.AccessTokenTTL,
-		MaxAccessTokenTTL: cfg.AccessTokenMaxTTL,
-		Leeway:            cfg.Leeway,
-		Log:               log,
-		Audit:             trail,
+		Issuer:              cfg.IssuerURL(),
+		Store:               core.Store,
+		Clients:             clients,
+		Keys:                core.Keys,
+		Secrets:             core.Secrets,
+		AccessTokenAlg:      cfg.AccessTokenAlg,
+		AccessTokenTTL:      cfg.AccessTokenTTL,
+		MaxAccessTokenTTL:   cfg.AccessTokenMaxTTL,
+		Leeway:              cfg.Leeway,
+		Log:                 log,
+		Audit:               trail,
+		StateKey:            core.StateKey,
+		CheckPassword:       checkPassword,
+		IDTokenAlg:          cfg.IDTokenAlg,
+		SessionTTL:          cfg.SessionTTL,
+		RefreshTokenIdleTTL: cfg.RefreshTokenIdleTTL,
+		RefreshTokenMaxTTL:  cfg.RefreshTokenMaxTTL,
+		TrustedProxies:      proxies,
 	}
 	if cfg.DPoPNonce {
 		iss.DPoPNonces = &dpop.Nonces{Key: core.NonceKey}
+	}
+	if err := selfRegistration(iss, cfg, core.Secrets); err != nil {
+		return nil, err
 	}
 	iss.StatusEntries = &statuslist.Allocator{
 		Store:   core.Store,
@@ -141,7 +158,6 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 		}
 		httpx.WriteRawJSON(w, http.StatusOK, []byte(`{"status":"ready"}`))
 	})
-	var err error
 	if s.publicLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("server: listen on %s: %w", cfg.Listen, err)
 	}
@@ -313,6 +329,9 @@ func (s *Server) purge(ctx context.Context) {
 			if _, err := s.Core.Store.PurgeRevocations(cctx, now); err != nil && ctx.Err() == nil {
 				s.Log.Error("purge revocations failed", "err", err)
 			}
+			if _, err := s.Core.Store.PurgeAuthz(cctx, now); err != nil && ctx.Err() == nil {
+				s.Log.Error("purge sessions, codes and refresh tokens failed", "err", err)
+			}
 			cancel()
 		}
 	}
@@ -372,4 +391,44 @@ func openJournal(cfg config.Config, log *slog.Logger) (*audit.Journal, error) {
 		return nil, err
 	}
 	return j, nil
+}
+
+// checkPassword is the issuer's password check over package password.
+func checkPassword(hash, pw string) bool {
+	if hash == "" {
+		password.VerifyDummy(pw)
+		return false
+	}
+	ok, _, err := password.Verify(hash, pw)
+	return err == nil && ok
+}
+
+// selfRegistration configures dynamic client registration and client
+// metadata documents on iss from cfg.
+func selfRegistration(iss *issuer.Handler, cfg config.Config, secrets *secret.Hasher) error {
+	iss.SelfRegistered = issuer.ClientPolicy{Scopes: cfg.RegistrationScopes, Audiences: cfg.RegistrationAudiences}
+	if cfg.RegistrationOpen || cfg.RegistrationToken != "" {
+		iss.Registration = &issuer.Registration{Open: cfg.RegistrationOpen}
+		if cfg.RegistrationToken != "" {
+			iss.Registration.InitialAccessTokens = [][]byte{secrets.Hash(secret.New(cfg.RegistrationToken))}
+		}
+	}
+	if !cfg.ClientMetadataDocuments {
+		return nil
+	}
+	docs := &issuer.ClientDocuments{UnsafeAllowLoopback: cfg.ClientMetadataUnsafeAllowLoopback}
+	if cfg.ClientMetadataCAFile != "" {
+		pem, err := os.ReadFile(cfg.ClientMetadataCAFile)
+		if err != nil {
+			return fmt.Errorf("server: client-metadata-ca-file: %w", err)
+		}
+		if docs.RootCAs, err = x509.SystemCertPool(); err != nil {
+			docs.RootCAs = x509.NewCertPool()
+		}
+		if !docs.RootCAs.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("server: client-metadata-ca-file %s holds no PEM certificate", cfg.ClientMetadataCAFile)
+		}
+	}
+	iss.ClientDocuments = docs
+	return nil
 }

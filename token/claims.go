@@ -47,6 +47,13 @@ type Claims struct {
 	JTI       string      `json:"jti,omitempty"`
 	ClientID  string      `json:"client_id,omitempty"`
 	Scope     string      `json:"scope,omitempty"`
+	// The OpenID Connect claims (Core §2) of ID tokens, and of access
+	// tokens issued for a user (RFC 9068 §2.2.1).
+	AuthTime        NumericDate `json:"auth_time,omitempty"`
+	ACR             string      `json:"acr,omitempty"`
+	AMR             []string    `json:"amr,omitempty"`
+	AuthorizedParty string      `json:"azp,omitempty"`
+	Nonce           string      `json:"nonce,omitempty"`
 	// Confirmation binds the token to a key (RFC 7800; RFC 9449 §6).
 	Confirmation *Confirmation `json:"cnf,omitempty"`
 	// Status says where the token's status is published
@@ -155,6 +162,20 @@ func (c Claims) MarshalJSON() ([]byte, error) {
 	b = appendStringClaim(b, "jti", c.JTI)
 	b = appendStringClaim(b, "client_id", c.ClientID)
 	b = appendStringClaim(b, "scope", c.Scope)
+	b = appendDateClaim(b, "auth_time", c.AuthTime)
+	b = appendStringClaim(b, "acr", c.ACR)
+	if len(c.AMR) > 0 {
+		b = append(appendName(b, "amr"), '[')
+		for i, m := range c.AMR {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = jsonobj.AppendString(b, m)
+		}
+		b = append(b, ']')
+	}
+	b = appendStringClaim(b, "azp", c.AuthorizedParty)
+	b = appendStringClaim(b, "nonce", c.Nonce)
 	if c.Confirmation != nil {
 		b = append(appendName(b, "cnf"), '{')
 		if c.Confirmation.JKT != "" {
@@ -274,6 +295,17 @@ func (c *Claims) decode(b []byte, fast bool) error {
 			err = decodeString(v, &p.ClientID, fast)
 		case "scope":
 			err = decodeString(v, &p.Scope, fast)
+		case "auth_time":
+			err = decodeDate(v, &p.AuthTime, fast)
+		case "acr":
+			err = decodeString(v, &p.ACR, fast)
+		case "amr":
+			p.AMR = nil
+			err = json.Unmarshal(v, &p.AMR)
+		case "azp":
+			err = decodeString(v, &p.AuthorizedParty, fast)
+		case "nonce":
+			err = decodeString(v, &p.Nonce, fast)
 		case "cnf":
 			p.Confirmation, err = decodeConfirmation(v)
 		case "status":

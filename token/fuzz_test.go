@@ -182,6 +182,7 @@ func FuzzClaimsMarshal(f *testing.F) {
 		`{"cnf":{}}`, `{"cnf":{"jkt":"x"}}`, `{"status":{}}`, `{"status":{"status_list":{"idx":0,"uri":"<u>"}}}`,
 		`{"x":1.5e300,"y":[1,{"z":null}],"A":"\u00e9","<k>":true,"":""}`, `{"sub":"s","department":"eng","clearance":"internal"}`,
 		"{\"jti\":\"\xff\"}",
+		`{"sub":"u","auth_time":5,"acr":"1","amr":["pwd","<m>"],"azp":"c","nonce":"n\u2028","at_hash":"h"}`, `{"amr":[]}`, `{"amr":null}`,
 	} {
 		f.Add([]byte(s))
 	}

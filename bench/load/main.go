@@ -1,6 +1,6 @@
 // Command load is Sigil's load test. It drives client_credentials
-// (client_secret_basic, ES256 access tokens) and introspection of a valid
-// JWT against a real `sigil serve` process, and in the same run against a
+// (client_secret_basic, ES256 access tokens), the refresh-token grant
+// with rotation, and introspection of a valid JWT against a real `sigil serve` process, and in the same run against a
 // minimal ceiling server (the same binary as this tool, in another
 // process): a bare net/http handler doing the same form parse, hash
 // compare and ES256 signing with the standard library. It reports
@@ -105,6 +105,11 @@ func run(sigilBin string, d time.Duration, conns, rounds int) (bool, error) {
 	if err := json.Unmarshal(out, &client); err != nil {
 		return false, fmt.Errorf("client create output: %w", err)
 	}
+	const refreshScope = "offline_access read"
+	rpID, rpSecret, err := codeClient(sigilBin, dataDir, refreshScope)
+	if err != nil {
+		return false, err
+	}
 
 	sigilAddr, ceilAddr := freeAddr(), freeAddr()
 	self, err := os.Executable()
@@ -171,6 +176,30 @@ func run(sigilBin string, d time.Duration, conns, rounds int) (bool, error) {
 			return false, err
 		}
 		offTok = append(offTok, r)
+	}
+
+	// The refresh-token grant, alternating with client_credentials on the
+	// same node.
+	families, err := refreshTokens("http://"+sigilAddr, rpID, rpSecret, refreshScope, conns)
+	if err != nil {
+		stopProcess(sigil)
+		return false, err
+	}
+	rpAuth := basic(rpID, rpSecret)
+	var tokAgain, refreshes []result
+	for range rounds {
+		r, err := drive("sigil client_credentials", "http://"+sigilAddr+"/token", sigilAuth, body, conns, d)
+		if err != nil {
+			stopProcess(sigil)
+			return false, err
+		}
+		tokAgain = append(tokAgain, r)
+		r, families, err = driveRefresh("sigil refresh_token", "http://"+sigilAddr+"/token", rpAuth, families, d)
+		if err != nil {
+			stopProcess(sigil)
+			return false, err
+		}
+		refreshes = append(refreshes, r)
 	}
 
 	sigilJWT, err := getToken("http://"+sigilAddr+"/token", sigilAuth, body)
@@ -242,7 +271,8 @@ func run(sigilBin string, d time.Duration, conns, rounds int) (bool, error) {
 	on := best(sigilTok)
 	fmt.Printf("- info: with the audit trail on, token throughput is %.0f%% of the ceiling, p99 %.2f× the ceiling's\n",
 		on.rps()/best(ceilTok).rps()*100, float64(on.p99)/float64(best(ceilTok).p99))
-	return reportAudit(best(sigilTok), best(offTok), av.Records, av.Seconds) && ok, nil
+	ok = reportAudit(best(sigilTok), best(offTok), av.Records, av.Seconds) && ok
+	return reportRefresh(best(tokAgain), best(refreshes)) && ok, nil
 }
 
 func reportAudit(on, off result, records int64, seconds float64) bool {

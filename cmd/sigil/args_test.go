@@ -53,6 +53,12 @@ func TestSplitArgs(t *testing.T) {
 			positional: []string{"ID"},
 		},
 		{
+			args:       []string{"user", "update", "--disable", "alice", "--username", "bob"},
+			path:       []string{"user", "update"},
+			flags:      []string{"--disable", "--username", "bob"},
+			positional: []string{"alice"},
+		},
+		{
 			args:       []string{"decode", "-"},
 			path:       []string{"decode"},
 			positional: []string{"-"},
@@ -82,12 +88,12 @@ func TestSplitArgs(t *testing.T) {
 // TestBoolFlags checks that every boolean flag of every command is known
 // to splitArgs, so that the word after it is never taken as its value.
 func TestBoolFlags(t *testing.T) {
-	for _, name := range []string{"json", "dpop-bound", "introspect", "help", "h"} {
+	for _, name := range []string{"json", "dpop-bound", "introspect", "password-stdin", "disable", "enable", "help", "h"} {
 		if !isBoolFlag(name) {
 			t.Errorf("isBoolFlag(%q) = false", name)
 		}
 	}
-	for _, name := range []string{"data-dir", "name", "alg", "jti", "issuer", "keys-prepublish"} {
+	for _, name := range []string{"data-dir", "name", "alg", "jti", "issuer", "keys-prepublish", "username", "claims"} {
 		if isBoolFlag(name) {
 			t.Errorf("isBoolFlag(%q) = true", name)
 		}

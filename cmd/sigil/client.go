@@ -49,6 +49,7 @@ func clientCreateFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.claims, "claims", "", `extra token claims as a JSON object, e.g. '{"department":"engineering"}'`)
 	fs.Var(&o.clientTTL, "access-token-ttl", "access-token lifetime (default: the server's)")
 	fs.BoolVar(&o.dpopBound, "dpop-bound", false, "require DPoP-bound tokens")
+	fs.BoolVar(&o.requirePAR, "require-par", false, "require pushed authorization requests (RFC 9126)")
 	fs.BoolVar(&o.introspect, "introspect", false, "a resource server: may introspect tokens for its audiences")
 }
 
@@ -72,6 +73,7 @@ func runClientCreate(ctx context.Context, m *Main, o *options) error {
 		RedirectURIs: splitList(o.redirectURIs),
 		AuthMethod:   o.authMethod,
 		DPoPBound:    o.dpopBound,
+		RequirePAR:   o.requirePAR,
 		Introspect:   o.introspect,
 	}
 	if o.name == "" {

@@ -22,7 +22,10 @@ type options struct {
 	name, grantTypes, scopes, audiences, defaultScopes, redirectURIs string
 	authMethod, jwksFile, claims                                     string
 	clientTTL                                                        durationFlag
-	dpopBound, introspect                                            bool
+	dpopBound, introspect, requirePAR                                bool
+	// user create, update, set-password
+	username                       string
+	passwordStdin, disable, enable bool
 	// keys rotate
 	alg string
 	// token, decode
@@ -59,6 +62,12 @@ func init() {
 		{path: "client get", summary: "show a client", args: 1, argHelp: "CLIENT_ID", flags: storeFlags, run: runClientGet},
 		{path: "client delete", summary: "delete a client", args: 1, argHelp: "CLIENT_ID", flags: storeFlags, run: runClientDelete},
 		{path: "client rotate-secret", summary: "replace a client's secret", args: 1, argHelp: "CLIENT_ID", flags: storeFlags, run: runClientRotate},
+		{path: "user create", summary: "add a user (the password is read from stdin)", flags: userCreateFlags, run: runUserCreate},
+		{path: "user list", summary: "list users", flags: storeFlags, run: runUserList},
+		{path: "user get", summary: "show a user", args: 1, argHelp: "ID|USERNAME", flags: storeFlags, run: runUserGet},
+		{path: "user update", summary: "change a user's claims or username, or disable or enable it", args: 1, argHelp: "ID|USERNAME", flags: userUpdateFlags, run: runUserUpdate},
+		{path: "user set-password", summary: "replace a user's password (read from stdin)", args: 1, argHelp: "ID|USERNAME", flags: userSetPasswordFlags, run: runUserSetPassword},
+		{path: "user delete", summary: "delete a user and revoke their tokens", args: 1, argHelp: "ID|USERNAME", flags: storeFlags, run: runUserDelete},
 		{path: "keys list", summary: "list signing keys", flags: storeFlags, run: runKeysList},
 		{path: "keys rotate", summary: "add a signing key (published now, signing after keys.prepublish)", flags: keysRotateFlags, run: runKeysRotate},
 		{path: "revoke", summary: "revoke tokens by --jti, --client or --subject", flags: revokeFlags, run: runRevoke},
@@ -117,6 +126,34 @@ func serverFlags(fs *flag.FlagSet, o *options) {
 	fs.BoolVar(&o.cfg.DPoPNonce, "dpop-nonce", o.cfg.DPoPNonce, "demand server-provided nonces in DPoP proofs")
 	fs.DurationVar(&o.cfg.RequestTimeout, "request-timeout", o.cfg.RequestTimeout, "how long a request may wait on the store before it fails (503)")
 	fs.DurationVar(&o.cfg.StatusListTTL, "status-list-ttl", o.cfg.StatusListTTL, "how long resource servers cache a status list (the longest a revocation takes to reach them)")
+	fs.DurationVar(&o.cfg.SessionTTL, "session-ttl", o.cfg.SessionTTL, "how long a browser stays signed in")
+	fs.DurationVar(&o.cfg.RefreshTokenIdleTTL, "refresh-token-idle-ttl", o.cfg.RefreshTokenIdleTTL, "how long an unused refresh token lives")
+	fs.DurationVar(&o.cfg.RefreshTokenMaxTTL, "refresh-token-max-ttl", o.cfg.RefreshTokenMaxTTL, "how long a family of rotated refresh tokens lives in all")
+	fs.StringVar(&o.cfg.IDTokenAlg, "id-token-alg", o.cfg.IDTokenAlg, "ID-token signing algorithm: RS256 (default), ES256, EdDSA or PS256")
+	fs.Var((*listFlag)(&o.cfg.TrustedProxies), "trusted-proxies", "reverse proxies (CIDRs, comma-separated) whose X-Forwarded-For names the client, for the sign-in limits")
+	fs.BoolVar(&o.cfg.RegistrationOpen, "open-registration", o.cfg.RegistrationOpen, "let anyone register clients at {issuer}/register (RFC 7591) without an initial access token")
+	fs.StringVar(&o.cfg.RegistrationToken, "registration-token", "", "initial access token for client registration (RFC 7591); prefer SIGIL_REGISTRATION_TOKEN")
+	fs.Var((*listFlag)(&o.cfg.RegistrationScopes), "registration-scopes", "scopes a dynamically registered or metadata-document client may get (space- or comma-separated)")
+	fs.Var((*listFlag)(&o.cfg.RegistrationAudiences), "registration-audiences", "resource URLs such clients may ask tokens for (comma-separated; default: the issuer only)")
+	fs.BoolVar(&o.cfg.ClientMetadataDocuments, "client-metadata-documents", o.cfg.ClientMetadataDocuments, "accept https URLs as client_ids naming client metadata documents")
+	fs.StringVar(&o.cfg.ClientMetadataCAFile, "client-metadata-ca-file", "", "PEM certificates trusted, besides the system's, when fetching client metadata documents")
+	fs.BoolVar(&o.cfg.ClientMetadataUnsafeAllowLoopback, "client-metadata-unsafe-allow-loopback", false, "TESTS ONLY: also fetch client metadata documents from loopback addresses")
+}
+
+// listFlag is a list of values given space- or comma-separated; each Set
+// replaces the list.
+type listFlag []string
+
+func (l *listFlag) String() string {
+	if l == nil {
+		return ""
+	}
+	return strings.Join(*l, " ")
+}
+
+func (l *listFlag) Set(s string) error {
+	*l = strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
+	return nil
 }
 
 // openCore opens the store and keys for a CLI command.

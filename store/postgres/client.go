@@ -20,7 +20,8 @@ import (
 // them.
 const clientColumns = `id, name, secret_hash, auth_method, grant_types, scopes,
 	default_scopes, audiences, redirect_uris, jwks, claims, access_token_ttl,
-	dpop_bound, introspect, created_at, updated_at`
+	dpop_bound, introspect, require_par, registration_token_hash, created_at,
+	updated_at`
 
 // scanClient reads one row selected with clientColumns. Empty lists, maps
 // and byte slices read back as nil, as in the SQLite store.
@@ -33,7 +34,7 @@ func scanClient(row pgx.Row) (*sigil.Client, error) {
 	)
 	err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.AuthMethod, &grantTypes, &scopes,
 		&defaultScopes, &audiences, &redirectURIs, &c.JWKS, &claims, &ttl,
-		&c.DPoPBound, &c.Introspect, &created, &updated)
+		&c.DPoPBound, &c.Introspect, &c.RequirePAR, &c.RegistrationTokenHash, &created, &updated)
 	if err != nil {
 		return nil, err
 	}
@@ -65,6 +66,9 @@ func scanClient(row pgx.Row) (*sigil.Client, error) {
 	}
 	if len(c.JWKS) == 0 {
 		c.JWKS = nil
+	}
+	if len(c.RegistrationTokenHash) == 0 {
+		c.RegistrationTokenHash = nil
 	}
 	c.AccessTokenTTL = time.Duration(ttl)
 	c.CreatedAt, c.UpdatedAt = rowcodec.FromUnixNano(created), rowcodec.FromUnixNano(updated)
@@ -107,10 +111,11 @@ func (s *Store) CreateClient(ctx context.Context, c *sigil.Client) error {
 	// statement rolls back, so a refused create does not move the change
 	// counter (its trigger runs once per statement, rows or no rows).
 	_, err = s.pool.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
 		c.ID, c.Name, c.SecretHash, c.AuthMethod, r.GrantTypes, r.Scopes,
 		r.DefaultScopes, r.Audiences, r.RedirectURIs, c.JWKS, r.Claims, int64(c.AccessTokenTTL),
-		c.DPoPBound, c.Introspect, rowcodec.UnixNano(now), rowcodec.UnixNano(now))
+		c.DPoPBound, c.Introspect, c.RequirePAR, c.RegistrationTokenHash,
+		rowcodec.UnixNano(now), rowcodec.UnixNano(now))
 	if _, ok := uniqueViolation(err); ok {
 		return errorf("postgres: create client %q: %w", c.ID, sigil.ErrConflict)
 	}
@@ -172,12 +177,13 @@ func (s *Store) UpdateClient(ctx context.Context, c *sigil.Client) error {
 	err = s.pool.QueryRow(ctx, `UPDATE clients SET
 		name = $1, secret_hash = $2, auth_method = $3, grant_types = $4, scopes = $5,
 		default_scopes = $6, audiences = $7, redirect_uris = $8, jwks = $9, claims = $10,
-		access_token_ttl = $11, dpop_bound = $12, introspect = $13, updated_at = $14
-		WHERE id = $15 RETURNING created_at`,
+		access_token_ttl = $11, dpop_bound = $12, introspect = $13, require_par = $14,
+		registration_token_hash = $15, updated_at = $16
+		WHERE id = $17 RETURNING created_at`,
 		c.Name, c.SecretHash, c.AuthMethod, r.GrantTypes, r.Scopes,
 		r.DefaultScopes, r.Audiences, r.RedirectURIs, c.JWKS, r.Claims,
-		int64(c.AccessTokenTTL), c.DPoPBound, c.Introspect, rowcodec.UnixNano(now),
-		c.ID).Scan(&created)
+		int64(c.AccessTokenTTL), c.DPoPBound, c.Introspect, c.RequirePAR,
+		c.RegistrationTokenHash, rowcodec.UnixNano(now), c.ID).Scan(&created)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return errorf("postgres: update client %q: %w", c.ID, sigil.ErrNotFound)
 	}

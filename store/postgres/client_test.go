@@ -34,6 +34,55 @@ func TestUnstorableText(t *testing.T) {
 		if err := s.DeleteKey(ctx, id); !errors.Is(err, sigil.ErrNotFound) {
 			t.Errorf("DeleteKey(%q): %v, want ErrNotFound", id, err)
 		}
+		// A username is typed by whoever signs in.
+		if _, err := s.UserByName(ctx, id); !errors.Is(err, sigil.ErrNotFound) {
+			t.Errorf("UserByName(%q): %v, want ErrNotFound", id, err)
+		}
+		if _, err := s.User(ctx, id); !errors.Is(err, sigil.ErrNotFound) {
+			t.Errorf("User(%q): %v, want ErrNotFound", id, err)
+		}
+		if _, err := s.Session(ctx, id); !errors.Is(err, sigil.ErrNotFound) {
+			t.Errorf("Session(%q): %v, want ErrNotFound", id, err)
+		}
+		if _, err := s.RedeemCode(ctx, id, "c", sigil.Redemption{}); !errors.Is(err, sigil.ErrNotFound) {
+			t.Errorf("RedeemCode(%q): %v, want ErrNotFound", id, err)
+		}
+		if _, err := s.RefreshToken(ctx, id); !errors.Is(err, sigil.ErrNotFound) {
+			t.Errorf("RefreshToken(%q): %v, want ErrNotFound", id, err)
+		}
+		if err := s.RotateRefresh(ctx, id, &sigil.RefreshToken{Hash: "n"}); !errors.Is(err, sigil.ErrNotFound) {
+			t.Errorf("RotateRefresh(%q): %v, want ErrNotFound", id, err)
+		}
+		if _, err := s.TakePushedRequest(ctx, id, "c"); !errors.Is(err, sigil.ErrNotFound) {
+			t.Errorf("TakePushedRequest(%q): %v, want ErrNotFound", id, err)
+		}
+		if _, err := s.Consent(ctx, id, "c"); !errors.Is(err, sigil.ErrNotFound) {
+			t.Errorf("Consent(%q): %v, want ErrNotFound", id, err)
+		}
+		if cs, err := s.Consents(ctx, id); err != nil || len(cs) != 0 {
+			t.Errorf("Consents(%q) = %v, %v; want none", id, cs, err)
+		}
+		if jtis, err := s.RevokeRefreshFamily(ctx, id); err != nil || len(jtis) != 0 {
+			t.Errorf("RevokeRefreshFamily(%q) = %q, %v; want none", id, jtis, err)
+		}
+		if err := s.DeleteSession(ctx, id); err != nil {
+			t.Errorf("DeleteSession(%q): %v", id, err)
+		}
+		// The client a code or a pushed request is presented by.
+		if _, err := s.RedeemCode(ctx, "h", id, sigil.Redemption{}); !errors.Is(err, sigil.ErrNotFound) {
+			t.Errorf("RedeemCode(client %q): %v, want ErrNotFound", id, err)
+		}
+		if _, err := s.TakePushedRequest(ctx, "h", id); !errors.Is(err, sigil.ErrNotFound) {
+			t.Errorf("TakePushedRequest(client %q): %v, want ErrNotFound", id, err)
+		}
+		if n, err := s.DeleteSessions(ctx, id); err != nil || n != 0 {
+			t.Errorf("DeleteSessions(%q) = %d, %v; want 0, nil", id, n, err)
+		}
+		for _, who := range [][2]string{{id, ""}, {"", id}, {id, "c"}} {
+			if jtis, err := s.RevokeRefreshTokens(ctx, who[0], who[1]); err != nil || len(jtis) != 0 {
+				t.Errorf("RevokeRefreshTokens(%q, %q) = %q, %v; want none", who[0], who[1], jtis, err)
+			}
+		}
 	}
 
 	late := time.Now().Add(time.Hour)

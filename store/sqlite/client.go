@@ -16,7 +16,8 @@ import (
 // them.
 const clientColumns = `id, name, secret_hash, auth_method, grant_types, scopes,
 	default_scopes, audiences, redirect_uris, jwks, claims, access_token_ttl,
-	dpop_bound, introspect, created_at, updated_at`
+	dpop_bound, introspect, require_par, registration_token_hash, created_at,
+	updated_at`
 
 const clientByIDSQL = `SELECT ` + clientColumns + ` FROM clients WHERE id = ?`
 
@@ -31,7 +32,7 @@ func scanClient(row interface{ Scan(...any) error }) (*sigil.Client, error) {
 	)
 	err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.AuthMethod, &grantTypes, &scopes,
 		&defaultScopes, &audiences, &redirectURIs, &c.JWKS, &claims, &ttl,
-		&c.DPoPBound, &c.Introspect, &created, &updated)
+		&c.DPoPBound, &c.Introspect, &c.RequirePAR, &c.RegistrationTokenHash, &created, &updated)
 	if err != nil {
 		return nil, err
 	}
@@ -64,6 +65,9 @@ func scanClient(row interface{ Scan(...any) error }) (*sigil.Client, error) {
 	if len(c.JWKS) == 0 {
 		c.JWKS = nil
 	}
+	if len(c.RegistrationTokenHash) == 0 {
+		c.RegistrationTokenHash = nil
+	}
 	c.AccessTokenTTL = time.Duration(ttl)
 	c.CreatedAt, c.UpdatedAt = rowcodec.FromUnixNano(created), rowcodec.FromUnixNano(updated)
 	return &c, nil
@@ -82,11 +86,12 @@ func (s *Store) CreateClient(ctx context.Context, c *sigil.Client) error {
 	}
 	now := s.now()
 	res, err := s.wconn.ExecContext(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`,
 		c.ID, c.Name, c.SecretHash, c.AuthMethod, r.GrantTypes, r.Scopes,
 		r.DefaultScopes, r.Audiences, r.RedirectURIs, c.JWKS, r.Claims, int64(c.AccessTokenTTL),
-		c.DPoPBound, c.Introspect, rowcodec.UnixNano(now), rowcodec.UnixNano(now))
+		c.DPoPBound, c.Introspect, c.RequirePAR, c.RegistrationTokenHash,
+		rowcodec.UnixNano(now), rowcodec.UnixNano(now))
 	if err != nil {
 		return fmt.Errorf("sqlite: create client %q: %w", c.ID, err)
 	}
@@ -151,12 +156,13 @@ func (s *Store) UpdateClient(ctx context.Context, c *sigil.Client) error {
 	err = s.wconn.QueryRowContext(ctx, `UPDATE clients SET
 		name = ?, secret_hash = ?, auth_method = ?, grant_types = ?, scopes = ?,
 		default_scopes = ?, audiences = ?, redirect_uris = ?, jwks = ?, claims = ?,
-		access_token_ttl = ?, dpop_bound = ?, introspect = ?, updated_at = ?
+		access_token_ttl = ?, dpop_bound = ?, introspect = ?, require_par = ?,
+		registration_token_hash = ?, updated_at = ?
 		WHERE id = ? RETURNING created_at`,
 		c.Name, c.SecretHash, c.AuthMethod, r.GrantTypes, r.Scopes,
 		r.DefaultScopes, r.Audiences, r.RedirectURIs, c.JWKS, r.Claims,
-		int64(c.AccessTokenTTL), c.DPoPBound, c.Introspect, rowcodec.UnixNano(now),
-		c.ID).Scan(&created)
+		int64(c.AccessTokenTTL), c.DPoPBound, c.Introspect, c.RequirePAR,
+		c.RegistrationTokenHash, rowcodec.UnixNano(now), c.ID).Scan(&created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("sqlite: update client %q: %w", c.ID, sigil.ErrNotFound)
 	}

@@ -63,6 +63,21 @@
 // key_archive instead of dropping it, so the checkpoints it signed stay
 // verifiable; its kid is never reused.
 //
+// # Users and authorization state
+//
+// Migration 0007 adds users and the authorization code flow's state:
+// sessions, codes, consents, refresh tokens and pushed requests, each
+// secret-derived one keyed by its keyed hash. The atomic steps are single
+// statements or immediate transactions: RedeemCode is an UPDATE that only
+// an unredeemed code matches, TakePushedRequest a DELETE … RETURNING, and
+// RotateRefresh reads, checks, inserts and spends in one transaction, so
+// of concurrent callers in any number of processes exactly one succeeds.
+// Codes and pushed requests are matched on their client as well as their
+// hash. Migration 0008 records revoked refresh families, which
+// CreateRefresh refuses in the transaction that would insert: the single
+// writer orders a first token and its family's revocation. None of these
+// tables moves Version: nothing caches them.
+//
 // # Status lists
 //
 // Migration 0006 keeps a token status list as one status_lists row (its

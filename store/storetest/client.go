@@ -37,9 +37,11 @@ func fullClient(id string) *sigil.Client {
 			"groups": []any{"a", "b", float64(1.5)},
 			"nested": map[string]any{"k": "v", "n": nil},
 		},
-		AccessTokenTTL: 90*time.Second + 123*time.Nanosecond,
-		DPoPBound:      true,
-		Introspect:     true,
+		AccessTokenTTL:        90*time.Second + 123*time.Nanosecond,
+		DPoPBound:             true,
+		Introspect:            true,
+		RequirePAR:            true,
+		RegistrationTokenHash: []byte{0x00, 0x7f, 0x80, 0xff},
 	}
 }
 
@@ -84,7 +86,8 @@ func testClientZeroValue(t *testing.T, s sigil.Store) {
 	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("Client round trip (-want +got):\n%s", diff)
 	}
-	if got.DPoPBound || got.Introspect || got.AccessTokenTTL != 0 || len(got.Claims) != 0 {
+	if got.DPoPBound || got.Introspect || got.RequirePAR || got.RegistrationTokenHash != nil ||
+		got.AccessTokenTTL != 0 || len(got.Claims) != 0 {
 		t.Errorf("zero client read back with values: %+v", got)
 	}
 }
@@ -99,9 +102,11 @@ func testClientCopies(t *testing.T, s sigil.Store) {
 	c.Scopes[0] = "changed"
 	c.SecretHash[0] = 0x42
 	c.Claims["tenant"] = "changed"
+	c.RegistrationTokenHash[0] = 0x42
 	got := mustClient(t, s, "svc")
 	got.Audiences[0] = "changed"
 	got.Claims["admin"] = false
+	got.RegistrationTokenHash[1] = 0x42
 	if diff := cmp.Diff(want, mustClient(t, s, "svc"), ignoreStamps); diff != "" {
 		t.Errorf("stored client changed through aliases (-want +got):\n%s", diff)
 	}
@@ -184,6 +189,9 @@ func testClientUpdate(t *testing.T, s sigil.Store) {
 		AccessTokenTTL: time.Minute,
 		DPoPBound:      false,
 		Introspect:     false,
+		RequirePAR:     false,
+		// A dynamically registered client's registration token rotates.
+		RegistrationTokenHash: []byte{1, 2, 3},
 		// The caller's timestamps are ignored.
 		CreatedAt: base,
 		UpdatedAt: base,

@@ -2,7 +2,9 @@
 // implementation runs: store/sqlite today, store/postgres later. Run checks
 // the behaviour the interface doc comments in package sigil promise —
 // sentinel errors, ordering, atomic steps, revocation cutoffs at whole
-// seconds, replay detection under concurrency, the key archive, one audit
+// seconds, replay detection under concurrency, users, one redemption per
+// authorization code and one rotation per refresh token under
+// concurrency, refresh family revocation, the key archive, one audit
 // chain under concurrent appends and the audit queries, status-list
 // leases, recycling and quarantine under concurrency, Version — against
 // a fresh store per subtest, so an implementation passes or fails on

@@ -1,6 +1,6 @@
 // Package rowcodec holds what the SQLite and PostgreSQL stores encode the
-// same way: times as unix nanoseconds, a client's lists and claims as JSON,
-// and the block allocator audit reads copy their fields into.
+// same way: times as unix nanoseconds, lists and claims as JSON, and the
+// block allocator audit reads copy their fields into.
 package rowcodec
 
 import (
@@ -41,40 +41,66 @@ type Client struct {
 
 // EncodeClient encodes c's lists (nil as []) and claims (nil as {}).
 func EncodeClient(c *sigil.Client) (Client, error) {
-	var r Client
-	var err error
-	for _, f := range []struct {
-		dst  *string
-		list []string
-	}{
-		{&r.GrantTypes, c.GrantTypes},
-		{&r.Scopes, c.Scopes},
-		{&r.DefaultScopes, c.DefaultScopes},
-		{&r.Audiences, c.Audiences},
-		{&r.RedirectURIs, c.RedirectURIs},
-	} {
-		if *f.dst, err = encodeList(f.list); err != nil {
-			return r, err
-		}
+	claims, err := EncodeClaims(c.Claims)
+	if err != nil {
+		return Client{}, err
 	}
-	claims := c.Claims
+	return Client{
+		GrantTypes:    EncodeList(c.GrantTypes),
+		Scopes:        EncodeList(c.Scopes),
+		DefaultScopes: EncodeList(c.DefaultScopes),
+		Audiences:     EncodeList(c.Audiences),
+		RedirectURIs:  EncodeList(c.RedirectURIs),
+		Claims:        claims,
+	}, nil
+}
+
+// EncodeList encodes a list of strings as a JSON array, nil as [].
+func EncodeList(list []string) string {
+	if list == nil {
+		list = []string{}
+	}
+	b, err := json.Marshal(list)
+	if err != nil {
+		panic(err) // json.Marshal of a []string cannot fail
+	}
+	return string(b)
+}
+
+// EncodeClaims encodes claims as a JSON object, nil as {}.
+func EncodeClaims(claims map[string]any) (string, error) {
 	if claims == nil {
 		claims = map[string]any{}
 	}
 	b, err := json.Marshal(claims)
 	if err != nil {
-		return r, fmt.Errorf("encode claims: %w", err)
+		return "", fmt.Errorf("encode claims: %w", err)
 	}
-	r.Claims = string(b)
-	return r, nil
+	return string(b), nil
 }
 
-func encodeList(list []string) (string, error) {
-	if list == nil {
-		list = []string{}
+// DecodeList decodes a JSON array of strings; an empty one decodes as nil.
+func DecodeList(src []byte) ([]string, error) {
+	var list []string
+	if err := json.Unmarshal(src, &list); err != nil {
+		return nil, err
 	}
-	b, err := json.Marshal(list)
-	return string(b), err
+	if len(list) == 0 {
+		return nil, nil
+	}
+	return list, nil
+}
+
+// DecodeClaims decodes a JSON object; an empty one decodes as nil.
+func DecodeClaims(src []byte) (map[string]any, error) {
+	var claims map[string]any
+	if err := json.Unmarshal(src, &claims); err != nil {
+		return nil, err
+	}
+	if len(claims) == 0 {
+		return nil, nil
+	}
+	return claims, nil
 }
 
 // blockSize is the size of the blocks Blocks copies into: about 700 audit

@@ -51,3 +51,28 @@ func TestEncodeClient(t *testing.T) {
 		t.Errorf("EncodeClient = %+v, want %+v", r, want)
 	}
 }
+
+// TestLists: lists and claims round-trip, and empty ones (nil, [] or {})
+// decode as nil.
+func TestLists(t *testing.T) {
+	if got := EncodeList(nil); got != "[]" {
+		t.Errorf("EncodeList(nil) = %s, want []", got)
+	}
+	list, err := DecodeList([]byte(EncodeList([]string{"a", "ü"})))
+	if err != nil || len(list) != 2 || list[0] != "a" || list[1] != "ü" {
+		t.Errorf("list round trip = %q, %v", list, err)
+	}
+	if list, err := DecodeList([]byte("[]")); list != nil || err != nil {
+		t.Errorf("DecodeList([]) = %#v, %v; want nil, nil", list, err)
+	}
+	claims, err := EncodeClaims(nil)
+	if err != nil || claims != "{}" {
+		t.Errorf("EncodeClaims(nil) = %s, %v; want {}", claims, err)
+	}
+	if m, err := DecodeClaims([]byte("{}")); m != nil || err != nil {
+		t.Errorf("DecodeClaims({}) = %#v, %v; want nil, nil", m, err)
+	}
+	if _, err := EncodeClaims(map[string]any{"f": func() {}}); err == nil {
+		t.Error("EncodeClaims of a func succeeded")
+	}
+}

@@ -1,0 +1,283 @@
+package issuer
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"regexp"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/audit"
+	"github.com/sigil-sts/sigil/dpop"
+	"github.com/sigil-sts/sigil/statuslist"
+)
+
+// pkceVerifier is a code_verifier (RFC 7636 §4.1).
+var pkceVerifier = regexp.MustCompile(`^[A-Za-z0-9._~-]{43,128}$`)
+
+// authorizationCode is the authorization code grant (RFC 6749 §4.1.3)
+// with PKCE (RFC 7636 §4.6) and OpenID Connect's ID token.
+type authorizationCode struct{ h *Handler }
+
+func (authorizationCode) Type() string { return sigil.GrantAuthorizationCode }
+
+func (g authorizationCode) Exchange(ctx context.Context, req *TokenRequest) (*TokenResponse, *Error) {
+	h, c, f := g.h, req.Client, req.Form
+	code, verifier := f.Get("code"), f.Get("code_verifier")
+	switch {
+	case code == "":
+		return nil, invalidRequest("code is required")
+	case verifier == "":
+		return nil, invalidRequest("code_verifier is required (PKCE)")
+	case !pkceVerifier.MatchString(verifier):
+		return nil, invalidRequest("code_verifier must be 43 to 128 unreserved characters")
+	}
+	// The token's identity is decided, and recorded with the redemption,
+	// before anything is minted: a replay of the code, however close,
+	// finds what to revoke.
+	id, oerr := h.newTokenID(ctx)
+	if oerr != nil {
+		return nil, oerr
+	}
+	family := randomValue()
+	rec, err := h.Store.RedeemCode(ctx, h.keys.storedHash("code", code), c.ID, sigil.Redemption{At: h.now(), AccessJTI: id.jti, RefreshFamily: family})
+	switch {
+	case errors.Is(err, sigil.ErrNotFound):
+		return nil, badRequest(CodeInvalidGrant, "the code is invalid or expired")
+	case errors.Is(err, sigil.ErrReplay):
+		// RFC 6749 §4.1.2: a code used twice revokes what it issued.
+		h.codeReplayed(ctx, c, rec)
+		return nil, badRequest(CodeInvalidGrant, "the code was already used; the tokens issued from it are revoked")
+	case err != nil:
+		return nil, internal(err)
+	}
+	if rec.ClientID != c.ID { // the store looked only among c's codes
+		return nil, internal(errors.New("RedeemCode returned another client's code"))
+	}
+	if ru := f.Get("redirect_uri"); ru != rec.RedirectURI && (ru != "" || !slices.Equal(c.RedirectURIs, []string{rec.RedirectURI})) {
+		return nil, badRequest(CodeInvalidGrant, "redirect_uri does not match the authorization request")
+	}
+	sum := sha256.Sum256([]byte(verifier))
+	if subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(rec.CodeChallenge)) != 1 {
+		return nil, badRequest(CodeInvalidGrant, "code_verifier does not match the code_challenge")
+	}
+	user, oerr := h.activeUser(ctx, rec.UserID)
+	if oerr != nil {
+		return nil, oerr
+	}
+	return h.userTokens(ctx, userGrant{
+		client: c, user: user, id: id, family: family, scopes: rec.Scopes, aud: rec.Audience,
+		nonce: rec.Nonce, authTime: rec.AuthTime, acr: rec.ACR, amr: rec.AMR, proof: req.DPoP, sessionID: rec.SessionID,
+	})
+}
+
+// activeUser loads the user a grant is for; a deleted or disabled user's
+// grants are dead.
+func (h *Handler) activeUser(ctx context.Context, id string) (*sigil.User, *Error) {
+	u, err := h.Store.User(ctx, id)
+	if errors.Is(err, sigil.ErrNotFound) {
+		return nil, badRequest(CodeInvalidGrant, "the user no longer exists")
+	}
+	if err != nil {
+		return nil, internal(err)
+	}
+	if u.Disabled {
+		return nil, badRequest(CodeInvalidGrant, "the user is disabled")
+	}
+	return u, nil
+}
+
+// userGrant is what the code and refresh grants issue tokens for.
+type userGrant struct {
+	client *sigil.Client
+	user   *sigil.User
+	id     tokenID
+	family string // the refresh token family to issue into
+	scopes []string
+	// refreshScopes are the new refresh token's scopes when they differ
+	// from the access token's (a refresh that narrowed the scope).
+	refreshScopes []string
+	aud           []string
+	nonce         string
+	authTime      time.Time
+	acr           string
+	amr           []string
+	proof         *dpop.Proof
+	// sessionID is the browser session of a code grant, for the ID
+	// token's sid.
+	sessionID string
+	// expires is the absolute expiry of the refresh token family; zero
+	// starts a new family.
+	expires time.Time
+	// rotate is the hash of the refresh token being rotated; empty for a
+	// new family.
+	rotate string
+}
+
+// userTokens issues the tokens of a user grant: the access token, an ID
+// token when openid was granted, and a refresh token when offline_access
+// was and the client may refresh.
+func (h *Handler) userTokens(ctx context.Context, g userGrant) (*TokenResponse, *Error) {
+	resp, oerr := h.mintAccessToken(g.client, accessGrant{
+		id: g.id, sub: g.user.ID, scopes: g.scopes, aud: g.aud, proof: g.proof,
+		extra: entitlements(g.user), authTime: g.authTime,
+	})
+	if oerr != nil {
+		return nil, oerr
+	}
+	if slices.Contains(g.scopes, ScopeOpenID) {
+		resp.IDToken, oerr = h.issueIDToken(idTokenGrant{
+			client: g.client, user: g.user, scopes: g.scopes, nonce: g.nonce, authTime: g.authTime,
+			acr: g.acr, amr: g.amr, accessToken: resp.AccessToken, sessionID: g.sessionID,
+		})
+		if oerr != nil {
+			return nil, oerr
+		}
+	}
+	refreshScopes := g.scopes
+	if g.refreshScopes != nil {
+		refreshScopes = g.refreshScopes
+	}
+	if !slices.Contains(refreshScopes, ScopeOfflineAccess) || !g.client.HasGrant(sigil.GrantRefreshToken) {
+		return resp, nil
+	}
+	now := h.now()
+	value := randomValue()
+	rt := &sigil.RefreshToken{
+		Hash: h.keys.storedHash("refresh", value), FamilyID: g.family, ClientID: g.client.ID, UserID: g.user.ID,
+		Scopes: refreshScopes, Audience: g.aud, AuthTime: g.authTime, AMR: g.amr, ACR: g.acr,
+		AccessJTI: g.id.jti, CreatedAt: now, FamilyExpiresAt: g.expires,
+	}
+	if rt.FamilyExpiresAt.IsZero() {
+		rt.FamilyExpiresAt = now.Add(h.RefreshTokenMaxTTL)
+	}
+	rt.ExpiresAt = now.Add(h.RefreshTokenIdleTTL)
+	if rt.ExpiresAt.After(rt.FamilyExpiresAt) {
+		rt.ExpiresAt = rt.FamilyExpiresAt
+	}
+	if g.client.AuthMethod == sigil.AuthNone && g.proof != nil {
+		// RFC 9449 §5: a public client's refresh token is bound to its
+		// DPoP key.
+		rt.JKT = g.proof.JKT
+	}
+	var err error
+	if g.rotate == "" {
+		err = h.Store.CreateRefresh(ctx, rt)
+	} else {
+		err = h.Store.RotateRefresh(ctx, g.rotate, rt)
+	}
+	switch {
+	case errors.Is(err, sigil.ErrReplay) && g.rotate == "":
+		// The family was revoked before its first token: the code was
+		// replayed while this redemption ran (codeReplayed).
+		return nil, badRequest(CodeInvalidGrant, "the code was used twice; the tokens issued from it are revoked")
+	case errors.Is(err, sigil.ErrReplay):
+		// Another request spent the same token first: reuse.
+		h.refreshReplayed(ctx, g.client, g.family, "concurrent use")
+		return nil, badRequest(CodeInvalidGrant, "the refresh token was already used; its family is revoked")
+	case errors.Is(err, sigil.ErrNotFound):
+		// The family expired, or its user was deleted, meanwhile.
+		return nil, badRequest(CodeInvalidGrant, "the refresh token expired")
+	case err != nil:
+		return nil, internal(err)
+	}
+	if g.rotate == "" {
+		if oerr := h.checkNewFamily(ctx, g); oerr != nil {
+			return nil, oerr
+		}
+	}
+	resp.RefreshToken = value
+	return resp, nil
+}
+
+// checkNewFamily closes the window between a code's redemption and its
+// refresh token's creation: a revocation of the user or client (sigil
+// revoke), or a withdrawn consent, that ran in between revoked every
+// family but this one, which did not exist yet. The revocation record is
+// written before the families are revoked, so one of the two always sees
+// the other; the family is revoked here if the check finds it.
+func (h *Handler) checkNewFamily(ctx context.Context, g userGrant) *Error {
+	revoked, err := h.Store.Revoked(ctx, sigil.TokenRef{ClientID: g.client.ID, Subject: g.user.ID, IssuedAt: g.id.iat})
+	if err != nil {
+		return internal(err)
+	}
+	if !revoked {
+		_, err := h.Store.Consent(ctx, g.user.ID, g.client.ID)
+		switch {
+		case errors.Is(err, sigil.ErrNotFound):
+			revoked = true
+		case err != nil:
+			return internal(err)
+		}
+	}
+	if !revoked {
+		return nil
+	}
+	jtis, err := h.Store.RevokeRefreshFamily(ctx, g.family)
+	if err != nil {
+		return internal(err)
+	}
+	h.revokeJTIs(ctx, append(jtis, g.id.jti))
+	return badRequest(CodeInvalidGrant, "the grant was revoked while the code was redeemed")
+}
+
+// codeReplayed revokes what the first redemption of a code issued and
+// records the replay.
+func (h *Handler) codeReplayed(ctx context.Context, c *sigil.Client, rec *sigil.AuthCode) {
+	jtis := []string{rec.Redemption.AccessJTI}
+	if rec.Redemption.RefreshFamily != "" {
+		more, err := h.Store.RevokeRefreshFamily(ctx, rec.Redemption.RefreshFamily)
+		if err != nil {
+			h.Log.ErrorContext(ctx, "code replay: refresh family not revoked", "err", err)
+		}
+		jtis = append(jtis, more...)
+	}
+	h.revokeJTIs(ctx, jtis)
+	if err := h.Audit.Enqueue(ctx, record(ctx, audit.Record{
+		Event: audit.CodeReplayed, Outcome: audit.Failure, Reason: CodeInvalidGrant, ClientID: c.ID,
+		Subject: rec.UserID, JTI: rec.Redemption.AccessJTI,
+	})); err != nil {
+		h.Log.ErrorContext(ctx, "audit: code replay not recorded", "err", err)
+	}
+}
+
+// refreshReplayed revokes a refresh token family after reuse of one of
+// its spent tokens (RFC 9700 §4.14.2) and records it.
+func (h *Handler) refreshReplayed(ctx context.Context, c *sigil.Client, family, why string) {
+	jtis, err := h.Store.RevokeRefreshFamily(ctx, family)
+	if err != nil {
+		h.Log.ErrorContext(ctx, "refresh replay: family not revoked", "err", err)
+	}
+	h.revokeJTIs(ctx, jtis)
+	if err := h.Audit.Enqueue(ctx, record(ctx, audit.Record{
+		Event: audit.RefreshReplayed, Outcome: audit.Failure, Reason: CodeInvalidGrant, ClientID: c.ID,
+		Detail: map[string]string{"why": why, "revoked_access_tokens": strconv.Itoa(len(jtis))},
+	})); err != nil {
+		h.Log.ErrorContext(ctx, "audit: refresh replay not recorded", "err", err)
+	}
+}
+
+// revokeJTIs revokes access tokens by jti: a revocation record for
+// introspection and the flipped status list bit for resource servers.
+// Errors are logged: the caller is already refusing a request.
+func (h *Handler) revokeJTIs(ctx context.Context, jtis []string) {
+	jtis = slices.DeleteFunc(slices.Clone(jtis), func(j string) bool { return j == "" })
+	if len(jtis) == 0 {
+		return
+	}
+	// Outlives any access token issued before now.
+	exp := h.now().Add(h.MaxAccessTokenTTL + h.Leeway + time.Minute)
+	for _, j := range jtis {
+		if err := h.Store.Revoke(ctx, sigil.Revocation{Kind: sigil.RevokeJTI, Value: j, Cutoff: h.now(), ExpiresAt: exp}); err != nil {
+			h.Log.ErrorContext(ctx, "revocation not stored", "jti", j, "err", err)
+		}
+	}
+	if _, err := statuslist.Invalidate(ctx, h.Store, jtis...); err != nil {
+		h.Log.ErrorContext(ctx, "status lists not updated", "err", err)
+	}
+}

@@ -1,0 +1,84 @@
+package issuer
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/audit"
+)
+
+// serveConsent handles the consent form: allow remembers the consent and
+// sends the user back to the client with a code; deny sends access_denied.
+func (h *Handler) serveConsent(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if _, oerr := readForm(w, r); oerr != nil {
+		h.renderError(w, r, http.StatusBadRequest, errorPage(oerr.Description))
+		return
+	}
+	req, aerr := h.openTicket(r.PostForm.Get("ticket"))
+	if aerr != nil {
+		h.renderError(w, r, http.StatusBadRequest, aerr)
+		return
+	}
+	if err := h.checkCSRF(r); err != nil {
+		h.Log.InfoContext(ctx, "consent: CSRF check failed", "err", err)
+		h.renderError(w, r, http.StatusForbidden, errorPage("the form expired or did not come from this site; start again from the application"))
+		return
+	}
+	if aerr := h.recheck(ctx, req); aerr != nil {
+		h.authFailed(w, r, aerr)
+		return
+	}
+	sess, user, err := h.currentSession(ctx, r)
+	if err != nil {
+		h.authFailed(w, r, &authError{Code: CodeTemporarilyUnavailable, Description: "try again shortly", redirect: req})
+		return
+	}
+	if sess == nil {
+		// The session ended (or expired) on the consent page: sign in again.
+		h.renderSignIn(w, r, req, "", http.StatusOK)
+		return
+	}
+	switch r.PostForm.Get("decision") {
+	case "allow":
+	case "deny":
+		h.authFailed(w, r, &authError{Code: CodeAccessDenied, Description: "the user denied the request", redirect: req})
+		return
+	default:
+		h.renderError(w, r, http.StatusBadRequest, errorPage("choose Allow or Deny"))
+		return
+	}
+	c := &sigil.Consent{UserID: user.ID, ClientID: req.ClientID, Scopes: req.Scopes, Audience: req.Audience, GrantedAt: h.now()}
+	if old, err := h.Store.Consent(ctx, user.ID, req.ClientID); err == nil {
+		// A narrower request does not withdraw what was allowed before.
+		c.Scopes = union(old.Scopes, req.Scopes)
+		c.Audience = union(old.Audience, req.Audience)
+	}
+	if err := h.Store.SaveConsent(ctx, c); err != nil {
+		h.Log.ErrorContext(ctx, "consent: not stored", "err", err)
+		h.authFailed(w, r, &authError{Code: CodeTemporarilyUnavailable, Description: "try again shortly", redirect: req})
+		return
+	}
+	if err := h.Audit.Enqueue(ctx, record(ctx, audit.Record{
+		Event: audit.ConsentGranted, Outcome: audit.Success, ClientID: req.ClientID, Subject: user.ID,
+		Scope: strings.Join(c.Scopes, " "), Audience: c.Audience,
+	})); err != nil {
+		h.Log.ErrorContext(ctx, "audit: consent not recorded", "err", err)
+	}
+	h.issueCode(w, r, req, sess)
+}
+
+// union returns a followed by the members of b it lacks.
+func union(a, b []string) []string {
+	out := append([]string(nil), a...)
+	for _, x := range b {
+		if !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func contains(l []string, x string) bool { return slices.Contains(l, x) }

@@ -1,0 +1,174 @@
+package issuer
+
+import (
+	"bytes"
+	"crypto/rand"
+	"embed"
+	"encoding/base64"
+	"html/template"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/internal/httpx"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+// pages are the server-rendered HTML pages of the browser flow. They load
+// nothing from elsewhere: styles and the one script are inline, allowed
+// by a per-response CSP nonce.
+var pages = template.Must(template.ParseFS(templateFS, "templates/*.html"))
+
+// page is what every template gets; Data is the page's own.
+type page struct {
+	Title string
+	Nonce string
+}
+
+// httpNoStorePage keeps a page or redirect out of every cache.
+func httpNoStorePage(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+}
+
+// render writes a page with the headers every page of the flow carries:
+// no framing (clickjacking), no caching, no referrer, a strict CSP.
+// formTargets are the extra origins the page's forms (and the redirects
+// that follow them) may go to: the client's redirect URI.
+func (h *Handler) render(w http.ResponseWriter, status int, name string, data map[string]any, formTargets ...string) {
+	var n [16]byte
+	rand.Read(n[:])
+	nonce := base64.RawStdEncoding.EncodeToString(n[:])
+	data["Nonce"] = nonce
+	var buf bytes.Buffer
+	if err := pages.ExecuteTemplate(&buf, name, data); err != nil {
+		h.Log.Error("page: render failed", "page", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	formAction := "'self'"
+	for _, t := range formTargets {
+		if src := cspSource(t); src != "" {
+			formAction += " " + src
+		}
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Security-Policy", "default-src 'none'; style-src 'nonce-"+nonce+"'; script-src 'nonce-"+nonce+
+		"'; form-action "+formAction+"; frame-ancestors 'none'; base-uri 'none'")
+	hdr.Set("X-Frame-Options", "DENY")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Referrer-Policy", "no-referrer")
+	hdr.Set("Content-Type", "text/html; charset=utf-8")
+	hdr.Set("Content-Length", strconv.Itoa(buf.Len()))
+	httpNoStorePage(w)
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// cspSource is the CSP source expression for a redirect URI: its origin,
+// or its scheme for a private-use scheme (native apps, RFC 8252 §7.1).
+func cspSource(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		return ""
+	}
+	if u.Scheme == "http" || u.Scheme == "https" {
+		if strings.ContainsAny(u.Host, "; '\"") {
+			return ""
+		}
+		return u.Scheme + "://" + u.Host
+	}
+	return u.Scheme + ":"
+}
+
+func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, status int, e *authError) {
+	h.render(w, status, "error.html", map[string]any{
+		"Title": "Error", "Message": e.Description, "RequestID": httpx.RequestID(r.Context()),
+	})
+}
+
+func (h *Handler) renderSignIn(w http.ResponseWriter, r *http.Request, req *authRequest, msg string, status int) {
+	name := ""
+	if req.ClientID != "" {
+		if c, err := h.client(r.Context(), req.ClientID); err == nil {
+			name = displayName(c.client)
+		}
+	}
+	username := req.LoginHint
+	if r.Method == http.MethodPost {
+		username = r.PostForm.Get("username")
+	}
+	if len(username) > 256 {
+		username = ""
+	}
+	h.render(w, status, "signin.html", map[string]any{
+		"Title": "Sign in", "ClientName": name, "Action": h.endpoint(PathSignIn), "CSRF": h.csrfFor(w, r),
+		"Ticket": h.ticket(req), "Username": username, "Error": msg,
+	}, req.RedirectURI)
+}
+
+// scopeText says in plain words what a scope lets a client do.
+var scopeText = map[string]string{
+	ScopeOpenID:        "Know who you are",
+	ScopeProfile:       "See your name and profile details",
+	ScopeEmail:         "See your email address",
+	ScopeOfflineAccess: "Keep access while you are away (until you withdraw it)",
+}
+
+type scopeLine struct{ Text, Name string }
+
+func scopeLines(scopes []string) []scopeLine {
+	var out []scopeLine
+	for _, s := range scopes {
+		if t, ok := scopeText[s]; ok {
+			out = append(out, scopeLine{Text: t})
+			continue
+		}
+		out = append(out, scopeLine{Text: "Use the permission", Name: s})
+	}
+	if len(out) == 0 {
+		out = append(out, scopeLine{Text: "Know who you are"})
+	}
+	return out
+}
+
+// displayName is how the pages name a client: its name, or its id. A
+// client described by a metadata document chose its own name, so the host
+// of its client_id URL follows it (the draft's "OAuth Phishing Attacks").
+func displayName(c *sigil.Client) string {
+	if c.Name == "" {
+		return c.ID
+	}
+	if host := documentHost(c.ID); host != "" {
+		return c.Name + " (" + host + ")"
+	}
+	return c.Name
+}
+
+func (h *Handler) renderConsent(w http.ResponseWriter, r *http.Request, req *authRequest, c *sigil.Client, u *sigil.User) {
+	// Only the audiences the user would not guess from the client's name.
+	aud := slices.DeleteFunc(slices.Clone(req.Audience), func(a string) bool { return a == h.Issuer })
+	h.render(w, http.StatusOK, "consent.html", map[string]any{
+		"Title": "Allow access", "ClientName": displayName(c), "ClientHost": documentHost(c.ID), "Username": u.Username,
+		"Scopes": scopeLines(req.Scopes), "Audience": aud, "Action": h.endpoint(PathConsent),
+		"CSRF": h.csrfFor(w, r), "Ticket": h.ticket(req), "AccountURL": h.endpoint(PathAccount),
+	}, req.RedirectURI)
+}
+
+type formField struct{ Name, Value string }
+
+// renderFormPost delivers an authorization response by form post (OAuth
+// 2.0 Form Post Response Mode): a page that posts itself to the client.
+func (h *Handler) renderFormPost(w http.ResponseWriter, r *http.Request, action string, v url.Values) {
+	var fields []formField
+	for _, k := range slices.Sorted(maps.Keys(v)) {
+		fields = append(fields, formField{k, v.Get(k)})
+	}
+	h.render(w, http.StatusOK, "formpost.html", map[string]any{"Title": "Continue", "Action": action, "Fields": fields}, action)
+}

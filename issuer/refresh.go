@@ -1,0 +1,78 @@
+package issuer
+
+import (
+	"context"
+	"errors"
+
+	"github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/token"
+)
+
+// refreshToken is the refresh token grant (RFC 6749 §6) with rotation:
+// every use spends the token and returns a new one of the same family, and
+// a spent token presented again revokes the family (RFC 9700 §4.14.2).
+type refreshToken struct{ h *Handler }
+
+func (refreshToken) Type() string { return sigil.GrantRefreshToken }
+
+func (g refreshToken) Exchange(ctx context.Context, req *TokenRequest) (*TokenResponse, *Error) {
+	h, c := g.h, req.Client
+	value := req.Form.Get("refresh_token")
+	if value == "" {
+		return nil, invalidRequest("refresh_token is required")
+	}
+	hash := h.keys.storedHash("refresh", value)
+	rt, err := h.Store.RefreshToken(ctx, hash)
+	switch {
+	case errors.Is(err, sigil.ErrNotFound):
+		return nil, badRequest(CodeInvalidGrant, "the refresh token is invalid or expired")
+	case err != nil:
+		return nil, internal(err)
+	}
+	if rt.ClientID != c.ID {
+		// Bound to the client it was issued to (RFC 6749 §10.4).
+		return nil, badRequest(CodeInvalidGrant, "the refresh token was issued to another client")
+	}
+	now := h.now()
+	switch {
+	case rt.Revoked:
+		return nil, badRequest(CodeInvalidGrant, "the refresh token was revoked")
+	case !rt.UsedAt.IsZero():
+		h.refreshReplayed(ctx, c, rt.FamilyID, "spent token presented again")
+		return nil, badRequest(CodeInvalidGrant, "the refresh token was already used; its family is revoked")
+	case !now.Before(rt.ExpiresAt):
+		return nil, badRequest(CodeInvalidGrant, "the refresh token expired")
+	}
+	if rt.JKT != "" && (req.DPoP == nil || req.DPoP.JKT != rt.JKT) {
+		return nil, badRequest(CodeInvalidDPoPProof, "the refresh token is bound to a DPoP key; prove possession of it")
+	}
+	scopes := rt.Scopes
+	if s := req.Form.Get("scope"); s != "" {
+		// Scope can only narrow (RFC 6749 §6), and only the access token's:
+		// the new refresh token keeps the scope of the one it replaces.
+		scopes = nil
+		for _, x := range token.SplitScope(s) {
+			if !contains(rt.Scopes, x) {
+				return nil, badRequest(CodeInvalidScope, "scope "+x+" was not granted to this refresh token")
+			}
+			if !contains(scopes, x) {
+				scopes = append(scopes, x)
+			}
+		}
+	}
+	user, oerr := h.activeUser(ctx, rt.UserID)
+	if oerr != nil {
+		return nil, oerr
+	}
+	// No consent lookup: withdrawing a consent revokes its refresh
+	// families (RevokeRefreshTokens), which the checks above refuse.
+	id, oerr := h.newTokenID(ctx)
+	if oerr != nil {
+		return nil, oerr
+	}
+	proof := req.DPoP
+	return h.userTokens(ctx, userGrant{
+		client: c, user: user, id: id, family: rt.FamilyID, scopes: scopes, refreshScopes: rt.Scopes, aud: rt.Audience,
+		authTime: rt.AuthTime, acr: rt.ACR, amr: rt.AMR, proof: proof, expires: rt.FamilyExpiresAt, rotate: hash,
+	})
+}
