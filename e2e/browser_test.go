@@ -62,16 +62,19 @@ func TestBrowserSignIn(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`[role="alert"]`)))
 	b.screenshot(t, "2-wrong-password")
 	alert := get(t, b, "read the alert", chromedp.Text(chromedp.CSS(`[role="alert"]`)))
+	t.Logf("alert after a wrong password: %q", strings.TrimSpace(alert))
 	if strings.TrimSpace(alert) == "" {
 		t.Errorf("the alert after a wrong password is empty")
 	}
-	t.Logf("alert after a wrong password: %q", strings.TrimSpace(alert))
+	if !b.exists(t, "#username") || !b.exists(t, "#password") {
+		t.Fatalf("after a wrong password the alert is not on the sign-in page (%s)", b.url(t))
+	}
 
 	// 3. The right password, submitted with the button; then Deny.
 	b.do(t, "sign in with the right password",
-		chromedp.SetValue(chromedp.CSS("#username"), ""),
+		clearInput("username"),
 		chromedp.SendKeys(chromedp.CSS("#username"), alice.username),
-		chromedp.SetValue(chromedp.CSS("#password"), ""),
+		clearInput("password"),
 		chromedp.SendKeys(chromedp.CSS("#password"), alice.password),
 		chromedp.Click(chromedp.CSS(`button[type="submit"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`button[name="decision"][value="allow"]`)))
@@ -348,6 +351,15 @@ func screenshotDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// clearInput empties the value of the input with the given id.
+func clearInput(id string) chromedp.Action[chromedp.Void] {
+	clear := chromedp.Evaluate[bool](`(el => { el.value = ""; return true })(document.getElementById(` + jsString(id) + `))`)
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := clear(ctx, tg)
+		return err
+	})
 }
 
 // jsString quotes s as a JavaScript string literal.
