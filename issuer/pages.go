@@ -38,7 +38,10 @@ func httpNoStorePage(w http.ResponseWriter) {
 }
 
 // render writes a page with the headers every page of the flow carries:
-// no framing (clickjacking), no caching, no referrer, a strict CSP.
+// no framing (clickjacking), no caching, a strict CSP, and no referrer
+// to other sites. Not no-referrer: under it browsers send "Origin: null"
+// with the page's own form posts (Fetch §3.2.5), which checkCSRF must
+// refuse.
 // formTargets are the extra origins the page's forms (and the redirects
 // that follow them) may go to: the client's redirect URI.
 func (h *Handler) render(w http.ResponseWriter, status int, name string, data map[string]any, formTargets ...string) {
@@ -63,7 +66,7 @@ func (h *Handler) render(w http.ResponseWriter, status int, name string, data ma
 		"'; form-action "+formAction+"; frame-ancestors 'none'; base-uri 'none'")
 	hdr.Set("X-Frame-Options", "DENY")
 	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("Referrer-Policy", "no-referrer")
+	hdr.Set("Referrer-Policy", "same-origin")
 	hdr.Set("Content-Type", "text/html; charset=utf-8")
 	hdr.Set("Content-Length", strconv.Itoa(buf.Len()))
 	httpNoStorePage(w)
