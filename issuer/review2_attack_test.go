@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sigil-sts/sigil/admin"
 	"github.com/sigil-sts/sigil/config"
 )
 
@@ -182,106 +181,4 @@ func TestReview2DocumentCacheFlush(t *testing.T) {
 	if got := d.fetches("/honest"); got != 1 {
 		t.Errorf("the honest document (max-age 3600) was fetched %d times: made-up URLs evicted it", got)
 	}
-}
-
-// TestReview2RegistrationTokenRace: RFC 7592 reads rotate the
-// registration access token with a read-then-write that does not check
-// the old hash is still stored. Concurrent uses of one token all succeed,
-// each answering with a "new" token, though only the last one written
-// works: the token is not single-use, and a client (or a leaked-token
-// holder racing it) is handed dead tokens. The same lost update lets a
-// GET racing a PUT (or the operator's secret rotation) silently undo it.
-func TestReview2RegistrationTokenRace(t *testing.T) {
-	n := startNode(t, withRegistrationToken)
-	worst := 0
-	for round := 0; round < 30 && worst <= 1; round++ {
-		got := n.register(t, webApp(), initialToken)
-		id, rat := got["client_id"].(string), got["registration_access_token"].(string)
-		var ok atomic.Int64
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := 0; i < 16; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				if r := n.sendJSON(t, http.MethodGet, "/register/"+id, nil, rat); r.status == http.StatusOK {
-					ok.Add(1)
-				}
-			}()
-		}
-		close(start)
-		wg.Wait()
-		worst = max(worst, int(ok.Load()))
-	}
-	if worst > 1 {
-		t.Errorf("one registration access token was accepted by %d concurrent requests, each answered with a new token of which only one works", worst)
-	}
-}
-
-// TestReview2OpenClientGainsClientCredentials: a client registered while
-// registration was open cannot have client_credentials. Once the operator
-// closes registration (initial access token only), the same client adds
-// client_credentials with nothing but its own registration access token:
-// whether it was vetted is not recorded, only inferred from the current
-// setting.
-func TestReview2OpenClientGainsClientCredentials(t *testing.T) {
-	n := startNode(t, withOpenRegistration)
-	md := map[string]any{
-		"client_name": "Unvetted", "redirect_uris": []string{"https://rp.example/cb"},
-		"grant_types": []string{"authorization_code"},
-	}
-	got := n.register(t, md, "")
-	id, sec, rat := got["client_id"].(string), got["client_secret"].(string), got["registration_access_token"].(string)
-
-	n.cfg.RegistrationOpen = false
-	n.cfg.RegistrationToken = initialToken
-	n.restart()
-
-	upd := map[string]any{
-		"client_id": id, "client_name": "Unvetted", "redirect_uris": []string{"https://rp.example/cb"},
-		"grant_types": []string{"authorization_code", "client_credentials"},
-	}
-	r := n.sendJSON(t, http.MethodPut, "/register/"+id, upd, rat)
-	if r.status == http.StatusOK {
-		tr := n.postForm(t, "/token", url.Values{"grant_type": {"client_credentials"}}, auth{id: id, secret: sec})
-		t.Errorf("an openly registered client gave itself client_credentials after registration was closed (update %d; token %d %.120s)", r.status, tr.status, tr.body)
-	}
-}
-
-// TestReview2RegisteredClientImpersonation: with open registration anyone
-// registers any client_name, and the consent page shows it exactly as an
-// operator-created client's name: no host, no sign that the name is the
-// client's own claim (which the page does say for metadata documents).
-// Bidirectional-override and control characters are accepted too.
-func TestReview2RegisteredClientImpersonation(t *testing.T) {
-	n := startNode(t, withOpenRegistration)
-	t.Run("consent-shows-nothing-but-the-name", func(t *testing.T) {
-		got := n.register(t, map[string]any{
-			"client_name":                "Sigil Account Security",
-			"redirect_uris":              []string{"https://attacker.example/cb"},
-			"grant_types":                []string{"authorization_code"},
-			"token_endpoint_auth_method": "none",
-		}, "")
-		c := rp{info: &admin.ClientInfo{ClientID: got["client_id"].(string)}, redirectURI: "https://attacker.example/cb"}
-		newUser(t, n, "alice", alicePassword, nil)
-		b := newBrowser(t, n)
-		page := b.signIn(b.authorize(c.authParams(newPKCE(), "openid")), "alice", alicePassword)
-		if !page.isConsent() {
-			t.Fatalf("no consent page: %d %.300s", page.status, page.body)
-		}
-		if !strings.Contains(page.body, "attacker.example") {
-			t.Errorf("the consent page for a self-registered client shows only its chosen name, not where it sends the user (attacker.example)")
-		}
-	})
-	t.Run("bidi-and-control-characters", func(t *testing.T) {
-		for _, name := range []string{"Acme\u202egnp.exe", "Acme\nSigil says: allow", "Acme\u200b\u200bBank"} {
-			r := n.sendJSON(t, http.MethodPost, "/register", map[string]any{
-				"client_name": name, "redirect_uris": []string{"https://rp.example/cb"}, "token_endpoint_auth_method": "none",
-			}, "")
-			if r.status == http.StatusCreated {
-				t.Errorf("client_name %q registered", name)
-			}
-		}
-	})
 }

@@ -53,6 +53,12 @@ func TestServeRegistrationSettings(t *testing.T) {
 	if status != http.StatusCreated || got["scope"] != "openid mcp:tools" {
 		t.Errorf("registration: %d %v", status, got)
 	}
+	// The operator sees how the client came to be.
+	id, _ := got["client_id"].(string)
+	out, stderr, code := cliEnv(t, nil, "client", "get", id, "--data-dir", filepath.Join(dir, "d"))
+	if code != 0 || !strings.Contains(out, "by itself (RFC 7591), with an initial access token") {
+		t.Errorf("sigil client get: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
 
 	for _, tc := range []struct {
 		args []string
