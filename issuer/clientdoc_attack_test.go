@@ -1,8 +1,8 @@
 package issuer_test
 
-// Attack tests from the second security review (dynamic registration and
-// client metadata documents). Each test states the attack; a failure is a
-// finding.
+// Attack tests of client metadata documents
+// (draft-ietf-oauth-client-id-metadata-document), from the second security
+// review and after. Each test states the attack.
 
 import (
 	"crypto/tls"
@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sigil-sts/sigil/admin"
 	"github.com/sigil-sts/sigil/config"
 )
 
@@ -98,18 +99,17 @@ func tokenWithDocClient(t *testing.T, n *testNode, id string) reply {
 	return n.postForm(t, "/token", form, auth{})
 }
 
-// TestReview2DocumentFetchStarvation: the 16 fetch slots are shared by
-// every host, and a failure Sigil causes itself (its own deadline spent
-// waiting for a slot) is remembered like a broken document. An
-// unauthenticated attacker who keeps the slots busy with URLs on its own
-// tarpit host makes an honest client's document fail, and the failure
-// stays for FailureTTL after the attacker stops: the honest client gets
-// invalid_client at the token endpoint (a refresh failing so drops its
-// tokens) and its access tokens introspect as inactive.
-func TestReview2DocumentFetchStarvation(t *testing.T) {
-	if testing.Short() {
-		t.Skip("takes ~6s")
-	}
+// TestAttackDocumentFetchStarvation: an unauthenticated attacker sends
+// many client_ids on its own tarpit host, which accepts each fetch and
+// never answers, to hold every fetch slot and make an honest client's
+// document fail; were that failure (Sigil's own, its deadline spent
+// waiting for a slot) remembered like a broken document, the honest
+// client would get invalid_client after the attack too (a refresh failing
+// so drops its tokens) and its access tokens would introspect as
+// inactive. The tarpit's host holds at most its own two slots, the honest
+// client on another host is found during the attack, and nothing Sigil
+// caused is remembered after it. (Found by the second review.)
+func TestAttackDocumentFetchStarvation(t *testing.T) {
 	tp := newTarpit(t, 300*time.Millisecond)
 	n := startNode(t, func(c *config.Config) {
 		c.ClientMetadataDocuments = true
@@ -126,10 +126,13 @@ func TestReview2DocumentFetchStarvation(t *testing.T) {
 			}()
 		}
 	}
-	attack(0, 16) // every slot held until the fetch deadline
-	eventually(t, 3*time.Second, "16 fetches held by the tarpit", func() bool { return tp.inflight.Load() == 16 })
-	attack(16, 32) // queued for the next slots
+	attack(0, 16) // every slot the tarpit's host can have, held until the fetch deadline
+	eventually(t, 3*time.Second, "2 fetches held by the tarpit", func() bool { return tp.inflight.Load() == 2 })
+	attack(16, 32) // waiting for the host's slots
 	time.Sleep(200 * time.Millisecond)
+	if got := tp.inflight.Load(); got > 2 {
+		t.Errorf("%d fetches from the tarpit's host at once, want at most 2", got)
+	}
 
 	during := tokenWithDocClient(t, n, tp.goodID)
 	close(tp.release)
@@ -145,16 +148,14 @@ func TestReview2DocumentFetchStarvation(t *testing.T) {
 	}
 }
 
-// TestReview2DocumentCacheFlush: every distinct client_id URL takes a
-// cache entry (failures too), and at 10 000 entries the whole cache is
-// dropped. An unauthenticated attacker sending made-up URLs on its own
-// host (each answered 404 at once) evicts every honest client's document,
-// which is then fetched again; kept up, this multiplies outbound fetches
-// and feeds the starvation above.
-func TestReview2DocumentCacheFlush(t *testing.T) {
-	if testing.Short() {
-		t.Skip("10 000 requests")
-	}
+// TestAttackDocumentCacheFlush: an unauthenticated attacker sends 10 000
+// made-up client_id URLs (each answered 404 at once), as many as the
+// document cache holds. Were failures kept with the documents, and the
+// cache dropped whole when full, every honest client's document would be
+// fetched again; kept up, this would multiply outbound fetches and feed
+// the starvation above. Failures are kept apart, in a bounded map that
+// evicts one at a time. (Found by the second review.)
+func TestAttackDocumentCacheFlush(t *testing.T) {
 	d := newDocServer(t)
 	id := d.setDoc(t, "/honest", appDoc(), http.Header{"Cache-Control": {"max-age=3600"}})
 	n := startDocNode(t, d)
@@ -180,5 +181,51 @@ func TestReview2DocumentCacheFlush(t *testing.T) {
 	tokenWithDocClient(t, n, id)
 	if got := d.fetches("/honest"); got != 1 {
 		t.Errorf("the honest document (max-age 3600) was fetched %d times: made-up URLs evicted it", got)
+	}
+}
+
+// TestAttackDocumentUnreachable: when a document client's document
+// cannot be fetched for a reason that may pass (its server answering 5xx,
+// or Sigil busy), it is not an unknown client: the token endpoint answers
+// 503 temporarily_unavailable, not invalid_client (on which a client
+// drops its refresh token), and introspection answers 503, not inactive
+// (on which a resource server ends the user's session). Nothing is
+// remembered: once the document is back it is used at once. A document
+// that is gone (404) makes its tokens inactive.
+func TestAttackDocumentUnreachable(t *testing.T) {
+	d := newDocServer(t)
+	id := d.setDoc(t, "/app", appDoc(), http.Header{"Cache-Control": {"max-age=300"}})
+	n := startDocNode(t, d)
+	c := rp{info: &admin.ClientInfo{ClientID: id}, redirectURI: "https://rp.example/callback"}
+	newUser(t, n, "alice", alicePassword, nil)
+	b := newBrowser(t, n)
+	p := newPKCE()
+	tr := n.redeem(t, c, b.codeFor(c, c.authParams(p, "openid"), "alice", alicePassword).Get("code"), p.verifier)
+	if tr.status != http.StatusOK {
+		t.Fatalf("redeem: %d %s", tr.status, tr.body)
+	}
+	at := tr.str(t, "access_token")
+	rs := basic(n.newClient(t, admin.ClientSpec{Scope: "read", Introspect: true, Audience: []string{n.issuer}}))
+	if !n.active(t, rs, at) {
+		t.Fatal("the access token is not active")
+	}
+
+	n.restart() // the document is no longer cached
+	d.mu.Lock()
+	saved := d.docs["/app"]
+	d.mu.Unlock()
+	d.set("/app", docResponse{status: http.StatusBadGateway})
+	wantError(t, n.introspect(t, rs, at), http.StatusServiceUnavailable, "temporarily_unavailable")
+	wantError(t, tokenWithDocClient(t, n, id), http.StatusServiceUnavailable, "temporarily_unavailable")
+
+	d.set("/app", saved)
+	if !n.active(t, rs, at) {
+		t.Error("the document is back, but its client's token is not active")
+	}
+
+	n.restart()
+	d.set("/app", docResponse{status: http.StatusNotFound})
+	if n.active(t, rs, at) {
+		t.Error("the document is gone, but its client's token is still active")
 	}
 }
