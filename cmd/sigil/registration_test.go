@@ -60,6 +60,16 @@ func TestServeRegistrationSettings(t *testing.T) {
 		t.Errorf("sigil client get: exit %d, stdout %q, stderr %q", code, out, stderr)
 	}
 
+	// The test-only loopback allowance is announced loudly at start.
+	unsafe := startNodeEnv(t, nil, "serve", "--data-dir", filepath.Join(dir, "u"),
+		"--client-metadata-documents", "--client-metadata-unsafe-allow-loopback")
+	if !strings.Contains(unsafe.stderr.String(), "UNSAFE: client-metadata-unsafe-allow-loopback is on") {
+		t.Errorf("no warning at start with --client-metadata-unsafe-allow-loopback; stderr:\n%s", unsafe.stderr)
+	}
+	if strings.Contains(n.stderr.String(), "UNSAFE") {
+		t.Errorf("a warning without --client-metadata-unsafe-allow-loopback; stderr:\n%s", n.stderr)
+	}
+
 	for _, tc := range []struct {
 		args []string
 		env  map[string]string
