@@ -67,7 +67,16 @@ type Client struct {
 	// token (RFC 7592) of a dynamically registered client; empty for
 	// clients the operator created.
 	RegistrationTokenHash []byte
-	// CreatedAt and UpdatedAt are set by the store.
+	// RegisteredOpen marks a client registered dynamically without an
+	// initial access token (RFC 7591 §3, open registration). Nobody vetted
+	// it, so it never gains what only a vetted client may have
+	// (client_credentials), whatever the server's settings are later.
+	// False for the operator's clients and for registrations made with an
+	// initial access token.
+	RegisteredOpen bool
+	// CreatedAt and UpdatedAt are set by the store. Every update moves
+	// UpdatedAt forward, by a microsecond at least, so it also tells one
+	// version of a client from the next (UpdateClientIf).
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -88,6 +97,14 @@ type ClientStore interface {
 	Clients(ctx context.Context) ([]*Client, error)
 	// UpdateClient replaces a stored client's fields; ErrNotFound if absent.
 	UpdateClient(ctx context.Context, c *Client) error
+	// UpdateClientIf is UpdateClient as a compare-and-swap: it replaces
+	// the stored client only while it is the version c was read as (its
+	// UpdatedAt is still c.UpdatedAt) and its registration token hash is
+	// still registrationTokenHash (empty matches none); ErrConflict
+	// otherwise, ErrNotFound if absent. Of several writers that read the
+	// same version, one succeeds: a registration access token (RFC 7592)
+	// is used once, and no change overwrites one it did not see.
+	UpdateClientIf(ctx context.Context, c *Client, registrationTokenHash []byte) error
 	// DeleteClient removes a client; ErrNotFound if absent.
 	DeleteClient(ctx context.Context, id string) error
 }

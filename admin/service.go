@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/audit"
@@ -116,6 +118,13 @@ type ClientInfo struct {
 	ClientSecret          string `json:"client_secret,omitempty"`
 	ClientIDIssuedAt      int64  `json:"client_id_issued_at"`
 	ClientSecretExpiresAt *int64 `json:"client_secret_expires_at,omitempty"`
+	// RegisteredDynamically marks a client that registered itself (RFC
+	// 7591) rather than one the operator created: its name and metadata
+	// are its own claims.
+	RegisteredDynamically bool `json:"registered_dynamically,omitempty"`
+	// RegisteredOpen marks a dynamic registration made without an
+	// initial access token (sigil.Client.RegisteredOpen).
+	RegisteredOpen bool `json:"registered_open,omitempty"`
 	ClientSpec
 }
 
@@ -190,6 +199,9 @@ func (s *Service) clientFromSpec(spec ClientSpec) (*sigil.Client, error) {
 	if c.Name == "" {
 		return nil, invalid("a client needs a name")
 	}
+	if err := checkName(c.Name); err != nil {
+		return nil, err
+	}
 	if len(c.GrantTypes) == 0 {
 		c.GrantTypes = []string{sigil.GrantClientCredentials}
 	}
@@ -257,6 +269,33 @@ func (s *Service) clientFromSpec(spec ClientSpec) (*sigil.Client, error) {
 	return c, nil
 }
 
+// MaxClientName bounds a client's name, in bytes: the sign-in and
+// consent pages show it.
+const MaxClientName = 200
+
+// checkName refuses a client name that could make the pages that show it
+// read as something other than what was registered: invalid UTF-8,
+// longer than MaxClientName bytes, or holding a control character
+// (newlines included), a format character (zero-width characters, the
+// bidirectional overrides and isolates such as U+202E that reorder the
+// text around them, tag characters), a line or paragraph separator, a
+// private-use character or a noncharacter. Any other letter, mark, digit,
+// punctuation, symbol or space, in any script, is allowed.
+func checkName(name string) error {
+	if !utf8.ValidString(name) {
+		return invalid("a client name must be UTF-8")
+	}
+	if len(name) > MaxClientName {
+		return invalid("a client name is at most %d bytes", MaxClientName)
+	}
+	for _, r := range name {
+		if unicode.In(r, unicode.Cc, unicode.Cf, unicode.Co, unicode.Zl, unicode.Zp, unicode.Noncharacter_Code_Point) {
+			return invalid("a client name must not hold control, format or invisible characters (%U)", r)
+		}
+	}
+	return nil
+}
+
 func (s *Service) checkJWKS(c *sigil.Client, raw json.RawMessage) error {
 	if c.AuthMethod != sigil.AuthPrivateKeyJWT {
 		if len(raw) > 0 {
@@ -312,6 +351,8 @@ func info(c *sigil.Client, sec secret.Value) *ClientInfo {
 			RequirePAR:     c.RequirePAR,
 		},
 	}
+	i.RegisteredDynamically = len(c.RegistrationTokenHash) > 0
+	i.RegisteredOpen = c.RegisteredOpen
 	if !sec.IsZero() {
 		i.ClientSecret = sec.Reveal()
 		var never int64
@@ -354,19 +395,29 @@ func (s *Service) DeleteClient(ctx context.Context, id string) error {
 // RotateSecret replaces a client's secret and returns the new one, shown
 // this once. The old secret stops working at once.
 func (s *Service) RotateSecret(ctx context.Context, id string) (*ClientInfo, error) {
-	c, err := s.Store.Client(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("admin: client %q: %w", id, err)
-	}
-	if !usesSecret(c.AuthMethod) {
-		return nil, invalid("client %s uses %s, which has no secret", id, c.AuthMethod)
-	}
 	sec := secret.Generate()
-	c.SecretHash = s.Secrets.Hash(sec)
-	if err := s.Store.UpdateClient(ctx, c); err != nil {
-		return nil, fmt.Errorf("admin: rotate secret of %q: %w", id, err)
+	var c *sigil.Client
+	for attempt := 1; ; attempt++ {
+		var err error
+		if c, err = s.Store.Client(ctx, id); err != nil {
+			return nil, fmt.Errorf("admin: client %q: %w", id, err)
+		}
+		if !usesSecret(c.AuthMethod) {
+			return nil, invalid("client %s uses %s, which has no secret", id, c.AuthMethod)
+		}
+		c.SecretHash = s.Secrets.Hash(sec)
+		// A compare-and-swap: a client changing its own registration (RFC
+		// 7592) at the same moment neither undoes the rotation nor has its
+		// change undone by it. On a conflict, read the client again.
+		err = s.Store.UpdateClientIf(ctx, c, c.RegistrationTokenHash)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, sigil.ErrConflict) || attempt == 3 {
+			return nil, fmt.Errorf("admin: rotate secret of %q: %w", id, err)
+		}
 	}
-	err = s.changed(ctx, audit.Record{Event: audit.ClientSecretRotated, ClientID: id})
+	err := s.changed(ctx, audit.Record{Event: audit.ClientSecretRotated, ClientID: id})
 	return info(c, sec), err
 }
 

@@ -43,6 +43,10 @@ const (
 	RefreshReplayed     Event = "refresh.replayed"
 	ClientRegistered    Event = "client.registered"
 	ClientUpdated       Event = "client.updated"
+	// RegistrationRefused is a registration (RFC 7591) or client
+	// configuration request (RFC 7592) refused for a wrong initial or
+	// registration access token: guesses, and the reuse of a spent one.
+	RegistrationRefused Event = "client.registration_refused"
 )
 
 // Outcomes.

@@ -117,7 +117,9 @@ type Config struct {
 	// system's, for fetching client metadata documents.
 	ClientMetadataCAFile string
 	// ClientMetadataUnsafeAllowLoopback also fetches client metadata
-	// documents from loopback addresses. For tests only.
+	// documents from loopback addresses. For tests only: it lets any
+	// client_id make the server call itself. The server logs a warning
+	// at every start while it is set.
 	ClientMetadataUnsafeAllowLoopback bool
 }
 

@@ -422,9 +422,10 @@ func (s *stubTrail) offer(r audit.Record) error {
 }
 
 // issuerOn serves a second issuer.Handler on n's store, keys and secrets,
-// with trail as its audit trail, and returns its base URL. It has n's
-// issuer identifier, so each accepts the other's tokens.
-func issuerOn(t *testing.T, n *testNode, trail audit.Appender) string {
+// with trail as its audit trail and mods applied before Init, and returns
+// its base URL. It has n's issuer identifier, so each accepts the other's
+// tokens.
+func issuerOn(t *testing.T, n *testNode, trail audit.Appender, mods ...func(*issuer.Handler)) string {
 	t.Helper()
 	var h http.Handler = http.NotFoundHandler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
@@ -433,6 +434,9 @@ func issuerOn(t *testing.T, n *testNode, trail audit.Appender) string {
 		Issuer: n.issuer, Store: n.srv.Core.Store, Clients: &issuer.ClientCache{Store: n.srv.Core.Store},
 		Keys: n.srv.Core.Keys, Secrets: n.srv.Core.Secrets, Log: quietLog(), Audit: trail,
 		StateKey: n.srv.Core.StateKey, CheckPassword: func(string, string) bool { return false },
+	}
+	for _, m := range mods {
+		m(iss)
 	}
 	if err := iss.Init(); err != nil {
 		t.Fatal(err)

@@ -50,6 +50,9 @@ func TestCodeFlow(t *testing.T) {
 	if !consent.isConsent() || !strings.Contains(consent.body, "See your email address") {
 		t.Fatalf("after sign-in: %d %.500s", consent.status, consent.body)
 	}
+	if strings.Contains(consent.body, "Unverified") {
+		t.Errorf("the consent page calls the operator's client unverified")
+	}
 	resp := b.decide(consent, "allow").response(t, c.redirectURI)
 	tr := n.redeem(t, c, resp.Get("code"), p.verifier)
 	if tr.status != http.StatusOK {

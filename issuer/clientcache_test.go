@@ -18,10 +18,11 @@ type fakeClients struct {
 func (f *fakeClients) Client(ctx context.Context, id string) (*sigil.Client, error) {
 	return f.client(ctx, id)
 }
-func (f *fakeClients) CreateClient(context.Context, *sigil.Client) error { return nil }
-func (f *fakeClients) Clients(context.Context) ([]*sigil.Client, error)  { return nil, nil }
-func (f *fakeClients) UpdateClient(context.Context, *sigil.Client) error { return nil }
-func (f *fakeClients) DeleteClient(context.Context, string) error        { return nil }
+func (f *fakeClients) CreateClient(context.Context, *sigil.Client) error           { return nil }
+func (f *fakeClients) Clients(context.Context) ([]*sigil.Client, error)            { return nil, nil }
+func (f *fakeClients) UpdateClient(context.Context, *sigil.Client) error           { return nil }
+func (f *fakeClients) UpdateClientIf(context.Context, *sigil.Client, []byte) error { return nil }
+func (f *fakeClients) DeleteClient(context.Context, string) error                  { return nil }
 
 func TestClientCache(t *testing.T) {
 	ctx := context.Background()

@@ -2,6 +2,7 @@ package issuer
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -23,8 +24,10 @@ import (
 // Defaults of ClientDocuments' zero fields.
 const (
 	DefaultDocumentTimeout    = 5 * time.Second
+	DefaultDocumentSlotWait   = time.Second
 	DefaultDocumentMinTTL     = time.Minute
 	DefaultDocumentMaxTTL     = time.Hour
+	DefaultDocumentMaxStale   = time.Hour
 	DefaultDocumentFailureTTL = 10 * time.Second
 )
 
@@ -35,11 +38,6 @@ const (
 	maxDocumentSize = 5 << 10
 	// maxDocumentURL bounds a client_id URL.
 	maxDocumentURL = 2048
-	// maxDocuments bounds the cache; past it, the cache starts over.
-	maxDocuments = 10_000
-	// maxFetches bounds the fetches in flight at once, so that requests
-	// naming many URLs cannot make the server open unbounded connections.
-	maxFetches = 16
 )
 
 // documentMethods are the authentication methods a client metadata
@@ -51,8 +49,18 @@ var documentMethods = []string{sigil.AuthNone, sigil.AuthPrivateKeyJWT}
 // metadata documents (draft-ietf-oauth-client-id-metadata-document): the
 // server fetches the JSON document at the URL, checks it, and uses the
 // client it describes without storing it. Documents are cached for their
-// Cache-Control max-age within [MinTTL, MaxTTL]. Set the fields before
-// first use; it is safe for concurrent use after.
+// Cache-Control max-age within [MinTTL, MaxTTL] (see docCache for the
+// bounds on memory, and on what a flood of made-up URLs can evict).
+//
+// Fetches are bounded at once, per host and in all (see slots), so that
+// no one host, however slow, can hold every fetch. A failure that may
+// pass (Sigil busy, a timeout, DNS, a refused connection, a 5xx answer)
+// is never remembered and reads as sigil.ErrUnavailable (503, retry),
+// not as an unknown client; meanwhile a copy past its max-age is served
+// for up to MaxStale (stale-if-error). A definitive failure (the document
+// missing or unusable) is remembered for FailureTTL.
+//
+// Set the fields before first use; it is safe for concurrent use after.
 type ClientDocuments struct {
 	// RootCAs verifies document servers' certificates; nil means the
 	// system's roots.
@@ -62,38 +70,40 @@ type ClientDocuments struct {
 	// the server call itself. Every other special-use address stays
 	// refused.
 	UnsafeAllowLoopback bool
-	// Timeout bounds one fetch, connection included; zero means
-	// DefaultDocumentTimeout.
+	// Timeout bounds one fetch once it has its slots, connection
+	// included; zero means DefaultDocumentTimeout.
 	Timeout time.Duration
+	// SlotWait bounds the wait for a fetch slot, apart from Timeout: when
+	// the document's host, or every slot, stays busy that long, the
+	// lookup fails as unavailable. Zero means DefaultDocumentSlotWait.
+	SlotWait time.Duration
 	// MinTTL and MaxTTL bound how long a fetched document is used (its
 	// Cache-Control max-age; MinTTL without one, or with no-cache or
 	// no-store); zero means DefaultDocumentMinTTL and
 	// DefaultDocumentMaxTTL.
 	MinTTL, MaxTTL time.Duration
-	// FailureTTL is how long a failed fetch or unusable document is
-	// remembered before its URL is fetched again, so that a broken or
-	// hostile client_id does not make the server fetch on every request;
-	// zero means DefaultDocumentFailureTTL.
+	// MaxStale is how long past its expiry a document is still used while
+	// fetching it again fails in a way that may pass (RFC 5861's
+	// stale-if-error); zero means DefaultDocumentMaxStale.
+	MaxStale time.Duration
+	// FailureTTL is how long a missing or unusable document is remembered
+	// before its URL is fetched again, so that a broken or hostile
+	// client_id does not make the server fetch on every request; zero
+	// means DefaultDocumentFailureTTL.
 	FailureTTL time.Duration
 
-	once    sync.Once
-	hc      *http.Client
-	sem     chan struct{}
-	mu      sync.Mutex
-	entries map[string]*docEntry
-}
-
-// docEntry is one URL's document, or the fetch of it in progress.
-type docEntry struct {
-	ready   chan struct{} // closed when the fetch has ended
-	client  *cachedClient
-	err     error
-	expires time.Time
+	once  sync.Once
+	hc    *http.Client
+	slots *slots
+	cache *docCache
 }
 
 func (d *ClientDocuments) init() {
 	if d.Timeout == 0 {
 		d.Timeout = DefaultDocumentTimeout
+	}
+	if d.SlotWait == 0 {
+		d.SlotWait = DefaultDocumentSlotWait
 	}
 	if d.MinTTL == 0 {
 		d.MinTTL = DefaultDocumentMinTTL
@@ -104,12 +114,15 @@ func (d *ClientDocuments) init() {
 	if d.MaxTTL < d.MinTTL {
 		d.MaxTTL = d.MinTTL
 	}
+	if d.MaxStale == 0 {
+		d.MaxStale = DefaultDocumentMaxStale
+	}
 	if d.FailureTTL == 0 {
 		d.FailureTTL = DefaultDocumentFailureTTL
 	}
 	d.hc = newFetchClient(d.RootCAs, d.UnsafeAllowLoopback, d.Timeout)
-	d.sem = make(chan struct{}, maxFetches)
-	d.entries = map[string]*docEntry{}
+	d.slots = newSlots(maxFetches, maxFetchesPerHost)
+	d.cache = newDocCache(maxDocuments, maxDocumentsPerHost, maxDocumentFailures)
 }
 
 // documentError says why a client_id URL does not give a usable client.
@@ -135,13 +148,36 @@ func docError(cause error, format string, a ...any) *documentError {
 	return &documentError{public: fmt.Sprintf(format, a...), cause: cause}
 }
 
+// unavailableError says a document could not be had for a reason that
+// may pass: Sigil's fetch slots stayed busy, or the network or the
+// document's server failed. It is sigil.ErrUnavailable to callers (503,
+// retry), never sigil.ErrNotFound: a client must not lose its grants, nor
+// its tokens introspect as inactive, because its document was out of
+// reach for a moment.
+type unavailableError struct {
+	public string
+	cause  error
+}
+
+func (e *unavailableError) Error() string {
+	return "client metadata document unavailable: " + e.public + ": " + e.cause.Error()
+}
+
+func (e *unavailableError) Unwrap() error { return e.cause }
+
+func (e *unavailableError) Is(target error) bool { return target == sigil.ErrUnavailable }
+
+func unavailableDoc(cause error, public string) *unavailableError {
+	return &unavailableError{public: public, cause: cause}
+}
+
 // isDocumentID reports whether a client_id names a client metadata
 // document. Client ids Sigil issues are hex, never URLs.
 func isDocumentID(id string) bool { return strings.HasPrefix(id, "https://") }
 
 // documentHost is the host (and port, when one is given) of a client_id
 // URL, which the pages show beside the name the document claims; "" for
-// other client ids.
+// other client ids. It is ASCII: checkDocumentURL refuses other hosts.
 func documentHost(id string) string {
 	if !isDocumentID(id) {
 		return ""
@@ -185,6 +221,11 @@ func (d *ClientDocuments) checkDocumentURL(id string) error {
 		return errors.New("the client_id URL must not have a fragment")
 	case u.Path == "":
 		return errors.New("the client_id URL must have a path")
+	case !isASCII(u.Host):
+		// The pages show the host to the user: a lookalike letter from
+		// another script (a homograph) must not read as the Latin one
+		// while the fetch goes to the punycode name someone else owns.
+		return errors.New("the client_id URL's host must be written in ASCII (its A-label, xn--, form)")
 	}
 	for _, seg := range strings.Split(u.EscapedPath(), "/") {
 		if seg == "." || seg == ".." || strings.EqualFold(seg, "%2e") || strings.EqualFold(seg, "%2e%2e") ||
@@ -200,69 +241,19 @@ func (d *ClientDocuments) checkDocumentURL(id string) error {
 	return nil
 }
 
-// get returns the client of document URL id, from the cache or fetched
-// and converted by convert. Concurrent requests for one URL share one
-// fetch. A failure is remembered for FailureTTL.
-func (d *ClientDocuments) get(ctx context.Context, id string, now func() time.Time, convert func([]byte) (*cachedClient, error)) (*cachedClient, error) {
-	d.once.Do(d.init)
-	if err := d.checkDocumentURL(id); err != nil {
-		return nil, docError(nil, "%v", err)
-	}
-	d.mu.Lock()
-	e, ok := d.entries[id]
-	if ok {
-		select {
-		case <-e.ready:
-			if now().Before(e.expires) {
-				d.mu.Unlock()
-				return e.client, e.err
-			}
-			ok = false // expired: fetch again
-		default: // being fetched
-		}
-	}
-	if ok {
-		d.mu.Unlock()
-		select {
-		case <-e.ready:
-			return e.client, e.err
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	e = &docEntry{ready: make(chan struct{})}
-	if len(d.entries) >= maxDocuments {
-		d.entries = map[string]*docEntry{}
-	}
-	d.entries[id] = e
-	d.mu.Unlock()
-
-	// The fetch is shared, so it does not end with the request that
-	// started it.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.Timeout)
-	defer cancel()
-	body, ttl, err := d.fetch(fctx, id)
-	if err == nil {
-		e.client, err = convert(body)
-	}
+// fetch GETs the document at id, once it has a fetch slot for host, and
+// returns its body and how long it may be used. Only a 200 answer with a
+// JSON media type and at most maxDocumentSize bytes is a document. A
+// failure that may pass is an *unavailableError, any other a
+// *documentError.
+func (d *ClientDocuments) fetch(ctx context.Context, id, host string) ([]byte, time.Duration, error) {
+	release, err := d.slots.acquire(ctx, host, d.SlotWait)
 	if err != nil {
-		e.client, e.err, ttl = nil, err, d.FailureTTL
+		return nil, 0, unavailableDoc(err, "the server is busy fetching other client metadata documents")
 	}
-	e.expires = now().Add(ttl)
-	close(e.ready)
-	return e.client, e.err
-}
-
-// fetch GETs the document at id and returns its body and how long it may
-// be used. Only a 200 answer with a JSON media type and at most
-// maxDocumentSize bytes is a document.
-func (d *ClientDocuments) fetch(ctx context.Context, id string) ([]byte, time.Duration, error) {
-	select {
-	case d.sem <- struct{}{}:
-		defer func() { <-d.sem }()
-	case <-ctx.Done():
-		return nil, 0, docError(ctx.Err(), "the server is busy fetching other client metadata documents")
-	}
+	defer release()
+	ctx, cancel := context.WithTimeout(ctx, d.Timeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, id, nil)
 	if err != nil {
 		return nil, 0, docError(err, "the client_id is not a URL the server can fetch")
@@ -273,18 +264,24 @@ func (d *ClientDocuments) fetch(ctx context.Context, id string) ([]byte, time.Du
 	if err != nil {
 		// Not shown: the cause may say how the server's resolver sees
 		// internal names.
-		return nil, 0, docError(err, "the client's metadata document could not be fetched")
+		var cv *tls.CertificateVerificationError
+		if errors.Is(err, errRefusedAddress) || errors.As(err, &cv) {
+			return nil, 0, docError(err, "the client's metadata document could not be fetched")
+		}
+		return nil, 0, unavailableDoc(err, "the client's metadata document could not be fetched")
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	switch {
+	case resp.StatusCode >= 500, resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode == http.StatusRequestTimeout:
+		return nil, 0, unavailableDoc(fmt.Errorf("HTTP %d", resp.StatusCode), "the client's metadata document server failed")
+	case resp.StatusCode != http.StatusOK:
 		return nil, 0, docError(nil, "the client's metadata document answered HTTP %d, not 200 (redirects are not followed)", resp.StatusCode)
-	}
-	if !jsonMediaType(resp.Header.Get("Content-Type")) {
+	case !jsonMediaType(resp.Header.Get("Content-Type")):
 		return nil, 0, docError(nil, "the client's metadata document is not served as JSON")
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDocumentSize+1))
 	if err != nil {
-		return nil, 0, docError(err, "the client's metadata document could not be read")
+		return nil, 0, unavailableDoc(err, "the client's metadata document could not be read")
 	}
 	if len(body) > maxDocumentSize {
 		return nil, 0, docError(nil, "the client's metadata document is larger than %d bytes", maxDocumentSize)

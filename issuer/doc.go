@@ -6,10 +6,13 @@
 //
 // Clients may also register themselves, when the operator allows it:
 // dynamic registration and its management (RFC 7591, RFC 7592;
-// register.go), and client metadata documents
+// register.go, registered.go: single-use registration access tokens by
+// compare-and-swap, durable audit), and client metadata documents
 // (draft-ietf-oauth-client-id-metadata-document; clientdoc.go), fetched
-// through an SSRF-guarded HTTP client (fetch.go). Both hold such clients
-// to the operator's ClientPolicy and to the admin service's client rules.
+// through an SSRF-guarded HTTP client with per-host and total slots
+// (fetch.go) and cached with bounds and stale-if-error (doccache.go).
+// Both hold such clients to the operator's ClientPolicy and to the admin
+// service's client rules.
 //
 // Access tokens are JWTs per RFC 9068, signed by package keys through
 // package token. Every error at these endpoints is RFC 6749 §5.2 JSON

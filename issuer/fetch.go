@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -82,6 +84,10 @@ func checkFetchAddr(a netip.Addr, allowLoopback bool) error {
 	return nil
 }
 
+// errRefusedAddress is wrapped by the errors of guardDial: a fetch
+// refused for its address, which no retry will change.
+var errRefusedAddress = errors.New("refused address")
+
 // guardDial is a net.Dialer Control function that refuses to connect to
 // an address checkFetchAddr refuses. It runs on the address actually
 // dialed, after name resolution, for every address tried: a name that
@@ -98,7 +104,7 @@ func guardDial(allowLoopback bool) func(network, address string, _ syscall.RawCo
 			return fmt.Errorf("issuer: refusing to dial %s: %w", address, err)
 		}
 		if err := checkFetchAddr(ap.Addr(), allowLoopback); err != nil {
-			return fmt.Errorf("issuer: refusing to dial %s: %w", address, err)
+			return fmt.Errorf("issuer: refusing to dial %s: %w: %w", address, errRefusedAddress, err)
 		}
 		return nil
 	}
@@ -130,4 +136,88 @@ func newFetchClient(roots *x509.CertPool, allowLoopback bool, timeout time.Durat
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Timeout:       timeout,
 	}
+}
+
+// Bounds on fetches at once.
+const (
+	// maxFetches bounds the fetches in flight at once, so that requests
+	// naming many URLs cannot make the server open unbounded connections.
+	maxFetches = 16
+	// maxFetchesPerHost bounds those from one host, so that a slow host
+	// (a tarpit answering nothing until the timeout) holds at most this
+	// many: other hosts' documents are still fetched.
+	maxFetchesPerHost = 2
+)
+
+// errBusy is a fetch that found no free slot in time.
+var errBusy = errors.New("issuer: no free fetch slot")
+
+// slots bounds concurrent fetches, per host and in all. Safe for
+// concurrent use.
+type slots struct {
+	all     chan struct{}
+	perHost int
+
+	mu    sync.Mutex
+	hosts map[string]*hostSlots // hosts with fetches held or waited for
+}
+
+// hostSlots are one host's slots and how many fetches hold or wait for
+// one; the host's entry goes when none do.
+type hostSlots struct {
+	ch    chan struct{}
+	users int
+}
+
+func newSlots(all, perHost int) *slots {
+	return &slots{all: make(chan struct{}, all), perHost: perHost, hosts: map[string]*hostSlots{}}
+}
+
+// acquire waits at most wait for one of host's slots and then one of all,
+// and returns the function that gives both back; errBusy when they stay
+// taken, ctx's error when it ends first. The host's slot comes first, so
+// fetches for a busy host wait there without holding one of all.
+func (s *slots) acquire(ctx context.Context, host string, wait time.Duration) (release func(), err error) {
+	s.mu.Lock()
+	h := s.hosts[host]
+	if h == nil {
+		h = &hostSlots{ch: make(chan struct{}, s.perHost)}
+		s.hosts[host] = h
+	}
+	h.users++
+	s.mu.Unlock()
+	leave := func() {
+		s.mu.Lock()
+		if h.users--; h.users == 0 {
+			delete(s.hosts, host)
+		}
+		s.mu.Unlock()
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case h.ch <- struct{}{}:
+	case <-timer.C:
+		leave()
+		return nil, errBusy
+	case <-ctx.Done():
+		leave()
+		return nil, ctx.Err()
+	}
+	select {
+	case s.all <- struct{}{}:
+	case <-timer.C:
+		<-h.ch
+		leave()
+		return nil, errBusy
+	case <-ctx.Done():
+		<-h.ch
+		leave()
+		return nil, ctx.Err()
+	}
+	return func() {
+		<-s.all
+		<-h.ch
+		leave()
+	}, nil
 }

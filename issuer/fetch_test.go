@@ -3,6 +3,7 @@ package issuer
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sigil-sts/sigil"
 )
 
 // TestCheckFetchAddr: the special-use blocks are refused, with loopback
@@ -130,7 +133,7 @@ func TestFetchClientRefusesLoopback(t *testing.T) {
 		if err == nil {
 			resp.Body.Close()
 			t.Errorf("GET %s: fetched", u)
-		} else if !strings.Contains(err.Error(), "refusing to dial") {
+		} else if !strings.Contains(err.Error(), "refusing to dial") || !errors.Is(err, errRefusedAddress) {
 			t.Errorf("GET %s: %v, want the guard's refusal", u, err)
 		}
 	}
@@ -142,6 +145,39 @@ func TestFetchClientRefusesLoopback(t *testing.T) {
 		t.Fatalf("with loopback allowed: %v", err)
 	}
 	resp.Body.Close()
+}
+
+// TestFetchFailureKinds: a fetch refused for its address or its
+// certificate is the document's fault and remembered like a missing
+// document (sigil.ErrNotFound); a connection refused is one that may pass
+// (sigil.ErrUnavailable) and never remembered.
+func TestFetchFailureKinds(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	closed := httptest.NewTLSServer(http.NotFoundHandler())
+	closed.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	guarded := &ClientDocuments{RootCAs: roots}
+	loopback := &ClientDocuments{RootCAs: roots, UnsafeAllowLoopback: true}
+	otherRoots := &ClientDocuments{UnsafeAllowLoopback: true} // the system's roots: srv's certificate is unknown
+	for _, tc := range []struct {
+		name string
+		d    *ClientDocuments
+		url  string
+		want error
+	}{
+		{"loopback-name", guarded, "https://localhost:" + port + "/doc", sigil.ErrNotFound},
+		{"unknown-certificate", otherRoots, srv.URL + "/doc", sigil.ErrNotFound},
+		{"connection-refused", loopback, closed.URL + "/doc", sigil.ErrUnavailable},
+	} {
+		tc.d.once.Do(tc.d.init)
+		_, _, err := tc.d.fetch(context.Background(), tc.url, fetchHost(tc.url))
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
 }
 
 // TestCheckDocumentURL: the draft's rules for a client identifier URL.
@@ -171,6 +207,10 @@ func TestCheckDocumentURL(t *testing.T) {
 		{"https://[fd00::1]/client", false},
 		{"https://169.254.169.254/latest/meta-data", false},
 		{"https://app.example.com/" + strings.Repeat("a", maxDocumentURL), false},
+		{"https://xn--pple-43d.com/app", true},
+		{"https://\u0430pple.com/app", false},         // Cyrillic а
+		{"https://%D0%B0pple.com/app", false},         // the same, percent-encoded
+		{"https://b\u00fccher.example/client", false}, // write it as xn--bcher-kva.example
 	} {
 		if err := d.checkDocumentURL(tc.id); (err == nil) != tc.ok {
 			t.Errorf("checkDocumentURL(%q) = %v, want ok %v", tc.id, err, tc.ok)

@@ -136,6 +136,7 @@ type Handler struct {
 	signInLimit *signInLimiter
 
 	registerLimit *registerLimiter
+	reservedNames *reservedNames
 }
 
 // Defaults for the Handler's zero fields.

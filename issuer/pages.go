@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"embed"
 	"encoding/base64"
+	"fmt"
 	"html/template"
 	"maps"
 	"net/http"
@@ -142,23 +143,85 @@ func scopeLines(scopes []string) []scopeLine {
 }
 
 // displayName is how the pages name a client: its name, or its id. A
-// client described by a metadata document chose its own name, so the host
-// of its client_id URL follows it (the draft's "OAuth Phishing Attacks").
+// client no operator approved chose its own name, so the pages say so:
+// the host of its client_id URL follows the name of a client described
+// by a metadata document (the draft's "OAuth Phishing Attacks"), and
+// "(unverified)" that of a client that registered itself.
 func displayName(c *sigil.Client) string {
-	if c.Name == "" {
+	switch {
+	case c.Name == "":
 		return c.ID
-	}
-	if host := documentHost(c.ID); host != "" {
-		return c.Name + " (" + host + ")"
+	case documentHost(c.ID) != "":
+		return c.Name + " (" + documentHost(c.ID) + ")"
+	case selfRegistered(c):
+		return c.Name + " (unverified)"
 	}
 	return c.Name
 }
 
+// selfRegistered reports whether c registered itself (RFC 7591) or is
+// described by a metadata document: its name and metadata are its own
+// claims, which no operator checked.
+func selfRegistered(c *sigil.Client) bool {
+	return len(c.RegistrationTokenHash) > 0 || documentHost(c.ID) != ""
+}
+
+// uriHost is the host (and port) of a URI, "" when it has none (a
+// private-use scheme's, RFC 8252 §7.1) or does not parse. Go decodes a
+// percent-encoded host, so a non-ASCII host shows here however written.
+func uriHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}
+
+// shownDestination is where a redirect URI sends the user, as the
+// consent page names it: its host, or its scheme for a private-use
+// scheme. Always ASCII: a byte past it shows percent-encoded, so a
+// lookalike letter from another script (a homograph) cannot pass for
+// the one it imitates. Self-registered clients' hosts are ASCII already
+// (clientFromMetadata).
+func shownDestination(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	if u.Host == "" {
+		return u.Scheme + ":"
+	}
+	var b strings.Builder
+	for i := 0; i < len(u.Host); i++ {
+		if c := u.Host[i]; c < 0x80 {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+// isASCII reports whether s is all ASCII.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// renderConsent asks the user to allow a client. For a client no
+// operator approved, the page says the application is unverified and
+// names where the user is sent next, the one thing about the client that
+// Sigil checks (the redirect URI is registered and exactly matched).
 func (h *Handler) renderConsent(w http.ResponseWriter, r *http.Request, req *authRequest, c *sigil.Client, u *sigil.User) {
 	// Only the audiences the user would not guess from the client's name.
 	aud := slices.DeleteFunc(slices.Clone(req.Audience), func(a string) bool { return a == h.Issuer })
 	h.render(w, http.StatusOK, "consent.html", map[string]any{
 		"Title": "Allow access", "ClientName": displayName(c), "ClientHost": documentHost(c.ID), "Username": u.Username,
+		"Unverified": selfRegistered(c), "Destination": shownDestination(req.RedirectURI),
 		"Scopes": scopeLines(req.Scopes), "Audience": aud, "Action": h.endpoint(PathConsent),
 		"CSRF": h.csrfFor(w, r), "Ticket": h.ticket(req), "AccountURL": h.endpoint(PathAccount),
 	}, req.RedirectURI)

@@ -42,8 +42,9 @@ const (
 type Registration struct {
 	// Open lets anyone register a client without an initial access token
 	// (RFC 7591 §3). Such registrations are rate-limited per peer address
-	// and may not register client_credentials: a client nobody vetted
-	// acts only for users who consent to it.
+	// (an IPv6 address stands for its /48) and may never have
+	// client_credentials, even after registration is closed: a client
+	// nobody vetted acts only for users who consent to it.
 	Open bool
 	// InitialAccessTokens are the keyed hashes (Handler.Secrets.Hash) of
 	// the initial access tokens that authorize a registration, sent as
@@ -75,8 +76,9 @@ const (
 	// maxRegistrationBytes bounds a registration request: a JWK Set of a
 	// few RSA keys and many redirect URIs fit.
 	maxRegistrationBytes = 64 << 10
-	// maxClientName bounds client_name, which the consent page shows.
-	maxClientName = 200
+	// maxRedirectURIs bounds the redirect URIs of a client no operator
+	// approved (registered, or described by a document).
+	maxRedirectURIs = 10
 )
 
 // ClientMetadata is the client metadata (RFC 7591 §2) Sigil registers.
@@ -171,11 +173,14 @@ func (h *Handler) initRegistration() error {
 		}
 	}
 	h.registerLimit = &registerLimiter{b: buckets{burst: 10, interval: 6 * time.Second}}
+	h.reservedNames = &reservedNames{}
 	return nil
 }
 
 // registerLimiter limits open registrations per peer address: ten at
-// once, then one every six seconds, per node.
+// once, then one every six seconds, per node. An IPv6 address counts as
+// its /48, the block a site is commonly given: a single host can often
+// use a whole /64, and sometimes more.
 type registerLimiter struct {
 	mu sync.Mutex
 	b  buckets
@@ -196,7 +201,7 @@ func (h *Handler) serveRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !vetted {
-		if wait := h.registerLimit.take(h.clientKey(r), h.now()); wait > 0 {
+		if wait := h.registerLimit.take(h.peerKey(r, 48), h.now()); wait > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
 			h.writeRegistrationError(w, r, &Error{Code: CodeTemporarilyUnavailable, Description: "too many registrations from this address; retry later", Status: http.StatusTooManyRequests})
 			return
@@ -212,11 +217,17 @@ func (h *Handler) serveRegister(w http.ResponseWriter, r *http.Request) {
 		rules.noClientCredentials = openRegistrationCC
 	}
 	c, oerr := h.clientFromMetadata(&m, rules)
+	if oerr == nil {
+		oerr = h.checkReservedName(ctx, c.Name)
+	}
 	if oerr != nil {
 		h.writeRegistrationError(w, r, oerr)
 		return
 	}
 	c.ID = newClientID()
+	// Whether anyone vetted the client is recorded now, not inferred
+	// later from the server's settings, which may change.
+	c.RegisteredOpen = !vetted
 	var sec secret.Value
 	if usesSecret(c.AuthMethod) {
 		sec = secret.Generate()
@@ -228,8 +239,18 @@ func (h *Handler) serveRegister(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, h.Log, internal(fmt.Errorf("register client: %w", err)))
 		return
 	}
-	h.Clients.Invalidate()
-	h.auditClient(ctx, audit.ClientRegistered, c, map[string]string{"initial_access_token": strconv.FormatBool(vetted)})
+	// The client cache is left alone: it never holds an id it did not
+	// find, so the new client is read from the store on first use, and
+	// a flood of registrations does not keep emptying it.
+	if err := h.auditClient(ctx, audit.ClientRegistered, c, map[string]string{"initial_access_token": strconv.FormatBool(vetted)}); err != nil {
+		// A registration the trail does not show is not kept.
+		h.Log.ErrorContext(ctx, "audit: registration not recorded; client removed", "client_id", c.ID, "err", err)
+		if err := h.Store.DeleteClient(context.WithoutCancel(ctx), c.ID); err != nil {
+			h.Log.ErrorContext(ctx, "registration: unrecorded client not removed", "client_id", c.ID, "err", err)
+		}
+		h.writeRegistrationError(w, r, unavailable())
+		return
+	}
 	h.writeClientInformation(w, http.StatusCreated, c, sec, rat)
 }
 
@@ -253,6 +274,7 @@ func (h *Handler) checkInitialToken(r *http.Request) (bool, *Error) {
 		}
 	}
 	if !ok {
+		h.refusedRegistration(r.Context(), "", "wrong initial access token")
 		return false, invalidToken(true, "the initial access token is not valid", errors.New("wrong initial access token"))
 	}
 	return true, nil
@@ -264,19 +286,23 @@ func (h *Handler) checkInitialToken(r *http.Request) (bool, *Error) {
 // response (§2.1 lets the server replace it).
 func (h *Handler) serveRegistrationRead(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	c, oerr := h.registeredClient(r)
+	old, oerr := h.registeredClient(r)
 	if oerr != nil {
 		h.writeRegistrationError(w, r, oerr)
 		return
 	}
-	rat := secret.Generate()
-	c.RegistrationTokenHash = h.Secrets.Hash(rat)
-	if oerr := h.updateRegistered(ctx, c); oerr != nil {
+	ch, oerr := h.changeRegistered(r, old, func(old *sigil.Client) (*sigil.Client, *Error) {
+		c := *old
+		return &c, nil
+	})
+	if oerr == nil {
+		oerr = h.recordChange(ctx, audit.ClientUpdated, ch, map[string]string{"change": "registration_access_token"})
+	}
+	if oerr != nil {
 		h.writeRegistrationError(w, r, oerr)
 		return
 	}
-	h.auditClient(ctx, audit.ClientUpdated, c, map[string]string{"change": "registration_access_token"})
-	h.writeClientInformation(w, http.StatusOK, c, secret.Value{}, rat)
+	h.writeClientInformation(w, http.StatusOK, ch.client, secret.Value{}, ch.token)
 }
 
 // serveRegistrationUpdate answers a client update request (RFC 7592
@@ -297,28 +323,45 @@ func (h *Handler) serveRegistrationUpdate(w http.ResponseWriter, r *http.Request
 		h.writeRegistrationError(w, r, oerr)
 		return
 	}
-	switch {
-	case u.ClientID != old.ID:
-		oerr = badRequest(CodeInvalidClientMetadata, "client_id must be the client's own (RFC 7592 §2.2)")
-	case u.ClientSecret != "" && !h.Secrets.Equal(old.SecretHash, secret.New(u.ClientSecret)):
-		oerr = badRequest(CodeInvalidClientMetadata, "client_secret is not the client's secret; a client cannot choose its secret")
+	var sec secret.Value
+	ch, oerr := h.changeRegistered(r, old, func(old *sigil.Client) (c *sigil.Client, oerr *Error) {
+		c, sec, oerr = h.updatedRegistration(ctx, old, &u)
+		return c, oerr
+	})
+	if oerr == nil {
+		oerr = h.recordChange(ctx, audit.ClientUpdated, ch, map[string]string{"change": "metadata"})
 	}
 	if oerr != nil {
 		h.writeRegistrationError(w, r, oerr)
 		return
 	}
-	// On an open server an update cannot gain what an open registration
-	// cannot have.
+	h.writeClientInformation(w, http.StatusOK, ch.client, sec, ch.token)
+}
+
+// updatedRegistration is the registration update u makes of old, and the
+// new client secret when one is issued.
+func (h *Handler) updatedRegistration(ctx context.Context, old *sigil.Client, u *clientUpdate) (*sigil.Client, secret.Value, *Error) {
+	switch {
+	case u.ClientID != old.ID:
+		return nil, secret.Value{}, badRequest(CodeInvalidClientMetadata, "client_id must be the client's own (RFC 7592 §2.2)")
+	case u.ClientSecret != "" && !h.Secrets.Equal(old.SecretHash, secret.New(u.ClientSecret)):
+		return nil, secret.Value{}, badRequest(CodeInvalidClientMetadata, "client_secret is not the client's secret; a client cannot choose its secret")
+	}
+	// What an open registration cannot have, an update of it cannot gain,
+	// whatever the server's settings are now: whether the client was
+	// vetted was recorded when it registered.
 	rules := metadataRules{methods: registrationMethods}
-	if h.Registration.Open && !old.HasGrant(sigil.GrantClientCredentials) {
+	if old.RegisteredOpen {
 		rules.noClientCredentials = openRegistrationCC
 	}
 	c, oerr := h.clientFromMetadata(&u.ClientMetadata, rules)
-	if oerr != nil {
-		h.writeRegistrationError(w, r, oerr)
-		return
+	if oerr == nil && nameKey(c.Name) != nameKey(old.Name) {
+		oerr = h.checkReservedName(ctx, c.Name)
 	}
-	c.ID = old.ID
+	if oerr != nil {
+		return nil, secret.Value{}, oerr
+	}
+	c.RegisteredOpen, c.CreatedAt = old.RegisteredOpen, old.CreatedAt
 	var sec secret.Value
 	switch {
 	case !usesSecret(c.AuthMethod):
@@ -328,45 +371,62 @@ func (h *Handler) serveRegistrationUpdate(w http.ResponseWriter, r *http.Request
 		sec = secret.Generate()
 		c.SecretHash = h.Secrets.Hash(sec)
 	}
-	rat := secret.Generate()
-	c.RegistrationTokenHash = h.Secrets.Hash(rat)
-	if oerr := h.updateRegistered(ctx, c); oerr != nil {
-		h.writeRegistrationError(w, r, oerr)
-		return
-	}
-	h.auditClient(ctx, audit.ClientUpdated, c, map[string]string{"change": "metadata"})
-	h.writeClientInformation(w, http.StatusOK, c, sec, rat)
+	return c, sec, nil
 }
 
 // serveRegistrationDelete answers a client delete request (RFC 7592
 // §2.3): the client, its secret and its registration access token stop
-// working at once, and its access tokens introspect as inactive.
+// working at once, and its access tokens introspect as inactive. The
+// token is spent first (a compare-and-swap, as on a read), so of
+// concurrent requests presenting it only one goes ahead, and the deletion
+// is in the audit trail before it is made.
 func (h *Handler) serveRegistrationDelete(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	c, oerr := h.registeredClient(r)
+	old, oerr := h.registeredClient(r)
 	if oerr != nil {
 		h.writeRegistrationError(w, r, oerr)
 		return
 	}
-	err := h.Store.DeleteClient(ctx, c.ID)
-	switch {
-	case errors.Is(err, sigil.ErrNotFound):
-		h.writeRegistrationError(w, r, invalidToken(true, "the registration access token is not valid", err))
+	ch, oerr := h.changeRegistered(r, old, func(old *sigil.Client) (*sigil.Client, *Error) {
+		c := *old
+		return &c, nil
+	})
+	if oerr == nil {
+		oerr = h.recordChange(ctx, audit.ClientDeleted, ch, nil)
+	}
+	if oerr != nil {
+		h.writeRegistrationError(w, r, oerr)
 		return
-	case err != nil:
+	}
+	err := h.Store.DeleteClient(ctx, ch.client.ID)
+	if err != nil && !errors.Is(err, sigil.ErrNotFound) { // not found: deleted by the operator meanwhile
+		h.undoChange(ctx, ch)
+		h.refusedDeletion(ctx, ch.client.ID, err)
 		writeError(w, r, h.Log, internal(fmt.Errorf("delete registered client: %w", err)))
 		return
 	}
 	h.Clients.Invalidate()
-	h.auditClient(ctx, audit.ClientDeleted, c, nil)
 	httpx.NoStore(w)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// refusedDeletion records that a deletion already in the audit trail
+// failed in the store, so that the trail does not claim it alone.
+func (h *Handler) refusedDeletion(ctx context.Context, clientID string, cause error) {
+	err := h.Audit.Enqueue(ctx, record(ctx, audit.Record{
+		Event: audit.ClientDeleted, Outcome: audit.Failure, Reason: CodeServerError, ClientID: clientID,
+		Detail: map[string]string{"by": "registration"},
+	}))
+	if err != nil {
+		h.Log.ErrorContext(ctx, "audit: failed deletion not recorded", "client_id", clientID, "cause", cause, "err", err)
+	}
 }
 
 // registeredClient authenticates a request to a client configuration
 // endpoint (RFC 7592 §2): the registration access token, as a Bearer
 // token, of the client the path names. An unknown client (RFC 7592 §2.1:
-// also one deleted since) and a wrong token get the same 401. Clients the
+// also one deleted since) and a wrong token get the same 401, and a
+// token sent but wrong is recorded in the audit trail. Clients the
 // operator created have no registration access token and cannot be
 // managed here.
 func (h *Handler) registeredClient(r *http.Request) (*sigil.Client, *Error) {
@@ -381,29 +441,17 @@ func (h *Handler) registeredClient(r *http.Request) (*sigil.Client, *Error) {
 	c, err := h.Store.Client(r.Context(), id)
 	if errors.Is(err, sigil.ErrNotFound) {
 		h.Secrets.Equal(dummyHash, presented)
+		h.refusedRegistration(r.Context(), "", "unknown client")
 		return nil, invalidToken(true, "the registration access token is not valid", fmt.Errorf("unknown client %q", id))
 	}
 	if err != nil {
 		return nil, internal(err)
 	}
 	if !h.Secrets.Equal(c.RegistrationTokenHash, presented) {
+		h.refusedRegistration(r.Context(), c.ID, "wrong registration access token")
 		return nil, invalidToken(true, "the registration access token is not valid", fmt.Errorf("client %q: wrong registration access token", id))
 	}
 	return c, nil
-}
-
-// updateRegistered stores a changed registration and drops cached copies.
-func (h *Handler) updateRegistered(ctx context.Context, c *sigil.Client) *Error {
-	err := h.Store.UpdateClient(ctx, c)
-	if errors.Is(err, sigil.ErrNotFound) {
-		// Deleted since it was read.
-		return invalidToken(true, "the registration access token is not valid", err)
-	}
-	if err != nil {
-		return internal(fmt.Errorf("update registered client: %w", err))
-	}
-	h.Clients.Invalidate()
-	return nil
 }
 
 // clientFromMetadata turns requested client metadata into a client under
@@ -447,18 +495,23 @@ func (h *Handler) clientFromMetadata(m *ClientMetadata, rules metadataRules) (*s
 			return bad("response_types and grant_types disagree: code goes with authorization_code (RFC 7591 §2.1)")
 		}
 	}
+	if len(m.RedirectURIs) > maxRedirectURIs {
+		return nil, badRequest(CodeInvalidRedirectURI, fmt.Sprintf("at most %d redirect URIs", maxRedirectURIs))
+	}
 	for _, ru := range m.RedirectURIs {
 		if err := sigil.CheckRedirectURI(ru); err != nil {
 			return nil, badRequest(CodeInvalidRedirectURI, fmt.Sprintf("redirect URI %q: %v", ru, err))
+		}
+		// The consent page shows the host a self-registered client sends
+		// users to; only its ASCII form cannot pass for another.
+		if !isASCII(uriHost(ru)) {
+			return nil, badRequest(CodeInvalidRedirectURI, fmt.Sprintf("redirect URI %q: write the host in its ASCII (A-label, xn--) form", ru))
 		}
 	}
 	if code && len(m.RedirectURIs) == 0 {
 		return nil, badRequest(CodeInvalidRedirectURI, "authorization_code needs at least one redirect URI")
 	}
 	name := strings.TrimSpace(m.ClientName)
-	if len(name) > maxClientName {
-		return bad("client_name is longer than %d bytes", maxClientName)
-	}
 	jwks := m.JWKS
 	if method != sigil.AuthPrivateKeyJWT || string(jwks) == "null" {
 		jwks = nil // keys are only kept for private_key_jwt
@@ -591,21 +644,6 @@ func invalidToken(sent bool, desc string, cause error) *Error {
 		cause = errors.New(desc)
 	}
 	return &Error{Code: CodeInvalidToken, Description: desc, Status: http.StatusUnauthorized, Cause: cause}
-}
-
-// auditClient records a change made through the registration endpoints.
-func (h *Handler) auditClient(ctx context.Context, ev audit.Event, c *sigil.Client, detail map[string]string) {
-	if detail == nil {
-		detail = map[string]string{}
-	}
-	detail["by"] = "registration"
-	detail["auth_method"] = c.AuthMethod
-	detail["grant_types"] = strings.Join(c.GrantTypes, " ")
-	if err := h.Audit.Enqueue(ctx, record(ctx, audit.Record{
-		Event: ev, Outcome: audit.Success, ClientID: c.ID, Scope: strings.Join(c.Scopes, " "), Audience: c.Audiences, Detail: detail,
-	})); err != nil {
-		h.Log.ErrorContext(ctx, "audit: client registration change not recorded", "event", ev, "client_id", c.ID, "err", err)
-	}
 }
 
 // bearer returns the request's Bearer token (RFC 6750 §2.1).

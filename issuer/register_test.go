@@ -206,16 +206,28 @@ func TestRegistrationLifecycle(t *testing.T) {
 	wantBearerChallenge(t, n.sendJSON(t, http.MethodGet, "/register/"+id, nil, rat), true)
 	wantError(t, n.postForm(t, "/token", url.Values{"grant_type": {"client_credentials"}}, basic(info)), http.StatusUnauthorized, "invalid_client")
 
+	// Every change, with the name and redirect URIs the client had, and
+	// every refused token (the initial access token, a spent registration
+	// access token, another client's).
 	var events []audit.Event
 	for _, rec := range records(t, n, sigil.AuditQuery{ClientID: id, Limit: 100}) {
-		if strings.HasPrefix(string(rec.Event), "client.") {
-			events = append(events, rec.Event)
-			if rec.Detail["by"] != "registration" || rec.RequestID == "" {
-				t.Errorf("record %+v", rec)
+		if !strings.HasPrefix(string(rec.Event), "client.") {
+			continue
+		}
+		events = append(events, rec.Event)
+		switch {
+		case rec.Event == audit.RegistrationRefused:
+			if rec.Outcome != audit.Failure || rec.Reason != "invalid_token" || rec.Detail["why"] != "wrong registration access token" {
+				t.Errorf("refusal record %+v", rec)
 			}
+		case rec.Outcome != audit.Success || rec.Detail["by"] != "registration" || rec.RequestID == "" ||
+			!strings.HasPrefix(rec.Detail["client_name"], "Web App") || !strings.HasPrefix(rec.Detail["redirect_uris"], "https://rp.example/c") ||
+			rec.Detail["registered_open"] != "false":
+			t.Errorf("record %+v", rec)
 		}
 	}
-	want := []audit.Event{audit.ClientRegistered, audit.ClientUpdated, audit.ClientUpdated, audit.ClientDeleted}
+	want := []audit.Event{audit.ClientRegistered, audit.RegistrationRefused, audit.ClientUpdated,
+		audit.RegistrationRefused, audit.RegistrationRefused, audit.ClientUpdated, audit.ClientDeleted}
 	if !slices.Equal(events, want) {
 		t.Errorf("client events = %v, want %v", events, want)
 	}

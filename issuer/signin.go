@@ -195,7 +195,11 @@ func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) (*sigil.Ses
 // the peer, or the client a trusted proxy names in X-Forwarded-For (the
 // last address before the trusted ones); an IPv6 address stands for its
 // /64, which one host usually holds whole.
-func (h *Handler) clientKey(r *http.Request) string {
+func (h *Handler) clientKey(r *http.Request) string { return h.peerKey(r, 64) }
+
+// peerKey is the request's client address (see clientKey) as a limiter
+// key: an IPv4 address, or the IPv6 prefix of v6bits that holds it.
+func (h *Handler) peerKey(r *http.Request, v6bits int) string {
 	addr, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
@@ -215,7 +219,7 @@ func (h *Handler) clientKey(r *http.Request) string {
 		}
 	}
 	if ip.Is6() {
-		p, _ := ip.Prefix(64)
+		p, _ := ip.Prefix(v6bits)
 		return p.String()
 	}
 	return ip.String()

@@ -123,7 +123,7 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 	if cfg.DPoPNonce {
 		iss.DPoPNonces = &dpop.Nonces{Key: core.NonceKey}
 	}
-	if err := selfRegistration(iss, cfg, core.Secrets); err != nil {
+	if err := selfRegistration(iss, cfg, core.Secrets, log); err != nil {
 		return nil, err
 	}
 	iss.StatusEntries = &statuslist.Allocator{
@@ -405,7 +405,7 @@ func checkPassword(hash, pw string) bool {
 
 // selfRegistration configures dynamic client registration and client
 // metadata documents on iss from cfg.
-func selfRegistration(iss *issuer.Handler, cfg config.Config, secrets *secret.Hasher) error {
+func selfRegistration(iss *issuer.Handler, cfg config.Config, secrets *secret.Hasher, log *slog.Logger) error {
 	iss.SelfRegistered = issuer.ClientPolicy{Scopes: cfg.RegistrationScopes, Audiences: cfg.RegistrationAudiences}
 	if cfg.RegistrationOpen || cfg.RegistrationToken != "" {
 		iss.Registration = &issuer.Registration{Open: cfg.RegistrationOpen}
@@ -417,6 +417,12 @@ func selfRegistration(iss *issuer.Handler, cfg config.Config, secrets *secret.Ha
 		return nil
 	}
 	docs := &issuer.ClientDocuments{UnsafeAllowLoopback: cfg.ClientMetadataUnsafeAllowLoopback}
+	if docs.UnsafeAllowLoopback {
+		// A test setting that nothing stops in production: say so at every
+		// start, where the operator looks.
+		log.Warn("UNSAFE: client-metadata-unsafe-allow-loopback is on: any client_id URL naming a loopback address makes this server " +
+			"send requests to itself (server-side request forgery). It exists for tests; never use it in production")
+	}
 	if cfg.ClientMetadataCAFile != "" {
 		pem, err := os.ReadFile(cfg.ClientMetadataCAFile)
 		if err != nil {

@@ -145,6 +145,13 @@ func printClient(w io.Writer, asJSON bool, c *admin.ClientInfo) error {
 		fmt.Fprintf(tw, "client_secret\t%s\t(shown once: store it now)\n", c.ClientSecret)
 	}
 	fmt.Fprintf(tw, "name\t%s\n", c.Name)
+	if c.RegisteredDynamically {
+		how := "by itself (RFC 7591), with an initial access token"
+		if c.RegisteredOpen {
+			how = "by itself (RFC 7591), by open registration: unvetted"
+		}
+		fmt.Fprintf(tw, "registered\t%s\n", how)
+	}
 	fmt.Fprintf(tw, "auth method\t%s\n", c.AuthMethod)
 	fmt.Fprintf(tw, "grant types\t%s\n", strings.Join(c.GrantTypes, ", "))
 	fmt.Fprintf(tw, "scopes\t%s\n", c.Scope)

@@ -53,6 +53,22 @@ func TestServeRegistrationSettings(t *testing.T) {
 	if status != http.StatusCreated || got["scope"] != "openid mcp:tools" {
 		t.Errorf("registration: %d %v", status, got)
 	}
+	// The operator sees how the client came to be.
+	id, _ := got["client_id"].(string)
+	out, stderr, code := cliEnv(t, nil, "client", "get", id, "--data-dir", filepath.Join(dir, "d"))
+	if code != 0 || !strings.Contains(out, "by itself (RFC 7591), with an initial access token") {
+		t.Errorf("sigil client get: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+
+	// The test-only loopback allowance is announced loudly at start.
+	unsafe := startNodeEnv(t, nil, "serve", "--data-dir", filepath.Join(dir, "u"),
+		"--client-metadata-documents", "--client-metadata-unsafe-allow-loopback")
+	if !strings.Contains(unsafe.stderr.String(), "UNSAFE: client-metadata-unsafe-allow-loopback is on") {
+		t.Errorf("no warning at start with --client-metadata-unsafe-allow-loopback; stderr:\n%s", unsafe.stderr)
+	}
+	if strings.Contains(n.stderr.String(), "UNSAFE") {
+		t.Errorf("a warning without --client-metadata-unsafe-allow-loopback; stderr:\n%s", n.stderr)
+	}
 
 	for _, tc := range []struct {
 		args []string

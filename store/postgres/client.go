@@ -20,8 +20,8 @@ import (
 // them.
 const clientColumns = `id, name, secret_hash, auth_method, grant_types, scopes,
 	default_scopes, audiences, redirect_uris, jwks, claims, access_token_ttl,
-	dpop_bound, introspect, require_par, registration_token_hash, created_at,
-	updated_at`
+	dpop_bound, introspect, require_par, registration_token_hash,
+	registered_open, created_at, updated_at`
 
 // scanClient reads one row selected with clientColumns. Empty lists, maps
 // and byte slices read back as nil, as in the SQLite store.
@@ -34,7 +34,8 @@ func scanClient(row pgx.Row) (*sigil.Client, error) {
 	)
 	err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.AuthMethod, &grantTypes, &scopes,
 		&defaultScopes, &audiences, &redirectURIs, &c.JWKS, &claims, &ttl,
-		&c.DPoPBound, &c.Introspect, &c.RequirePAR, &c.RegistrationTokenHash, &created, &updated)
+		&c.DPoPBound, &c.Introspect, &c.RequirePAR, &c.RegistrationTokenHash,
+		&c.RegisteredOpen, &created, &updated)
 	if err != nil {
 		return nil, err
 	}
@@ -111,11 +112,11 @@ func (s *Store) CreateClient(ctx context.Context, c *sigil.Client) error {
 	// statement rolls back, so a refused create does not move the change
 	// counter (its trigger runs once per statement, rows or no rows).
 	_, err = s.pool.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
 		c.ID, c.Name, c.SecretHash, c.AuthMethod, r.GrantTypes, r.Scopes,
 		r.DefaultScopes, r.Audiences, r.RedirectURIs, c.JWKS, r.Claims, int64(c.AccessTokenTTL),
 		c.DPoPBound, c.Introspect, c.RequirePAR, c.RegistrationTokenHash,
-		rowcodec.UnixNano(now), rowcodec.UnixNano(now))
+		c.RegisteredOpen, rowcodec.UnixNano(now), rowcodec.UnixNano(now))
 	if _, ok := uniqueViolation(err); ok {
 		return errorf("postgres: create client %q: %w", c.ID, sigil.ErrConflict)
 	}
@@ -159,8 +160,9 @@ func (s *Store) Clients(ctx context.Context) ([]*sigil.Client, error) {
 }
 
 // UpdateClient replaces every field of the stored client c.ID except
-// CreatedAt, sets UpdatedAt to the current time, and writes both
-// timestamps back into c; ErrNotFound if absent.
+// CreatedAt, moves UpdatedAt forward (to the current time, or a
+// microsecond past the stored one if that is not earlier), and writes
+// both timestamps back into c; ErrNotFound if absent.
 func (s *Store) UpdateClient(ctx context.Context, c *sigil.Client) error {
 	if c == nil {
 		return errors.New("postgres: update client: nil client")
@@ -168,29 +170,80 @@ func (s *Store) UpdateClient(ctx context.Context, c *sigil.Client) error {
 	if !storable(c.ID) {
 		return errorf("postgres: update client %q: %w", c.ID, sigil.ErrNotFound)
 	}
-	r, err := rowcodec.EncodeClient(c)
-	if err != nil {
-		return errorf("postgres: update client %q: %w", c.ID, err)
-	}
-	now := s.now()
-	var created int64
-	err = s.pool.QueryRow(ctx, `UPDATE clients SET
-		name = $1, secret_hash = $2, auth_method = $3, grant_types = $4, scopes = $5,
-		default_scopes = $6, audiences = $7, redirect_uris = $8, jwks = $9, claims = $10,
-		access_token_ttl = $11, dpop_bound = $12, introspect = $13, require_par = $14,
-		registration_token_hash = $15, updated_at = $16
-		WHERE id = $17 RETURNING created_at`,
-		c.Name, c.SecretHash, c.AuthMethod, r.GrantTypes, r.Scopes,
-		r.DefaultScopes, r.Audiences, r.RedirectURIs, c.JWKS, r.Claims,
-		int64(c.AccessTokenTTL), c.DPoPBound, c.Introspect, c.RequirePAR,
-		c.RegistrationTokenHash, rowcodec.UnixNano(now), c.ID).Scan(&created)
+	err := updateClient(ctx, s.pool, c, s.now(), "")
 	if errors.Is(err, pgx.ErrNoRows) {
 		return errorf("postgres: update client %q: %w", c.ID, sigil.ErrNotFound)
 	}
 	if err != nil {
 		return errorf("postgres: update client %q: %w", c.ID, err)
 	}
-	c.CreatedAt, c.UpdatedAt = rowcodec.FromUnixNano(created), now
+	return nil
+}
+
+// UpdateClientIf is UpdateClient when the stored client is still the
+// version c was read as (updated_at) with registration token hash
+// registrationTokenHash; ErrConflict when it is not, ErrNotFound when
+// there is no client c.ID. The UPDATE's row lock decides between
+// concurrent callers on every node: of several that read the same
+// version, one succeeds. A refused update rolls back, so it does not move
+// the change counter (whose trigger runs once per statement).
+func (s *Store) UpdateClientIf(ctx context.Context, c *sigil.Client, registrationTokenHash []byte) error {
+	if c == nil {
+		return errors.New("postgres: update client: nil client")
+	}
+	if !storable(c.ID) {
+		return errorf("postgres: update client %q: %w", c.ID, sigil.ErrNotFound)
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		err := updateClient(ctx, tx, c, s.now(),
+			` AND updated_at = $19 AND coalesce(registration_token_hash, ''::bytea) = coalesce($20::bytea, ''::bytea)`,
+			rowcodec.UnixNano(c.UpdatedAt), registrationTokenHash)
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM clients WHERE id = $1)`, c.ID).Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			return sigil.ErrNotFound
+		}
+		return sigil.ErrConflict
+	})
+	if err != nil {
+		return errorf("postgres: update client %q: %w", c.ID, err)
+	}
+	return nil
+}
+
+// updateClient runs the UPDATE of UpdateClient on q with cond (whose
+// parameters start at $19) and condArgs added to the WHERE clause, and
+// writes the stored timestamps back into c; pgx.ErrNoRows when no row
+// matched. updated_at moves forward by a microsecond at least (the
+// stores' resolution), even under a fixed or stepped-back clock: each
+// version of a client has its own, which UpdateClientIf compares.
+func updateClient(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, c *sigil.Client, now time.Time, cond string, condArgs ...any) error {
+	r, err := rowcodec.EncodeClient(c)
+	if err != nil {
+		return err
+	}
+	args := append([]any{c.Name, c.SecretHash, c.AuthMethod, r.GrantTypes, r.Scopes,
+		r.DefaultScopes, r.Audiences, r.RedirectURIs, c.JWKS, r.Claims,
+		int64(c.AccessTokenTTL), c.DPoPBound, c.Introspect, c.RequirePAR,
+		c.RegistrationTokenHash, c.RegisteredOpen, rowcodec.UnixNano(now), c.ID}, condArgs...)
+	var created, updated int64
+	err = q.QueryRow(ctx, `UPDATE clients SET
+		name = $1, secret_hash = $2, auth_method = $3, grant_types = $4, scopes = $5,
+		default_scopes = $6, audiences = $7, redirect_uris = $8, jwks = $9, claims = $10,
+		access_token_ttl = $11, dpop_bound = $12, introspect = $13, require_par = $14,
+		registration_token_hash = $15, registered_open = $16, updated_at = greatest($17, updated_at + 1000)
+		WHERE id = $18`+cond+` RETURNING created_at, updated_at`, args...).Scan(&created, &updated)
+	if err != nil {
+		return err
+	}
+	c.CreatedAt, c.UpdatedAt = rowcodec.FromUnixNano(created), rowcodec.FromUnixNano(updated)
 	return nil
 }
 

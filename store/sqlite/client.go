@@ -16,8 +16,8 @@ import (
 // them.
 const clientColumns = `id, name, secret_hash, auth_method, grant_types, scopes,
 	default_scopes, audiences, redirect_uris, jwks, claims, access_token_ttl,
-	dpop_bound, introspect, require_par, registration_token_hash, created_at,
-	updated_at`
+	dpop_bound, introspect, require_par, registration_token_hash,
+	registered_open, created_at, updated_at`
 
 const clientByIDSQL = `SELECT ` + clientColumns + ` FROM clients WHERE id = ?`
 
@@ -32,7 +32,8 @@ func scanClient(row interface{ Scan(...any) error }) (*sigil.Client, error) {
 	)
 	err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.AuthMethod, &grantTypes, &scopes,
 		&defaultScopes, &audiences, &redirectURIs, &c.JWKS, &claims, &ttl,
-		&c.DPoPBound, &c.Introspect, &c.RequirePAR, &c.RegistrationTokenHash, &created, &updated)
+		&c.DPoPBound, &c.Introspect, &c.RequirePAR, &c.RegistrationTokenHash,
+		&c.RegisteredOpen, &created, &updated)
 	if err != nil {
 		return nil, err
 	}
@@ -86,12 +87,12 @@ func (s *Store) CreateClient(ctx context.Context, c *sigil.Client) error {
 	}
 	now := s.now()
 	res, err := s.wconn.ExecContext(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`,
 		c.ID, c.Name, c.SecretHash, c.AuthMethod, r.GrantTypes, r.Scopes,
 		r.DefaultScopes, r.Audiences, r.RedirectURIs, c.JWKS, r.Claims, int64(c.AccessTokenTTL),
 		c.DPoPBound, c.Introspect, c.RequirePAR, c.RegistrationTokenHash,
-		rowcodec.UnixNano(now), rowcodec.UnixNano(now))
+		c.RegisteredOpen, rowcodec.UnixNano(now), rowcodec.UnixNano(now))
 	if err != nil {
 		return fmt.Errorf("sqlite: create client %q: %w", c.ID, err)
 	}
@@ -140,36 +141,82 @@ func (s *Store) Clients(ctx context.Context) ([]*sigil.Client, error) {
 }
 
 // UpdateClient replaces every field of the stored client c.ID except
-// CreatedAt, sets UpdatedAt to the current time, and writes both
-// timestamps back into c; ErrNotFound if absent.
+// CreatedAt, moves UpdatedAt forward (to the current time, or a
+// microsecond past the stored one if that is not earlier), and writes
+// both timestamps back into c; ErrNotFound if absent.
 func (s *Store) UpdateClient(ctx context.Context, c *sigil.Client) error {
 	defer s.writing()()
 	if c == nil {
 		return errors.New("sqlite: update client: nil client")
 	}
-	r, err := rowcodec.EncodeClient(c)
-	if err != nil {
-		return fmt.Errorf("sqlite: update client %q: %w", c.ID, err)
-	}
-	now := s.now()
-	var created int64
-	err = s.wconn.QueryRowContext(ctx, `UPDATE clients SET
-		name = ?, secret_hash = ?, auth_method = ?, grant_types = ?, scopes = ?,
-		default_scopes = ?, audiences = ?, redirect_uris = ?, jwks = ?, claims = ?,
-		access_token_ttl = ?, dpop_bound = ?, introspect = ?, require_par = ?,
-		registration_token_hash = ?, updated_at = ?
-		WHERE id = ? RETURNING created_at`,
-		c.Name, c.SecretHash, c.AuthMethod, r.GrantTypes, r.Scopes,
-		r.DefaultScopes, r.Audiences, r.RedirectURIs, c.JWKS, r.Claims,
-		int64(c.AccessTokenTTL), c.DPoPBound, c.Introspect, c.RequirePAR,
-		c.RegistrationTokenHash, rowcodec.UnixNano(now), c.ID).Scan(&created)
+	err := s.updateClient(ctx, c, "")
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("sqlite: update client %q: %w", c.ID, sigil.ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("sqlite: update client %q: %w", c.ID, err)
 	}
-	c.CreatedAt, c.UpdatedAt = rowcodec.FromUnixNano(created), now
+	return nil
+}
+
+// UpdateClientIf is UpdateClient when the stored client is still the
+// version c was read as (updated_at) with registration token hash
+// registrationTokenHash; ErrConflict when it is not, ErrNotFound when
+// there is no client c.ID. One statement decides: of several callers that
+// read the same version, one succeeds.
+func (s *Store) UpdateClientIf(ctx context.Context, c *sigil.Client, registrationTokenHash []byte) error {
+	defer s.writing()()
+	if c == nil {
+		return errors.New("sqlite: update client: nil client")
+	}
+	err := s.updateClient(ctx, c, ` AND updated_at = ? AND ifnull(registration_token_hash, x'') = ifnull(?, x'')`,
+		rowcodec.UnixNano(c.UpdatedAt), registrationTokenHash)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Nothing matched: tell a changed client from a missing one. A
+		// deletion between the two statements reads as a conflict, which
+		// refuses the update all the same.
+		var one int
+		err = s.wconn.QueryRowContext(ctx, `SELECT 1 FROM clients WHERE id = ?`, c.ID).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("sqlite: update client %q: %w", c.ID, sigil.ErrNotFound)
+		}
+		if err == nil {
+			err = sigil.ErrConflict
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: update client %q: %w", c.ID, err)
+	}
+	return nil
+}
+
+// updateClient runs the UPDATE of UpdateClient with cond and its
+// arguments added to the WHERE clause, and writes the stored timestamps
+// back into c; sql.ErrNoRows when no row matched. The caller holds the
+// write lock.
+func (s *Store) updateClient(ctx context.Context, c *sigil.Client, cond string, condArgs ...any) error {
+	r, err := rowcodec.EncodeClient(c)
+	if err != nil {
+		return err
+	}
+	args := append([]any{c.Name, c.SecretHash, c.AuthMethod, r.GrantTypes, r.Scopes,
+		r.DefaultScopes, r.Audiences, r.RedirectURIs, c.JWKS, r.Claims,
+		int64(c.AccessTokenTTL), c.DPoPBound, c.Introspect, c.RequirePAR,
+		c.RegistrationTokenHash, c.RegisteredOpen, rowcodec.UnixNano(s.now()), c.ID}, condArgs...)
+	var created, updated int64
+	// updated_at moves forward by a microsecond at least (the stores'
+	// resolution), even under a fixed or stepped-back clock: each version
+	// of a client has its own, which UpdateClientIf compares.
+	err = s.wconn.QueryRowContext(ctx, `UPDATE clients SET
+		name = ?, secret_hash = ?, auth_method = ?, grant_types = ?, scopes = ?,
+		default_scopes = ?, audiences = ?, redirect_uris = ?, jwks = ?, claims = ?,
+		access_token_ttl = ?, dpop_bound = ?, introspect = ?, require_par = ?,
+		registration_token_hash = ?, registered_open = ?, updated_at = max(?, updated_at + 1000)
+		WHERE id = ?`+cond+` RETURNING created_at, updated_at`, args...).Scan(&created, &updated)
+	if err != nil {
+		return err
+	}
+	c.CreatedAt, c.UpdatedAt = rowcodec.FromUnixNano(created), rowcodec.FromUnixNano(updated)
 	return nil
 }
 

@@ -42,6 +42,7 @@ func fullClient(id string) *sigil.Client {
 		Introspect:            true,
 		RequirePAR:            true,
 		RegistrationTokenHash: []byte{0x00, 0x7f, 0x80, 0xff},
+		RegisteredOpen:        true,
 	}
 }
 
@@ -86,7 +87,7 @@ func testClientZeroValue(t *testing.T, s sigil.Store) {
 	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("Client round trip (-want +got):\n%s", diff)
 	}
-	if got.DPoPBound || got.Introspect || got.RequirePAR || got.RegistrationTokenHash != nil ||
+	if got.DPoPBound || got.Introspect || got.RequirePAR || got.RegistrationTokenHash != nil || got.RegisteredOpen ||
 		got.AccessTokenTTL != 0 || len(got.Claims) != 0 {
 		t.Errorf("zero client read back with values: %+v", got)
 	}
@@ -192,6 +193,7 @@ func testClientUpdate(t *testing.T, s sigil.Store) {
 		RequirePAR:     false,
 		// A dynamically registered client's registration token rotates.
 		RegistrationTokenHash: []byte{1, 2, 3},
+		RegisteredOpen:        false,
 		// The caller's timestamps are ignored.
 		CreatedAt: base,
 		UpdatedAt: base,
@@ -287,5 +289,105 @@ func testClientConcurrentCreate(t *testing.T, s sigil.Store) {
 	must(t, "Clients", err)
 	if len(cs) != n+1 {
 		t.Errorf("Clients = %d clients, want %d", len(cs), n+1)
+	}
+}
+
+// testClientUpdateIf checks the compare-and-swap update: it succeeds on
+// the version read with the registration token hash read, and is refused
+// as a conflict, changing nothing (the change counter included), once
+// either has moved.
+func testClientUpdateIf(t *testing.T, s sigil.Store) {
+	ctx := t.Context()
+	must(t, "CreateClient", s.CreateClient(ctx, fullClient("svc")))
+	v1 := mustClient(t, s, "svc")
+
+	a := *v1
+	a.Name, a.RegistrationTokenHash, a.RegisteredOpen = "a", []byte{1}, false
+	v := version(t, s)
+	must(t, "UpdateClientIf(version read)", s.UpdateClientIf(ctx, &a, v1.RegistrationTokenHash))
+	if version(t, s) == v {
+		t.Error("UpdateClientIf did not move the change counter: caches would keep the old client")
+	}
+	if !a.UpdatedAt.After(v1.UpdatedAt) {
+		t.Errorf("UpdatedAt %v did not move forward from %v", a.UpdatedAt, v1.UpdatedAt)
+	}
+	if diff := cmp.Diff(&a, mustClient(t, s, "svc")); diff != "" {
+		t.Errorf("Client after UpdateClientIf (-want +got):\n%s", diff)
+	}
+
+	before := version(t, s)
+	stale := *v1
+	stale.Name = "stale"
+	wantErr(t, "UpdateClientIf(stale version)", s.UpdateClientIf(ctx, &stale, v1.RegistrationTokenHash), sigil.ErrConflict)
+	fresh := mustClient(t, s, "svc")
+	fresh.Name = "old token"
+	wantErr(t, "UpdateClientIf(old token hash)", s.UpdateClientIf(ctx, fresh, v1.RegistrationTokenHash), sigil.ErrConflict)
+	wantErr(t, "UpdateClientIf(no token hash)", s.UpdateClientIf(ctx, fresh, nil), sigil.ErrConflict)
+	if diff := cmp.Diff(&a, mustClient(t, s, "svc")); diff != "" {
+		t.Errorf("a refused UpdateClientIf changed the client (-want +got):\n%s", diff)
+	}
+	if after := version(t, s); after != before {
+		t.Errorf("refused updates moved the change counter from %d to %d", before, after)
+	}
+	wantErr(t, "UpdateClientIf(absent)", s.UpdateClientIf(ctx, fullClient("absent"), nil), sigil.ErrNotFound)
+
+	// A plain update moves the version too: an UpdateClientIf from
+	// before it is refused.
+	b := mustClient(t, s, "svc")
+	plain := *b
+	must(t, "UpdateClient", s.UpdateClient(ctx, &plain))
+	if !plain.UpdatedAt.After(b.UpdatedAt) {
+		t.Errorf("UpdateClient left UpdatedAt at %v (was %v)", plain.UpdatedAt, b.UpdatedAt)
+	}
+	wantErr(t, "UpdateClientIf(before UpdateClient)", s.UpdateClientIf(ctx, b, b.RegistrationTokenHash), sigil.ErrConflict)
+
+	// A client without a registration token (the operator's) matches an
+	// empty hash.
+	op := fullClient("op")
+	op.RegistrationTokenHash = nil
+	must(t, "CreateClient(op)", s.CreateClient(ctx, op))
+	got := mustClient(t, s, "op")
+	got.Name = "rotated"
+	must(t, "UpdateClientIf(op, nil)", s.UpdateClientIf(ctx, got, nil))
+	got2 := mustClient(t, s, "op")
+	wantErr(t, "UpdateClientIf(op, a hash)", s.UpdateClientIf(ctx, got2, []byte{1}), sigil.ErrConflict)
+}
+
+// testClientUpdateIfConcurrent: of many updates of one version at once,
+// exactly one succeeds and its fields are the ones stored.
+func testClientUpdateIfConcurrent(t *testing.T, s sigil.Store) {
+	ctx := t.Context()
+	must(t, "CreateClient", s.CreateClient(ctx, fullClient("svc")))
+	read := mustClient(t, s, "svc")
+	const n = 16
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := *read
+			c.Name = fmt.Sprint(i)
+			c.RegistrationTokenHash = []byte{byte(i)}
+			<-start
+			errs[i] = s.UpdateClientIf(ctx, &c, read.RegistrationTokenHash)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	winner, wins := -1, 0
+	for i, err := range errs {
+		if err == nil {
+			winner, wins = i, wins+1
+			continue
+		}
+		wantErr(t, "UpdateClientIf(contended)", err, sigil.ErrConflict)
+	}
+	if wins != 1 {
+		t.Fatalf("%d concurrent updates of one version succeeded, want exactly 1", wins)
+	}
+	if got := mustClient(t, s, "svc"); got.Name != fmt.Sprint(winner) {
+		t.Errorf("stored Name = %q, want the winner's %q", got.Name, fmt.Sprint(winner))
 	}
 }

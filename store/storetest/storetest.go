@@ -24,6 +24,8 @@ func Run(t *testing.T, open func(t *testing.T) sigil.Store) {
 		{"ClientNotFound", testClientNotFound},
 		{"ClientsOrder", testClientsOrder},
 		{"ClientUpdate", testClientUpdate},
+		{"ClientUpdateIf", testClientUpdateIf},
+		{"ClientUpdateIfConcurrent", testClientUpdateIfConcurrent},
 		{"ClientDelete", testClientDelete},
 		{"ClientConcurrentCreate", testClientConcurrentCreate},
 
