@@ -67,8 +67,9 @@ const MinPassword = 8
 // look-alike characters moot; lower-casing makes "Alice" and "alice" one
 // account.
 func normaliseUsername(name string) (string, error) {
-	// Checked before lower-casing, which would map some non-ASCII letters
-	// (the Kelvin sign K) to ASCII ones.
+	// Only ASCII letters are lower-cased: strings.ToLower would map some
+	// other letters (the Kelvin sign K) to ASCII ones, which the check
+	// below would then accept.
 	n := lowerASCII(name)
 	if n == "" || len(n) > MaxUsername {
 		return "", invalid("a username has 1 to %d characters", MaxUsername)
@@ -159,6 +160,9 @@ func checkUserClaims(claims map[string]any) error {
 	for k, v := range claims {
 		if k == "" {
 			return invalid("a claim needs a name")
+		}
+		if !storableText(k) || !storableValue(v) {
+			return invalid("claim %q holds a NUL character or invalid UTF-8", k)
 		}
 		if token.IsRegistered(k) || slices.ContainsFunc(userRegistered, func(r string) bool { return strings.EqualFold(r, k) }) {
 			return invalid("claim %q is a registered claim and cannot be set per user", k)
@@ -359,4 +363,32 @@ func (s *Service) DeleteUser(ctx context.Context, idOrName string) (*UserInfo, e
 		err = errors.Join(err, fmt.Errorf("admin: user %s deleted, but revoking their tokens failed: %w", u.ID, rerr))
 	}
 	return userInfo(u), err
+}
+
+// storableText reports whether s is valid UTF-8 without NUL, which
+// neither store can keep in JSON text (PostgreSQL's jsonb refuses \u0000).
+func storableText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
+
+// storableValue applies storableText to every string and member name in
+// a decoded JSON value.
+func storableValue(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return storableText(x)
+	case []any:
+		for _, e := range x {
+			if !storableValue(e) {
+				return false
+			}
+		}
+	case map[string]any:
+		for k, e := range x {
+			if !storableText(k) || !storableValue(e) {
+				return false
+			}
+		}
+	}
+	return true
 }

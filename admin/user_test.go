@@ -274,6 +274,9 @@ func TestAdminUserValidation(t *testing.T) {
 		{"introspection-member", withClaims(map[string]any{"username": "root"})},
 		{"empty-claim-name", withClaims(map[string]any{"": "x"})},
 		{"registered-case-folded", withClaims(map[string]any{"SUB": "admin"})},
+		{"claim-nul", withClaims(map[string]any{"department": "eng\x00"})},
+		{"claim-nested-nul", withClaims(map[string]any{"groups": []any{"staff\x00"}})},
+		{"claim-name-nul", withClaims(map[string]any{"dept\x00": "eng"})},
 		{"not-json", `{"username":`},
 		{"trailing-data", `{"username":"carol","password":"long enough"} {}`},
 	}

@@ -22,6 +22,7 @@ func (h *Handler) serveAccount(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	sess, user, err := h.currentSession(ctx, r)
 	if err != nil {
+		h.Log.ErrorContext(r.Context(), "account: store unavailable", "err", err)
 		h.renderError(w, r, http.StatusServiceUnavailable, errorPage("try again shortly"))
 		return
 	}
@@ -31,6 +32,7 @@ func (h *Handler) serveAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	consents, err := h.Store.Consents(ctx, user.ID)
 	if err != nil {
+		h.Log.ErrorContext(r.Context(), "account: store unavailable", "err", err)
 		h.renderError(w, r, http.StatusServiceUnavailable, errorPage("try again shortly"))
 		return
 	}
@@ -62,6 +64,7 @@ func (h *Handler) serveRevokeConsent(w http.ResponseWriter, r *http.Request) {
 	}
 	sess, user, err := h.currentSession(ctx, r)
 	if err != nil {
+		h.Log.ErrorContext(r.Context(), "account: store unavailable", "err", err)
 		h.renderError(w, r, http.StatusServiceUnavailable, errorPage("try again shortly"))
 		return
 	}

@@ -407,3 +407,20 @@ func TestAttackRevocationDuringRedemption(t *testing.T) {
 		})
 	}
 }
+
+// TestAttackNonceControlCharacters: a nonce is stored with the code and
+// returned in the ID token; one with control characters or invalid UTF-8
+// is refused up front, not sent to the store (where PostgreSQL refuses
+// NUL) to come back as a server error.
+func TestAttackNonceControlCharacters(t *testing.T) {
+	n := startNode(t)
+	c := newRP(t, n, "client_secret_basic")
+	b := newBrowser(t, n)
+	for _, nonce := range []string{"a\x00b", "\xff", "line\nbreak"} {
+		params := c.authParams(newPKCE(), "openid")
+		params.Set("nonce", nonce)
+		if resp := b.authorize(params).response(t, c.redirectURI); resp.Get("error") != "invalid_request" {
+			t.Errorf("nonce %q: %v, want invalid_request", nonce, resp)
+		}
+	}
+}

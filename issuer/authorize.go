@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/audit"
@@ -54,7 +56,7 @@ type authRequest struct {
 	// prompt=login and max_age whatever the clocks say.
 	Session string `json:"session,omitempty"`
 	// Created is when the request reached the server, in nanoseconds:
-	// prompt=login asks for an authentication after it.
+	// the ticket expires ticketTTL after it.
 	Created int64 `json:"created"`
 }
 
@@ -270,6 +272,10 @@ func (h *Handler) validateAuthorize(c *sigil.Client, p url.Values) (*authRequest
 	if len(req.Nonce) > maxNonceLen {
 		return fail(CodeInvalidRequest, "nonce is too long")
 	}
+	if !printable(req.Nonce) {
+		// It is stored with the code and returned in the ID token.
+		return fail(CodeInvalidRequest, "nonce must be printable UTF-8 text")
+	}
 	if pr := p.Get("prompt"); pr != "" {
 		req.Prompt = strings.Fields(pr)
 		for _, v := range req.Prompt {
@@ -344,6 +350,7 @@ func (h *Handler) proceed(w http.ResponseWriter, r *http.Request, req *authReque
 	ctx := r.Context()
 	sess, user, err := h.currentSession(ctx, r)
 	if err != nil {
+		h.Log.ErrorContext(r.Context(), "authorize: store unavailable", "err", err)
 		h.authFailed(w, r, &authError{Code: CodeTemporarilyUnavailable, Description: "try again shortly", redirect: req})
 		return
 	}
@@ -362,6 +369,7 @@ func (h *Handler) proceed(w http.ResponseWriter, r *http.Request, req *authReque
 	}
 	need, err := h.needsConsent(ctx, req, c, user.ID)
 	if err != nil {
+		h.Log.ErrorContext(r.Context(), "authorize: store unavailable", "err", err)
 		h.authFailed(w, r, &authError{Code: CodeTemporarilyUnavailable, Description: "try again shortly", redirect: req})
 		return
 	}
@@ -491,4 +499,17 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, req *authReque
 	u.RawQuery = q.Encode()
 	httpNoStorePage(w)
 	http.Redirect(w, r, u.String(), http.StatusSeeOther)
+}
+
+// printable reports whether s is valid UTF-8 without control characters.
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }

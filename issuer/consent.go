@@ -33,6 +33,7 @@ func (h *Handler) serveConsent(w http.ResponseWriter, r *http.Request) {
 	}
 	sess, user, err := h.currentSession(ctx, r)
 	if err != nil {
+		h.Log.ErrorContext(r.Context(), "consent: store unavailable", "err", err)
 		h.authFailed(w, r, &authError{Code: CodeTemporarilyUnavailable, Description: "try again shortly", redirect: req})
 		return
 	}

@@ -306,7 +306,8 @@ type Metadata struct {
 }
 
 // authMethods are the client authentication methods the endpoints accept;
-// public clients (none) only at the token and PAR endpoints.
+// public clients (none) at the token, PAR and revocation endpoints, never
+// at introspection.
 var authMethods = []string{sigil.AuthSecretBasic, sigil.AuthSecretPost, sigil.AuthPrivateKeyJWT}
 
 // tokenAuthMethods adds public clients to authMethods.
@@ -331,22 +332,20 @@ func (h *Handler) buildMetadata() ([]byte, error) {
 		ScopesSupported:                    []string{ScopeOpenID, ScopeProfile, ScopeEmail, ScopeOfflineAccess},
 		ClaimsSupported: append([]string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash"},
 			append(slices.Clone(profileClaims), emailClaims...)...),
-		GrantTypesSupported:               grants,
-		ResponseTypesSupported:            []string{"code"},
-		ResponseModesSupported:            []string{"query", "form_post"},
-		CodeChallengeMethodsSupported:     []string{"S256"},
-		PromptValuesSupported:             []string{"none", "login", "consent", "select_account"},
-		ACRValuesSupported:                []string{acrPassword},
-		AuthorizationResponseISSParameter: true,
-		SubjectTypesSupported:             []string{"public"},
-		// OpenID Connect Discovery requires RS256 here; the RS256 key kept
-		// beside the access-token key serves ID tokens.
-		IDTokenSigningAlgValuesSupported:          []string{h.IDTokenAlg},
+		GrantTypesSupported:                       grants,
+		ResponseTypesSupported:                    []string{"code"},
+		ResponseModesSupported:                    []string{"query", "form_post"},
+		CodeChallengeMethodsSupported:             []string{"S256"},
+		PromptValuesSupported:                     []string{"none", "login", "consent", "select_account"},
+		ACRValuesSupported:                        []string{acrPassword},
+		AuthorizationResponseISSParameter:         true,
+		SubjectTypesSupported:                     []string{"public"},
+		IDTokenSigningAlgValuesSupported:          idTokenAlgs(h.IDTokenAlg),
 		TokenEndpointAuthMethodsSupported:         tokenAuthMethods,
 		TokenEndpointAuthSigningAlgValues:         keys.Algorithms,
 		IntrospectionEndpointAuthMethodsSupported: authMethods,
 		IntrospectionEndpointAuthSigningAlgValues: keys.Algorithms,
-		RevocationEndpointAuthMethodsSupported:    authMethods,
+		RevocationEndpointAuthMethodsSupported:    tokenAuthMethods,
 		RevocationEndpointAuthSigningAlgValues:    keys.Algorithms,
 		AccessTokenSigningAlgValuesSupported:      []string{h.AccessTokenAlg},
 		DPoPSigningAlgValuesSupported:             dpop.Algorithms,
@@ -394,4 +393,14 @@ func (h *Handler) serveJWKS(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Allow", http.MethodPost)
 	writeError(w, r, h.Log, &Error{Code: CodeInvalidRequest, Description: "use POST", Status: http.StatusMethodNotAllowed})
+}
+
+// idTokenAlgs is id_token_signing_alg_values_supported: the algorithm ID
+// tokens are signed with, and RS256, which OpenID Connect Discovery §3
+// requires every provider to list (a key for it is always kept).
+func idTokenAlgs(alg string) []string {
+	if alg == "RS256" {
+		return []string{alg}
+	}
+	return []string{alg, "RS256"}
 }

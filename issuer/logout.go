@@ -79,6 +79,7 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	sess, _, err := h.currentSession(ctx, r)
 	if err != nil {
+		h.Log.ErrorContext(r.Context(), "logout: store unavailable", "err", err)
 		h.renderError(w, r, http.StatusServiceUnavailable, errorPage("try again shortly"))
 		return
 	}

@@ -26,12 +26,6 @@ var templateFS embed.FS
 // by a per-response CSP nonce.
 var pages = template.Must(template.ParseFS(templateFS, "templates/*.html"))
 
-// page is what every template gets; Data is the page's own.
-type page struct {
-	Title string
-	Nonce string
-}
-
 // httpNoStorePage keeps a page or redirect out of every cache.
 func httpNoStorePage(w http.ResponseWriter) {
 	w.Header().Set("Cache-Control", "no-store")
