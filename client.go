@@ -21,9 +21,10 @@ const (
 	GrantRefreshToken      = "refresh_token"
 )
 
-// Client is a registered OAuth client: a service, an agent or, later, an
-// application acting for users. The zero value is not a usable client; the
-// admin layer fills in defaults before creating one.
+// Client is a registered OAuth client: a service, an agent, or an
+// application acting for users through the authorization code flow. The
+// zero value is not a usable client; the admin layer fills in defaults
+// before creating one.
 type Client struct {
 	// ID is the client_id, unique and immutable.
 	ID string
@@ -44,7 +45,9 @@ type Client struct {
 	// Audiences are the resource indicators (RFC 8707) the client may ask
 	// tokens for. The first is the default audience.
 	Audiences []string
-	// RedirectURIs are the registered redirect URIs (used by later grants).
+	// RedirectURIs are the registered redirect URIs of the authorization
+	// code flow, matched exactly; a post_logout_redirect_uri must be one
+	// of them too.
 	RedirectURIs []string
 	// JWKS is the client's public JWK Set, as JSON, for private_key_jwt.
 	JWKS []byte
@@ -54,8 +57,10 @@ type Client struct {
 	// AccessTokenTTL is the access-token lifetime; zero means the server
 	// default.
 	AccessTokenTTL time.Duration
-	// DPoPBound marks clients that must use DPoP (enforced by a later
-	// release; stored now so registrations keep it).
+	// DPoPBound marks clients that must send a DPoP proof with every token
+	// request, so that all their access tokens are DPoP-bound (RFC 9449
+	// §5.2, dpop_bound_access_tokens); the token endpoint refuses a
+	// request without one.
 	DPoPBound bool
 	// Introspect marks a resource server that may introspect any token whose
 	// audience includes one of its Audiences.

@@ -13,7 +13,7 @@ type bucket struct {
 }
 
 // buckets is a set of token buckets by key, bounded in memory: past
-// maxKeys it starts over, which only ever forgives, never blocks.
+// maxLimiterKeys keys it starts over, which only ever forgives, never blocks.
 type buckets struct {
 	burst    float64
 	interval time.Duration

@@ -70,8 +70,12 @@
 // secret-derived one keyed by its keyed hash. The atomic steps are single
 // statements or immediate transactions: RedeemCode is an UPDATE that only
 // an unredeemed code matches, TakePushedRequest a DELETE … RETURNING, and
-// RotateRefresh reads, checks, inserts and spends in one transaction, so
-// of concurrent callers in any number of processes exactly one succeeds.
+// RotateRefresh spends the old token (an UPDATE … RETURNING that only an
+// unspent, unrevoked, live token matches) and inserts its successor in one
+// transaction, so of concurrent callers in any number of processes exactly
+// one succeeds. Rotations are committed in groups: whoever takes the write
+// lock runs every rotation waiting at that moment in one transaction
+// (without savepoints: a failed insert fails, and undoes, the whole batch).
 // Codes and pushed requests are matched on their client as well as their
 // hash. Migration 0008 records revoked refresh families, which
 // CreateRefresh refuses in the transaction that would insert: the single

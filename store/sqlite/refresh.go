@@ -139,10 +139,15 @@ func (s *Store) RefreshToken(ctx context.Context, hash string) (*sigil.RefreshTo
 // (as RefreshToken reads it); ErrConflict if next.Hash exists.
 //
 // Rotations are committed in groups: a caller that gets the write lock
-// runs every rotation waiting at that moment in one transaction, each in
-// a savepoint of its own, and the others find theirs done. One commit per
-// rotation was half of a refresh's CPU time (WAL frames written per
-// commit; BenchmarkRefreshParallel), and the refresh grant reached 45% of
+// runs every rotation waiting at that moment in one transaction, without
+// savepoints, and the others find theirs done. A rotation that cannot
+// spend its token (ErrReplay, ErrNotFound) changes nothing and leaves the
+// others alone; an insert that fails fails the whole batch, which commits
+// nothing: its caller gets the insert's error, and every other caller in
+// the batch keeps its unspent token and gets an error wrapping
+// sigil.ErrUnavailable, so it may retry. One commit per rotation was half
+// of a refresh's CPU time (WAL frames written per commit; issuer's
+// BenchmarkRefreshParallel), and the refresh grant reached 45% of
 // client_credentials throughput in the load test.
 func (s *Store) RotateRefresh(ctx context.Context, oldHash string, next *sigil.RefreshToken) error {
 	if next == nil || next.Hash == "" {

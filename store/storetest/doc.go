@@ -1,6 +1,6 @@
 // Package storetest is the conformance suite every sigil.Store
-// implementation runs: store/sqlite today, store/postgres later. Run checks
-// the behaviour the interface doc comments in package sigil promise —
+// implementation runs: store/sqlite and store/postgres. Run checks the
+// behaviour the interface doc comments in package sigil promise —
 // sentinel errors, ordering, atomic steps, revocation cutoffs at whole
 // seconds, replay detection under concurrency, users, one redemption per
 // authorization code and one rotation per refresh token under
