@@ -89,7 +89,7 @@ type Config struct {
 	// IDTokenAlg signs ID tokens. Default RS256, which every OpenID
 	// Connect client supports.
 	IDTokenAlg string
-	// TrustedProxies are the reverse proxies (CIDR prefixes) whose
+	// TrustedProxies are the reverse proxies (CIDR prefixes or addresses) whose
 	// X-Forwarded-For header names the client, for the sign-in limits.
 	// Default none.
 	TrustedProxies []string

@@ -130,7 +130,7 @@ func serverFlags(fs *flag.FlagSet, o *options) {
 	fs.DurationVar(&o.cfg.RefreshTokenIdleTTL, "refresh-token-idle-ttl", o.cfg.RefreshTokenIdleTTL, "how long an unused refresh token lives")
 	fs.DurationVar(&o.cfg.RefreshTokenMaxTTL, "refresh-token-max-ttl", o.cfg.RefreshTokenMaxTTL, "how long a family of rotated refresh tokens lives in all")
 	fs.StringVar(&o.cfg.IDTokenAlg, "id-token-alg", o.cfg.IDTokenAlg, "ID-token signing algorithm: RS256 (default), ES256, EdDSA or PS256")
-	fs.Var((*listFlag)(&o.cfg.TrustedProxies), "trusted-proxies", "reverse proxies (CIDRs, comma-separated) whose X-Forwarded-For names the client, for the sign-in limits")
+	fs.Var((*listFlag)(&o.cfg.TrustedProxies), "trusted-proxies", "reverse proxies (CIDR prefixes or addresses, comma-separated) whose X-Forwarded-For names the client, for the sign-in limits")
 	fs.BoolVar(&o.cfg.RegistrationOpen, "open-registration", o.cfg.RegistrationOpen, "let anyone register clients at {issuer}/register (RFC 7591) without an initial access token")
 	fs.StringVar(&o.cfg.RegistrationToken, "registration-token", "", "initial access token for client registration (RFC 7591); prefer SIGIL_REGISTRATION_TOKEN")
 	fs.Var((*listFlag)(&o.cfg.RegistrationScopes), "registration-scopes", "scopes a dynamically registered or metadata-document client may get (space- or comma-separated)")

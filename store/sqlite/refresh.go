@@ -145,10 +145,10 @@ func (s *Store) RefreshToken(ctx context.Context, hash string) (*sigil.RefreshTo
 // others alone; an insert that fails fails the whole batch, which commits
 // nothing: its caller gets the insert's error, and every other caller in
 // the batch keeps its unspent token and gets an error wrapping
-// sigil.ErrUnavailable, so it may retry. One commit per rotation was half
-// of a refresh's CPU time (WAL frames written per commit; issuer's
-// BenchmarkRefreshParallel), and the refresh grant reached 45% of
-// client_credentials throughput in the load test.
+// sigil.ErrUnavailable, so it may retry. Committing each rotation alone
+// was about a fifth of a refresh's CPU time (the WAL frames written per
+// commit, in a profile of issuer's BenchmarkRefreshParallel); the load
+// test's figures before and after are in BENCHMARKS.md.
 func (s *Store) RotateRefresh(ctx context.Context, oldHash string, next *sigil.RefreshToken) error {
 	if next == nil || next.Hash == "" {
 		return errors.New("sqlite: rotate refresh token: empty token hash")
