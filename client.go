@@ -86,6 +86,9 @@ type Client struct {
 	UpdatedAt time.Time
 }
 
+// UsesSecret reports whether authentication method uses a client secret.
+func UsesSecret(method string) bool { return method == AuthSecretBasic || method == AuthSecretPost }
+
 // HasGrant reports whether the client may use grant type g.
 func (c *Client) HasGrant(g string) bool { return slices.Contains(c.GrantTypes, g) }
 

@@ -2,6 +2,7 @@ package sigil
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -45,4 +46,17 @@ type UserStore interface {
 	// DeleteUser removes a user with their sessions, consents and refresh
 	// tokens; ErrNotFound if absent.
 	DeleteUser(ctx context.Context, id string) error
+}
+
+// FoldUsername lower-cases the ASCII letters of s and nothing else: the
+// form usernames are stored and looked up in. strings.ToLower would map
+// some other letters (the Kelvin sign K) to ASCII ones, giving one account
+// many spellings.
+func FoldUsername(s string) string {
+	return strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}, s)
 }

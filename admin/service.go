@@ -147,9 +147,9 @@ func (s *Service) CreateClient(ctx context.Context, spec ClientSpec) (*ClientInf
 	if err != nil {
 		return nil, err
 	}
-	c.ID = newClientID()
+	c.ID = NewClientID()
 	var sec secret.Value
-	if usesSecret(c.AuthMethod) {
+	if sigil.UsesSecret(c.AuthMethod) {
 		sec = secret.Generate()
 		c.SecretHash = s.Secrets.Hash(sec)
 	}
@@ -161,13 +161,10 @@ func (s *Service) CreateClient(ctx context.Context, spec ClientSpec) (*ClientInf
 	return info(c, sec), err
 }
 
-func usesSecret(method string) bool {
-	return method == sigil.AuthSecretBasic || method == sigil.AuthSecretPost
-}
-
-// newClientID returns 128 random bits as lower-case hex: opaque, and never
-// mistaken for a command-line flag.
-func newClientID() string {
+// NewClientID returns a new client id: 128 random bits as lower-case hex,
+// opaque, never mistaken for a command-line flag, and never an https URL
+// (so never taken for a client metadata document).
+func NewClientID() string {
 	var b [16]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
@@ -402,7 +399,7 @@ func (s *Service) RotateSecret(ctx context.Context, id string) (*ClientInfo, err
 		if c, err = s.Store.Client(ctx, id); err != nil {
 			return nil, fmt.Errorf("admin: client %q: %w", id, err)
 		}
-		if !usesSecret(c.AuthMethod) {
+		if !sigil.UsesSecret(c.AuthMethod) {
 			return nil, invalid("client %s uses %s, which has no secret", id, c.AuthMethod)
 		}
 		c.SecretHash = s.Secrets.Hash(sec)

@@ -70,7 +70,7 @@ func normaliseUsername(name string) (string, error) {
 	// Only ASCII letters are lower-cased: strings.ToLower would map some
 	// other letters (the Kelvin sign K) to ASCII ones, which the check
 	// below would then accept.
-	n := lowerASCII(name)
+	n := sigil.FoldUsername(name)
 	if n == "" || len(n) > MaxUsername {
 		return "", invalid("a username has 1 to %d characters", MaxUsername)
 	}
@@ -92,16 +92,6 @@ func normaliseUsername(name string) (string, error) {
 	return n, nil
 }
 
-// lowerASCII lower-cases the ASCII letters of s and nothing else.
-func lowerASCII(s string) string {
-	return strings.Map(func(r rune) rune {
-		if 'A' <= r && r <= 'Z' {
-			return r + 'a' - 'A'
-		}
-		return r
-	}, s)
-}
-
 // looksLikeID reports whether s has the form of newUserID's output.
 func looksLikeID(s string) bool {
 	return len(s) == 32 && strings.Trim(s, "0123456789abcdef") == ""
@@ -110,7 +100,7 @@ func looksLikeID(s string) bool {
 // newUserID returns an opaque user ID of the same form as client IDs (128
 // random bits as lower-case hex): it is the sub of the user's tokens, so it
 // reveals nothing and never changes when the username does.
-func newUserID() string { return newClientID() }
+func newUserID() string { return NewClientID() }
 
 // checkPassword checks a new password: valid UTF-8 (what a sign-in form
 // sends), MinPassword characters to password.MaxLength bytes.
@@ -236,7 +226,7 @@ func (s *Service) CreateUser(ctx context.Context, spec UserSpec, pw string) (*Us
 func (s *Service) user(ctx context.Context, idOrName string) (*sigil.User, error) {
 	u, err := s.Store.User(ctx, idOrName)
 	if errors.Is(err, sigil.ErrNotFound) {
-		u, err = s.Store.UserByName(ctx, lowerASCII(idOrName))
+		u, err = s.Store.UserByName(ctx, sigil.FoldUsername(idOrName))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("admin: user %q: %w", idOrName, err)

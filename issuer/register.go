@@ -3,8 +3,6 @@ package issuer
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -224,12 +222,12 @@ func (h *Handler) serveRegister(w http.ResponseWriter, r *http.Request) {
 		h.writeRegistrationError(w, r, oerr)
 		return
 	}
-	c.ID = newClientID()
+	c.ID = admin.NewClientID()
 	// Whether anyone vetted the client is recorded now, not inferred
 	// later from the server's settings, which may change.
 	c.RegisteredOpen = !vetted
 	var sec secret.Value
-	if usesSecret(c.AuthMethod) {
+	if sigil.UsesSecret(c.AuthMethod) {
 		sec = secret.Generate()
 		c.SecretHash = h.Secrets.Hash(sec)
 	}
@@ -364,8 +362,8 @@ func (h *Handler) updatedRegistration(ctx context.Context, old *sigil.Client, u 
 	c.RegisteredOpen, c.CreatedAt = old.RegisteredOpen, old.CreatedAt
 	var sec secret.Value
 	switch {
-	case !usesSecret(c.AuthMethod):
-	case usesSecret(old.AuthMethod):
+	case !sigil.UsesSecret(c.AuthMethod):
+	case sigil.UsesSecret(old.AuthMethod):
 		c.SecretHash = old.SecretHash
 	default:
 		sec = secret.Generate()
@@ -615,7 +613,7 @@ func (h *Handler) writeClientInformation(w http.ResponseWriter, status int, c *s
 	if c.HasGrant(sigil.GrantAuthorizationCode) {
 		info.ResponseTypes = []string{"code"}
 	}
-	if usesSecret(c.AuthMethod) {
+	if sigil.UsesSecret(c.AuthMethod) {
 		var never int64
 		info.ClientSecretExpiresAt = &never // RFC 7591 §3.2.1: 0 is no expiry
 	}
@@ -654,21 +652,6 @@ func bearer(r *http.Request) (string, bool) {
 		return "", false
 	}
 	return tok, true
-}
-
-// usesSecret reports whether an authentication method uses a client
-// secret.
-func usesSecret(method string) bool {
-	return method == sigil.AuthSecretBasic || method == sigil.AuthSecretPost
-}
-
-// newClientID returns 128 random bits as lower-case hex, as the admin
-// service's ids: never an https URL, so never taken for a client
-// metadata document.
-func newClientID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // registrationNotAllowed answers other methods at the registration

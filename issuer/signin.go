@@ -75,7 +75,7 @@ func (h *Handler) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		h.renderError(w, r, http.StatusForbidden, errorPage("the form expired or did not come from this site; start again from the application"))
 		return
 	}
-	username := lowerASCII(strings.TrimSpace(r.PostForm.Get("username")))
+	username := sigil.FoldUsername(strings.TrimSpace(r.PostForm.Get("username")))
 	pw := r.PostForm.Get("password")
 	if username == "" || pw == "" {
 		h.renderSignIn(w, r, req, "Enter your username and password.", http.StatusBadRequest)
@@ -266,18 +266,4 @@ func (h *Handler) knownDevice(r *http.Request, username string) bool {
 		return false
 	}
 	return d.Username == username && h.now().Unix() < d.Expires
-}
-
-// lowerASCII lower-cases the ASCII letters of s and nothing else, as the
-// admin layer does when it stores a username: strings.ToLower would map
-// some other letters (the Kelvin sign) to ASCII ones, so one account would
-// have many spellings, each with a rate limit of its own.
-func lowerASCII(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }
