@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/sigil-sts/sigil/admin"
+	"github.com/sigil-sts/sigil/secret"
 	"github.com/sigil-sts/sigil/server"
 )
 
@@ -55,6 +56,10 @@ func runDev(ctx context.Context, m *Main, o *options) error {
 		if err != nil {
 			return err
 		}
+		pw, err := demoUser(ctx, srv.Core.Admin)
+		if err != nil {
+			return err
+		}
 		iss := srv.Issuer.Issuer
 		fmt.Fprintf(m.Stdout, `Sigil is running (embedded store in %s).
 
@@ -71,12 +76,36 @@ Demo client (its secret is new on every start of sigil dev):
 Get a token:
   curl -s -u '%s:%s' -d grant_type=client_credentials -d scope=read %s/token
 
+Sign in on Sigil's own pages (its password is new on every start too):
+  page           %s/account
+  username       %s
+  password       %s
+
 Press Ctrl-C to stop.
 `, o.cfg.DataDir, iss, iss, srv.AdminAddr(), o.cfg.DataDir, srv.AdminToken.Reveal(),
 			c.ClientID, c.ClientSecret, c.Scope,
-			url.QueryEscape(c.ClientID), url.QueryEscape(c.ClientSecret), iss)
+			url.QueryEscape(c.ClientID), url.QueryEscape(c.ClientSecret), iss,
+			iss, demoUsername, pw)
 		return nil
 	})
+}
+
+// demoUsername names the user `sigil dev` keeps for trying the sign-in
+// pages.
+const demoUsername = "demo"
+
+// demoUser creates the demo user, or gives the existing one a new
+// password, and returns the password.
+func demoUser(ctx context.Context, svc *admin.Service) (string, error) {
+	pw := secret.Generate().Reveal()[:16]
+	if _, err := svc.User(ctx, demoUsername); err == nil {
+		_, err := svc.SetPassword(ctx, demoUsername, pw)
+		return pw, err
+	}
+	_, err := svc.CreateUser(ctx, admin.UserSpec{Username: demoUsername, Claims: map[string]any{
+		"name": "Demo User", "email": "demo@example.com", "email_verified": true, "department": "engineering",
+	}}, pw)
+	return pw, err
 }
 
 // demoClient creates the demo client, or gives the existing one a new

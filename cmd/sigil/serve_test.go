@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"html"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -549,6 +551,7 @@ func TestDev(t *testing.T) {
 		if err := json.Unmarshal([]byte(body), &tr); err != nil || tr.AccessToken == "" {
 			t.Fatalf("the printed curl: no access_token in %s (%v)", body, err)
 		}
+		signInDemo(t, n.issuer, out)
 		n.stop(t)
 		return d
 	}
@@ -574,5 +577,43 @@ func TestDev(t *testing.T) {
 	mustCLI(t, &cs, "client", "list", "--json")
 	if len(cs) != 1 || cs[0].ClientID != first.clientID {
 		t.Errorf("client list in ./.sigil: %+v, want just %s", cs, first.clientID)
+	}
+}
+
+var (
+	devUsername = regexp.MustCompile(`(?m)^\s+username\s+(\S+)$`)
+	devPassword = regexp.MustCompile(`(?m)^\s+password\s+(\S+)$`)
+	hiddenField = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
+)
+
+// signInDemo signs in on the account page with the demo user sigil dev
+// printed, as a browser would: the page's form, its CSRF cookie, and the
+// redirect back to the account page.
+func signInDemo(t *testing.T, issuer, out string) {
+	t.Helper()
+	u, p := devUsername.FindStringSubmatch(out), devPassword.FindStringSubmatch(out)
+	if u == nil || p == nil {
+		t.Fatalf("sigil dev output has no demo username and password:\n%s", out)
+	}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	resp, err := c.Get(issuer + "/account")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	form := url.Values{"username": {u[1]}, "password": {p[1]}}
+	for _, m := range hiddenField.FindAllStringSubmatch(string(page), -1) {
+		form.Set(m[1], html.UnescapeString(m[2]))
+	}
+	resp, err = c.PostForm(issuer+"/login", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "Signed in as <strong>"+u[1]+"</strong>") {
+		t.Errorf("signing in as the printed demo user: %d %.300s", resp.StatusCode, body)
 	}
 }
