@@ -87,13 +87,19 @@ type accessGrant struct {
 	authTime time.Time
 }
 
-// mintAccessToken signs an access token for client c.
-func (h *Handler) mintAccessToken(c *sigil.Client, g accessGrant) (*TokenResponse, *Error) {
+// accessTTL is the lifetime of client c's access tokens (and ID tokens):
+// its own, or the server default, capped by the maximum.
+func (h *Handler) accessTTL(c *sigil.Client) time.Duration {
 	ttl := c.AccessTokenTTL
 	if ttl == 0 {
 		ttl = h.AccessTokenTTL
 	}
-	ttl = min(ttl, h.MaxAccessTokenTTL)
+	return min(ttl, h.MaxAccessTokenTTL)
+}
+
+// mintAccessToken signs an access token for client c.
+func (h *Handler) mintAccessToken(c *sigil.Client, g accessGrant) (*TokenResponse, *Error) {
+	ttl := h.accessTTL(c)
 	now := g.id.iat
 	scope := strings.Join(g.scopes, " ")
 	claims := &token.Claims{

@@ -13,18 +13,8 @@ import (
 // sends the user back to the client with a code; deny sends access_denied.
 func (h *Handler) serveConsent(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	if _, oerr := readForm(w, r); oerr != nil {
-		h.renderError(w, r, http.StatusBadRequest, errorPage(oerr.Description))
-		return
-	}
-	req, aerr := h.openTicket(r.PostForm.Get("ticket"))
-	if aerr != nil {
-		h.renderError(w, r, http.StatusBadRequest, aerr)
-		return
-	}
-	if err := h.checkCSRF(r); err != nil {
-		h.Log.InfoContext(ctx, "consent: CSRF check failed", "err", err)
-		h.renderError(w, r, http.StatusForbidden, errorPage("the form expired or did not come from this site; start again from the application"))
+	req, ok := h.flowForm(w, r)
+	if !ok {
 		return
 	}
 	if aerr := h.recheck(ctx, req); aerr != nil {

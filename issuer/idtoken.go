@@ -91,10 +91,6 @@ func (h *Handler) issueIDToken(g idTokenGrant) (string, *Error) {
 		return "", internal(err)
 	}
 	now := h.now()
-	ttl := g.client.AccessTokenTTL
-	if ttl == 0 {
-		ttl = h.AccessTokenTTL
-	}
 	extra := identityClaims(g.user, g.scopes)
 	if g.accessToken != "" {
 		extra["at_hash"] = leftHalfHash(k.Alg, g.accessToken)
@@ -107,7 +103,7 @@ func (h *Handler) issueIDToken(g idTokenGrant) (string, *Error) {
 		Subject:         g.user.ID,
 		Audience:        token.Audience{g.client.ID},
 		IssuedAt:        token.NewNumericDate(now),
-		Expiry:          token.NewNumericDate(now.Add(min(ttl, h.MaxAccessTokenTTL))),
+		Expiry:          token.NewNumericDate(now.Add(h.accessTTL(g.client))),
 		AuthTime:        token.NewNumericDate(g.authTime),
 		ACR:             g.acr,
 		AMR:             g.amr,

@@ -55,24 +55,35 @@ func (h *Handler) currentSession(ctx context.Context, r *http.Request) (*sigil.S
 	return s, u, nil
 }
 
+// flowForm reads a form posted by one of the flow's pages and returns the
+// authorization request sealed in its ticket, after the CSRF checks. It
+// answers the request itself and reports false when the form is refused.
+func (h *Handler) flowForm(w http.ResponseWriter, r *http.Request) (*authRequest, bool) {
+	if _, oerr := readForm(w, r); oerr != nil {
+		h.renderError(w, r, http.StatusBadRequest, errorPage(oerr.Description))
+		return nil, false
+	}
+	req, aerr := h.openTicket(r.PostForm.Get("ticket"))
+	if aerr != nil {
+		h.renderError(w, r, http.StatusBadRequest, aerr)
+		return nil, false
+	}
+	if err := h.checkCSRF(r); err != nil {
+		h.Log.InfoContext(r.Context(), "form: CSRF check failed", "path", r.URL.Path, "err", err)
+		h.renderError(w, r, http.StatusForbidden, errorPage("the form expired or did not come from this site; start again from the application"))
+		return nil, false
+	}
+	return req, true
+}
+
 // serveSignIn handles the sign-in form. Every failure answers the same
 // message after the same work (a password hash is checked even for an
 // unknown username), and attempts are rate-limited per client address and
 // per username.
 func (h *Handler) serveSignIn(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	if _, oerr := readForm(w, r); oerr != nil {
-		h.renderError(w, r, http.StatusBadRequest, errorPage(oerr.Description))
-		return
-	}
-	req, aerr := h.openTicket(r.PostForm.Get("ticket"))
-	if aerr != nil {
-		h.renderError(w, r, http.StatusBadRequest, aerr)
-		return
-	}
-	if err := h.checkCSRF(r); err != nil {
-		h.Log.InfoContext(ctx, "sign-in: CSRF check failed", "err", err)
-		h.renderError(w, r, http.StatusForbidden, errorPage("the form expired or did not come from this site; start again from the application"))
+	req, ok := h.flowForm(w, r)
+	if !ok {
 		return
 	}
 	username := sigil.FoldUsername(strings.TrimSpace(r.PostForm.Get("username")))
