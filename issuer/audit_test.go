@@ -433,7 +433,7 @@ func issuerOn(t *testing.T, n *testNode, trail audit.Appender, mods ...func(*iss
 	iss := &issuer.Handler{
 		Issuer: n.issuer, Store: n.srv.Core.Store, Clients: &issuer.ClientCache{Store: n.srv.Core.Store},
 		Keys: n.srv.Core.Keys, Secrets: n.srv.Core.Secrets, Log: quietLog(), Audit: trail,
-		StateKey: n.srv.Core.StateKey, CheckPassword: func(string, string) bool { return false },
+		StateKey: n.srv.Core.StateKey, CheckPassword: func(string, string) (bool, string) { return false, "" },
 	}
 	for _, m := range mods {
 		m(iss)

@@ -1,6 +1,7 @@
 package issuer_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
 	"github.com/sigil-sts/sigil/admin"
+	"github.com/sigil-sts/sigil/password"
 )
 
 const alicePassword = "correct horse battery staple"
@@ -634,5 +636,40 @@ func TestSignInUsernameCase(t *testing.T) {
 	}
 	if got := b.signIn(b.authorize(c.authParams(p, "openid")), "  KATE ", alicePassword); !got.isConsent() {
 		t.Errorf("upper-case username: status %d, want the consent page", got.status)
+	}
+}
+
+// TestSignInRehash: a password hash made with older parameters still
+// signs the user in, and is replaced by one with today's.
+func TestSignInRehash(t *testing.T) {
+	n := startNode(t)
+	c := newRP(t, n, "client_secret_basic")
+	alice := newUser(t, n, "alice", alicePassword, nil)
+	ctx := context.Background()
+	old, err := password.Params{Memory: 19 * 1024, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32}.Hash(alicePassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := n.srv.Core.Store.User(ctx, alice.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.PasswordHash = old
+	if err := n.srv.Core.Store.UpdateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, n)
+	if got := b.signIn(b.authorize(c.authParams(newPKCE(), "openid")), "alice", alicePassword); !got.isConsent() {
+		t.Fatalf("sign-in with an old-parameter hash: %d", got.status)
+	}
+	u, err = n.srv.Core.Store.User(ctx, alice.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.PasswordHash == old {
+		t.Fatal("the old-parameter hash was kept")
+	}
+	if ok, rehash, err := password.Verify(u.PasswordHash, alicePassword); !ok || rehash || err != nil {
+		t.Errorf("new hash %q: ok %v, rehash %v, err %v", u.PasswordHash, ok, rehash, err)
 	}
 }

@@ -93,10 +93,12 @@ type Handler struct {
 	// the codes, sessions, refresh tokens and request URIs kept in the
 	// store. At least 32 bytes, the same on every node.
 	StateKey []byte
-	// CheckPassword reports whether password matches a stored PHC hash.
-	// For an empty hash it does the same work and reports false, so an
-	// unknown username costs the same time as a wrong password.
-	CheckPassword func(hash, password string) bool
+	// CheckPassword reports whether password matches a stored PHC hash,
+	// and when it does but the hash has older parameters, returns a new
+	// hash of it to store instead (else ""). For an empty hash it does the
+	// same work and reports false, so an unknown username costs the same
+	// time as a wrong password.
+	CheckPassword func(hash, password string) (ok bool, rehashed string)
 	// IDTokenAlg signs ID tokens; empty means RS256, which OpenID Connect
 	// requires every provider to support.
 	IDTokenAlg string

@@ -114,11 +114,20 @@ func (h *Handler) serveSignIn(w http.ResponseWriter, r *http.Request) {
 	}
 	// An empty hash runs the same work and fails: no timing difference
 	// between an unknown user, a disabled one and a wrong password.
-	if !h.CheckPassword(hash, pw) || hash == "" {
+	ok, rehashed := h.CheckPassword(hash, pw)
+	if !ok || hash == "" {
 		h.signInLimit.failed(host, username, h.now())
 		h.signInRefused(ctx, username, user)
 		h.renderSignIn(w, r, req, signInFailed, http.StatusUnauthorized)
 		return
+	}
+	if rehashed != "" {
+		// The parameters moved on since the hash was made: store one with
+		// today's. A failure leaves the old hash, which still works.
+		user.PasswordHash = rehashed
+		if err := h.Store.UpdateUser(ctx, user); err != nil {
+			h.Log.WarnContext(ctx, "sign-in: password hash not upgraded", "user", user.ID, "err", err)
+		}
 	}
 	sess, err := h.startSession(w, r, user)
 	if err != nil {

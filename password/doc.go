@@ -12,9 +12,9 @@
 //	go test -run '^$' -bench Hash ./password
 //
 // Verify compares in constant time. A stored hash made with other
-// parameters still verifies, and Verify reports that a rehash is due, for
-// a sign-in path that stores a fresh hash; Sigil's sign-in does not do so
-// yet, so such a hash stays until the password is next set. Verify
+// parameters still verifies, and Verify reports that a rehash is due: the
+// next successful sign-in stores a fresh hash with today's parameters.
+// Verify
 // refuses stored hashes whose parameters or lengths are out of bounds, so
 // a corrupted or planted hash cannot make it allocate gigabytes. VerifyDummy
 // does the same work for a username that does not exist, so timing does

@@ -393,14 +393,24 @@ func openJournal(cfg config.Config, log *slog.Logger) (*audit.Journal, error) {
 	return j, nil
 }
 
-// checkPassword is the issuer's password check over package password.
-func checkPassword(hash, pw string) bool {
+// checkPassword is the issuer's password check over package password: a
+// hash with other parameters than today's is replaced by a new one on the
+// next sign-in.
+func checkPassword(hash, pw string) (bool, string) {
 	if hash == "" {
 		password.VerifyDummy(pw)
-		return false
+		return false, ""
 	}
-	ok, _, err := password.Verify(hash, pw)
-	return err == nil && ok
+	ok, rehash, err := password.Verify(hash, pw)
+	if err != nil || !ok {
+		return false, ""
+	}
+	if rehash {
+		if h, err := password.Hash(pw); err == nil {
+			return true, h
+		}
+	}
+	return true, ""
 }
 
 // selfRegistration configures dynamic client registration and client
