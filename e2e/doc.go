@@ -12,8 +12,7 @@
 //
 // They need Chromium (SIGIL_CHROMIUM, or chromium on PATH: Debian's
 // chromium package), Node.js 20 or newer, and the Node client's packages
-// (`npm ci --prefix e2e/node`); without them they fail, never skip. In
-// -short mode they are skipped, as are the other tests that build the
-// binary. Screenshots of each page go to $SIGIL_SCREENSHOTS, or to
+// (`npm ci --prefix e2e/node`); without them they fail, never skip, in
+// -short mode too. Screenshots of each page go to $SIGIL_SCREENSHOTS, or to
 // sigil-screenshots under the system's temporary directory.
 package e2e

@@ -35,12 +35,11 @@ var builtBinary struct {
 }
 
 // sigilBinary builds cmd/sigil (once per test run) and returns its path.
-// It skips the test in -short mode, like the binary tests in cmd/sigil.
+// Unlike cmd/sigil's binary tests it runs in -short mode too: the browser
+// and openid-client tests are the only proof of the flow with real
+// clients, and never skip.
 func sigilBinary(t *testing.T) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("builds the sigil binary and runs it; skipped in -short mode")
-	}
 	b := &builtBinary
 	b.once.Do(func() {
 		if b.dir, b.err = os.MkdirTemp("", "sigil-e2e-bin-"); b.err != nil {
