@@ -282,14 +282,38 @@ func TestRefreshAttacks(t *testing.T) {
 	if wide.status != http.StatusOK || !slices.Contains(strings.Fields(wide.str(t, "scope")), "offline_access") {
 		t.Fatalf("refresh after narrowing: %d %s", wide.status, wide.body)
 	}
-	rt3, at3 := wide.str(t, "refresh_token"), wide.str(t, "access_token")
+	rt3 := wide.str(t, "refresh_token")
 
-	// Reuse of a spent token revokes the family: the newest token dies
-	// and the access token issued with it too.
+	// Tokens that must not revoke the family: rt3 with its generation
+	// set back to 0 (its tag no longer matches), and rt, authentic and
+	// spent, presented by another client, to the token and revocation
+	// endpoints.
+	raw, err := base64.RawURLEncoding.DecodeString(rt3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(raw[17:25], make([]byte, 8))
+	forged := base64.RawURLEncoding.EncodeToString(raw)
+	wantError(t, n.refresh(t, c, forged, nil), http.StatusBadRequest, "invalid_grant")
+	if r := n.postForm(t, "/revoke", url.Values{"token": {forged}}, c.auth()); r.status != http.StatusOK {
+		t.Errorf("revoking a forged token: %d %s", r.status, r.body)
+	}
+	wantError(t, n.refresh(t, other, rt, nil), http.StatusBadRequest, "invalid_grant")
+	wantError(t, n.postForm(t, "/revoke", url.Values{"token": {rt}}, other.auth()), http.StatusBadRequest, "unauthorized_client")
+	last := n.refresh(t, c, rt3, nil)
+	if last.status != http.StatusOK {
+		t.Fatalf("refresh after the forged and foreign tokens: %d %s; they revoked the family", last.status, last.body)
+	}
+	rt4 := last.str(t, "refresh_token")
+
+	// Reuse of a spent token revokes the family: the newest token dies,
+	// and every access token issued from the family.
 	wantError(t, n.refresh(t, c, rt, nil), http.StatusBadRequest, "invalid_grant")
-	wantError(t, n.refresh(t, c, rt3, nil), http.StatusBadRequest, "invalid_grant")
-	if n.active(t, c.auth(), at3) {
-		t.Error("access token of a revoked family still active")
+	wantError(t, n.refresh(t, c, rt4, nil), http.StatusBadRequest, "invalid_grant")
+	for i, r := range []reply{tr, narrow, wide, last} {
+		if n.active(t, c.auth(), r.str(t, "access_token")) {
+			t.Errorf("access token %d of a revoked family still active", i)
+		}
 	}
 }
 
