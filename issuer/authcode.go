@@ -150,11 +150,13 @@ func (h *Handler) userTokens(ctx context.Context, g userGrant) (*TokenResponse, 
 	now := h.now()
 	access := sigil.IssuedToken{JTI: g.id.jti, ExpiresAt: time.Unix(int64(resp.claims.Expiry), 0)}
 	var (
-		value string
-		err   error
+		value    string
+		err      error
+		f        *sigil.RefreshFamily
+		rotation sigil.RefreshRotation
 	)
 	if g.from == nil {
-		f := &sigil.RefreshFamily{
+		f = &sigil.RefreshFamily{
 			ID: g.family, ClientID: g.client.ID, UserID: g.user.ID, Scopes: refreshScopes, Audience: g.aud,
 			AuthTime: g.authTime, AMR: g.amr, ACR: g.acr, CreatedAt: now, ExpiresAt: now.Add(h.RefreshTokenMaxTTL),
 		}
@@ -170,11 +172,12 @@ func (h *Handler) userTokens(ctx context.Context, g userGrant) (*TokenResponse, 
 	} else {
 		from := g.from
 		value = h.keys.newRefreshToken(from.ID, from.Generation+1)
-		err = h.Store.RotateRefresh(ctx, sigil.RefreshRotation{
+		rotation = sigil.RefreshRotation{
 			FamilyID: from.ID, Generation: from.Generation, TokenHash: g.fromHash,
 			NextHash: h.keys.storedHash("refresh", value), At: now,
 			IdleExpiresAt: earlier(now.Add(h.RefreshTokenIdleTTL), from.ExpiresAt), Access: access,
-		})
+		}
+		err = h.Store.RotateRefresh(ctx, rotation)
 	}
 	switch {
 	case errors.Is(err, sigil.ErrReplay) && g.from == nil:
@@ -182,11 +185,10 @@ func (h *Handler) userTokens(ctx context.Context, g userGrant) (*TokenResponse, 
 		// replayed while this redemption ran (codeReplayed).
 		return nil, badRequest(CodeInvalidGrant, "the code was used twice; the tokens issued from it are revoked")
 	case errors.Is(err, sigil.ErrReplay):
-		// Another request rotated from the same token first: reuse.
-		h.refreshReplayed(ctx, g.client, g.from.ID, "concurrent use")
-		return nil, badRequest(CodeInvalidGrant, "the refresh token was already used; its family is revoked")
+		return nil, h.rotationRefused(ctx, g)
 	case errors.Is(err, sigil.ErrNotFound):
 		// The family expired, or its user was deleted, meanwhile.
+		h.families.forget(g.from.ID)
 		return nil, badRequest(CodeInvalidGrant, "the refresh token expired")
 	case err != nil:
 		return nil, internal(err)
@@ -195,9 +197,36 @@ func (h *Handler) userTokens(ctx context.Context, g userGrant) (*TokenResponse, 
 		if oerr := h.checkNewFamily(ctx, g); oerr != nil {
 			return nil, oerr
 		}
+		h.families.put(*f)
+	} else {
+		next := *g.from
+		next.Generation, next.TokenHash, next.RotatedAt, next.IdleExpiresAt = rotation.Generation+1, rotation.NextHash, rotation.At, rotation.IdleExpiresAt
+		h.families.put(next)
 	}
 	resp.RefreshToken = value
 	return resp, nil
+}
+
+// rotationRefused answers a rotation the store refused (ErrReplay): the
+// token presented was current when read, or cached, but is not any more.
+// A family revoked meanwhile is refused as revoked; otherwise another
+// request, here or on another node, rotated from the same token first,
+// which is reuse (RFC 9700 §4.14.2) and revokes the family.
+func (h *Handler) rotationRefused(ctx context.Context, g userGrant) *Error {
+	h.families.forget(g.from.ID)
+	f, err := h.Store.RefreshFamily(ctx, g.from.ID)
+	switch {
+	case errors.Is(err, sigil.ErrNotFound):
+		return badRequest(CodeInvalidGrant, "the refresh token expired")
+	case err != nil:
+		return internal(err)
+	case f.Revoked:
+		return badRequest(CodeInvalidGrant, "the refresh token was revoked")
+	case f.Generation == g.from.Generation && !h.now().Before(f.IdleExpiresAt):
+		return badRequest(CodeInvalidGrant, "the refresh token expired")
+	}
+	h.refreshReplayed(ctx, g.client, g.from.ID, "concurrent use")
+	return badRequest(CodeInvalidGrant, "the refresh token was already used; its family is revoked")
 }
 
 // earlier returns the earlier of two times.
@@ -262,6 +291,7 @@ func (h *Handler) codeReplayed(ctx context.Context, c *sigil.Client, rec *sigil.
 // refreshReplayed revokes a refresh token family after reuse of one of
 // its spent tokens (RFC 9700 §4.14.2) and records it.
 func (h *Handler) refreshReplayed(ctx context.Context, c *sigil.Client, family, why string) {
+	h.families.forget(family)
 	jtis, err := h.Store.RevokeRefreshFamily(ctx, family)
 	if err != nil {
 		h.Log.ErrorContext(ctx, "refresh replay: family not revoked", "err", err)

@@ -17,6 +17,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
 	"github.com/sigil-sts/sigil/admin"
+	"github.com/sigil-sts/sigil/config"
 	"github.com/sigil-sts/sigil/password"
 )
 
@@ -695,5 +696,69 @@ func TestSignInRehash(t *testing.T) {
 	}
 	if ok, rehash, err := password.Verify(u.PasswordHash, alicePassword); !ok || rehash || err != nil {
 		t.Errorf("new hash %q: ok %v, rehash %v, err %v", u.PasswordHash, ok, rehash, err)
+	}
+}
+
+// TestRefreshAcrossNodes: two nodes on one store, each caching the
+// families it rotated. A stale cache never lets a token through: a spent
+// token replayed where the cache still calls it current is reuse, and a
+// family revoked through the other node is refused as revoked.
+func TestRefreshAcrossNodes(t *testing.T) {
+	a := startNode(t)
+	b := startNode(t, func(cfg *config.Config) { cfg.Issuer, cfg.DataDir = a.issuer, a.cfg.DataDir })
+	c := newRP(t, a, "client_secret_basic")
+	newUser(t, a, "alice", alicePassword, nil)
+	family := func() reply {
+		t.Helper()
+		p := newPKCE()
+		resp := newBrowser(t, a).codeFor(c, c.authParams(p, "openid offline_access"), "alice", alicePassword)
+		tr := a.redeem(t, c, resp.Get("code"), p.verifier)
+		if tr.status != http.StatusOK {
+			t.Fatalf("redeem: %d %s", tr.status, tr.body)
+		}
+		return tr
+	}
+
+	// Rotations alternate between the nodes: each finds the other's
+	// generation newer than its cache and reads the store.
+	rt := family().str(t, "refresh_token")
+	for i, n := range []*testNode{b, a, b, a} {
+		r := n.refresh(t, c, rt, nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("rotation %d: %d %s", i, r.status, r.body)
+		}
+		rt = r.str(t, "refresh_token")
+	}
+
+	// Node a rotated last and caches that generation as current; b
+	// rotates it on. Replaying the spent token at a is reuse.
+	spent := rt
+	moved := b.refresh(t, c, spent, nil)
+	if moved.status != http.StatusOK {
+		t.Fatalf("rotation at b: %d %s", moved.status, moved.body)
+	}
+	r := a.refresh(t, c, spent, nil)
+	wantError(t, r, http.StatusBadRequest, "invalid_grant")
+	if !strings.Contains(r.str(t, "error_description"), "already used") {
+		t.Errorf("replay against a stale cache: %s, want reuse", r.body)
+	}
+	wantError(t, b.refresh(t, c, moved.str(t, "refresh_token"), nil), http.StatusBadRequest, "invalid_grant")
+	if a.active(t, c.auth(), moved.str(t, "access_token")) {
+		t.Error("the access token issued with the newest token survived the reuse")
+	}
+
+	// A family revoked through b while a caches it as live.
+	tr := family()
+	cached := a.refresh(t, c, tr.str(t, "refresh_token"), nil)
+	if cached.status != http.StatusOK {
+		t.Fatalf("rotation at a: %d %s", cached.status, cached.body)
+	}
+	if r := b.postForm(t, "/revoke", url.Values{"token": {cached.str(t, "refresh_token")}}, c.auth()); r.status != http.StatusOK {
+		t.Fatalf("revoke at b: %d %s", r.status, r.body)
+	}
+	r = a.refresh(t, c, cached.str(t, "refresh_token"), nil)
+	wantError(t, r, http.StatusBadRequest, "invalid_grant")
+	if !strings.Contains(r.str(t, "error_description"), "revoked") {
+		t.Errorf("refresh of a family revoked elsewhere: %s, want it refused as revoked", r.body)
 	}
 }

@@ -133,6 +133,7 @@ type Handler struct {
 	metadata []byte
 
 	keys        *flowKeys
+	families    familyCache
 	cookies     cookies
 	origin      string // the issuer's origin, for CSRF checks
 	signInLimit *signInLimiter

@@ -26,18 +26,15 @@ func (g refreshToken) Exchange(ctx context.Context, req *TokenRequest) (*TokenRe
 	if !ok {
 		return nil, badRequest(CodeInvalidGrant, "the refresh token is invalid or expired")
 	}
-	rt, err := h.Store.RefreshFamily(ctx, family)
-	switch {
-	case errors.Is(err, sigil.ErrNotFound):
-		return nil, badRequest(CodeInvalidGrant, "the refresh token is invalid or expired")
-	case err != nil:
-		return nil, internal(err)
+	hash := h.keys.storedHash("refresh", value)
+	rt, oerr := h.refreshFamily(ctx, family, generation, hash)
+	if oerr != nil {
+		return nil, oerr
 	}
 	if rt.ClientID != c.ID {
 		// Bound to the client it was issued to (RFC 6749 §10.4).
 		return nil, badRequest(CodeInvalidGrant, "the refresh token was issued to another client")
 	}
-	hash := h.keys.storedHash("refresh", value)
 	now := h.now()
 	switch {
 	case rt.Revoked:
@@ -87,4 +84,21 @@ func (g refreshToken) Exchange(ctx context.Context, req *TokenRequest) (*TokenRe
 		client: c, user: user, id: id, scopes: scopes, refreshScopes: rt.Scopes, aud: rt.Audience,
 		authTime: rt.AuthTime, acr: rt.ACR, amr: rt.AMR, proof: proof, from: rt, fromHash: hash,
 	})
+}
+
+// refreshFamily returns the family of a token presented: from the cache
+// when it names this token as current (familyCache says why that is
+// safe), else from the store.
+func (h *Handler) refreshFamily(ctx context.Context, id string, generation int64, hash string) (*sigil.RefreshFamily, *Error) {
+	if f, ok := h.families.get(id); ok && f.Generation == generation && f.TokenHash == hash {
+		return &f, nil
+	}
+	f, err := h.Store.RefreshFamily(ctx, id)
+	switch {
+	case errors.Is(err, sigil.ErrNotFound):
+		return nil, badRequest(CodeInvalidGrant, "the refresh token is invalid or expired")
+	case err != nil:
+		return nil, internal(err)
+	}
+	return f, nil
 }

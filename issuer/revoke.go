@@ -107,6 +107,7 @@ func (h *Handler) revokeRefresh(w http.ResponseWriter, r *http.Request, caller *
 		writeError(w, r, h.Log, badRequest(CodeUnauthorizedClient, "the token was not issued to this client"))
 		return
 	}
+	h.families.forget(rt.ID)
 	jtis, err := h.Store.RevokeRefreshFamily(ctx, rt.ID)
 	if err != nil {
 		writeError(w, r, h.Log, internal(err))
