@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) sigil.Store) {
 		{"RotateRefresh", testRotateRefresh},
 		{"RotateRefreshRejects", testRotateRefreshRejects},
 		{"RotateRefreshConcurrent", testRotateRefreshConcurrent},
+		{"RotateRefreshManyFamilies", testRotateRefreshManyFamilies},
 		{"RevokeRefreshFamily", testRevokeRefreshFamily},
 		{"CreateRefreshRevokedFamily", testCreateRefreshRevokedFamily},
 		{"CreateRefreshRevokeConcurrent", testCreateRefreshRevokeConcurrent},
