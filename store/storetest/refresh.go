@@ -145,8 +145,9 @@ func testRefreshRoundTrip(t *testing.T, s sigil.Store) {
 	wantFamily(t, s, "stored family changed through aliases", &orig)
 
 	// A zero CreatedAt is set to the store's current time, in f too; the
-	// other fields may be empty.
-	bare := &sigil.RefreshFamily{ID: "bare", TokenHash: "h-bare", IdleExpiresAt: fromNow(time.Hour), ExpiresAt: fromNow(time.Hour)}
+	// optional fields may be empty. (A family always has a client.)
+	bare := &sigil.RefreshFamily{ID: "bare", ClientID: "web", TokenHash: "h-bare",
+		IdleExpiresAt: fromNow(time.Hour), ExpiresAt: fromNow(time.Hour)}
 	before := time.Now()
 	must(t, "CreateRefreshFamily(bare)", s.CreateRefreshFamily(ctx, bare, issued("jti-bare")))
 	after := time.Now()
