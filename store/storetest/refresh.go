@@ -160,6 +160,15 @@ func testRefreshRoundTrip(t *testing.T, s sigil.Store) {
 		t.Errorf("bare RefreshFamily round trip (-want +got):\n%s", diff)
 	}
 
+	// A new family's token is of generation 0 and the family has not
+	// rotated, whatever the caller's Generation and RotatedAt hold.
+	odd := fullFamily("odd")
+	odd.Generation, odd.RotatedAt = 7, base.Add(time.Minute)
+	createFamily(t, s, odd)
+	fresh := fullFamily("odd")
+	fresh.IdleExpiresAt, fresh.ExpiresAt = odd.IdleExpiresAt, odd.ExpiresAt
+	wantFamily(t, s, "family created with a Generation and a RotatedAt", fresh)
+
 	// A duplicate ID is a conflict that stores nothing: neither the
 	// family nor its access token.
 	dup := fullFamily("f1")
