@@ -28,8 +28,10 @@ import (
 // two cannot deadlock.
 //
 // A family revoked before it exists is a placeholder row: revoked, with
-// an empty client_id, which no family has (CreateRefreshFamily refuses an
-// empty ClientID). Reads treat it as absent.
+// an empty client_id, user_id and token_hash. No family has an empty
+// token_hash (CreateRefreshFamily and RotateRefresh refuse one), which is
+// how reads tell a placeholder, and treat it as absent; a family may have
+// an empty ClientID.
 
 // revokedFamilyGrace is how long after its revocation PurgeAuthz keeps
 // the placeholder of a family revoked before it existed, which makes
@@ -95,8 +97,8 @@ const createFamilySQL = `WITH f AS (
 // statement. ErrConflict if the ID exists; ErrReplay, storing nothing, if
 // RevokeRefreshFamily revoked the ID before it existed. A zero
 // f.CreatedAt is set to the current time, written back into f. An empty
-// ID, ClientID or TokenHash is an error, and so is text PostgreSQL cannot
-// store (NUL, invalid UTF-8).
+// ID or TokenHash is an error, and so is text PostgreSQL cannot store
+// (NUL, invalid UTF-8).
 //
 // The insert does nothing if the ID exists, and waits for a revocation of
 // the same ID in flight on any node to commit first: of the two, whichever
@@ -106,8 +108,6 @@ func (s *Store) CreateRefreshFamily(ctx context.Context, f *sigil.RefreshFamily,
 	switch {
 	case f == nil || f.ID == "":
 		return errors.New("postgres: create refresh family: empty family ID")
-	case f.ClientID == "":
-		return fmt.Errorf("postgres: create refresh family %q: empty client ID", f.ID)
 	case f.TokenHash == "":
 		return fmt.Errorf("postgres: create refresh family %q: empty token hash", f.ID)
 	}
@@ -128,7 +128,7 @@ func (s *Store) CreateRefreshFamily(ctx context.Context, f *sigil.RefreshFamily,
 		// The ID exists, and a row never changes between a placeholder
 		// and a family: this read cannot contradict the insert.
 		var placeholder bool
-		err := s.pool.QueryRow(ctx, `SELECT client_id = '' AND revoked FROM refresh_families WHERE id = $1`, f.ID).
+		err := s.pool.QueryRow(ctx, `SELECT token_hash = '' FROM refresh_families WHERE id = $1`, f.ID).
 			Scan(&placeholder)
 		switch {
 		case err == nil && placeholder:
@@ -151,7 +151,7 @@ func (s *Store) RefreshFamily(ctx context.Context, id string) (*sigil.RefreshFam
 		return nil, errorf("postgres: get refresh family %q: %w", id, sigil.ErrNotFound)
 	}
 	f, err := scanFamily(s.pool.QueryRow(ctx, `SELECT `+familyColumns+` FROM refresh_families
-		WHERE id = $1 AND expires_at > $2 AND client_id <> ''`, id, rowcodec.UnixNano(s.Now())))
+		WHERE id = $1 AND expires_at > $2 AND token_hash <> ''`, id, rowcodec.UnixNano(s.Now())))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, errorf("postgres: get refresh family %q: %w", id, sigil.ErrNotFound)
 	}
@@ -235,18 +235,17 @@ func (s *Store) RotateRefresh(ctx context.Context, r sigil.RefreshRotation) erro
 // since, which was absent then: ErrNotFound.
 func (s *Store) whyNotRotated(ctx context.Context, r sigil.RefreshRotation, now int64) error {
 	var (
-		client                 string
 		generation             int64
 		hash                   string
 		revoked                bool
 		idleUntil, familyUntil int64
 	)
-	err := s.pool.QueryRow(ctx, `SELECT client_id, generation, token_hash, revoked, idle_expires_at, expires_at
-		FROM refresh_families WHERE id = $1 AND expires_at > $2`, r.FamilyID, now).
-		Scan(&client, &generation, &hash, &revoked, &idleUntil, &familyUntil)
+	err := s.pool.QueryRow(ctx, `SELECT generation, token_hash, revoked, idle_expires_at, expires_at
+		FROM refresh_families WHERE id = $1 AND expires_at > $2 AND token_hash <> ''`, r.FamilyID, now).
+		Scan(&generation, &hash, &revoked, &idleUntil, &familyUntil)
 	at := rowcodec.UnixNano(r.At)
 	switch {
-	case errors.Is(err, pgx.ErrNoRows) || (err == nil && client == ""):
+	case errors.Is(err, pgx.ErrNoRows):
 		return sigil.ErrNotFound
 	case err != nil:
 		return err
@@ -303,7 +302,7 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, id string) ([]string, e
 // the user at any client (clientID empty) or of the client for any user
 // (userID empty), and returns the JTIs of their unexpired access tokens,
 // soonest to expire first; both empty is an error. Placeholders have no
-// client or user, so none is revoked.
+// client or user, so none matches.
 //
 // It runs in one transaction. The UPDATE locks the families in ID order,
 // waiting for rotations in flight; the access tokens are read by a second

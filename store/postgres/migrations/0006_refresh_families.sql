@@ -1,17 +1,18 @@
 -- 0006: refresh state as one row per family, rotated in place, as in the
--- SQLite store (see there for the design).
+-- SQLite store's 0010 (see there for the design).
 --
 -- Refresh tokens issued before this version stop working: their rows are
 -- dropped, and their format changed too (a token now names its family and
 -- generation). Their users sign in again.
 --
 -- The primary key serialises every write to a family on any number of
--- nodes, so the advisory locks of 0003 and 0004 are gone: CreateRefreshFamily
--- inserts with ON CONFLICT DO NOTHING, RevokeRefreshFamily upserts, and
--- RotateRefresh is one UPDATE of the family's row (see refresh.go). A
--- family revoked before it exists is a placeholder row: revoked, with an
--- empty client_id and user_id, expiring an hour after the revocation. No
--- trigger: nothing caches refresh state.
+-- nodes, so the advisory locks of 0003 and 0004 are gone:
+-- CreateRefreshFamily inserts with ON CONFLICT DO NOTHING,
+-- RevokeRefreshFamily upserts, and RotateRefresh is one UPDATE of the
+-- family's row (see refresh.go). A family revoked before it exists is a
+-- placeholder row: revoked, with an empty client_id, user_id and
+-- token_hash (no family has an empty token_hash), expiring an hour after
+-- the revocation. No trigger: nothing caches refresh state.
 
 DROP TABLE refresh_tokens;
 DROP TABLE revoked_families;
