@@ -514,12 +514,13 @@ func testPurgeAuthz(t *testing.T, s sigil.Store) {
 		must(t, "RedeemCode", err)
 	}
 	// Refresh families are kept until their ExpiresAt, however long they
-	// have been idle, revoked ones too.
+	// have been idle, revoked ones too; a family's access tokens go with
+	// it, even one that would outlive it.
 	fams := map[string]*sigil.RefreshFamily{}
 	for id, exp := range map[string]time.Time{"f-gone": gone, "f-kept": kept, "f-revoked": kept} {
 		f := fullFamily(id)
 		f.IdleExpiresAt, f.ExpiresAt = fromNow(-time.Hour), exp
-		must(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, f, sigil.IssuedToken{JTI: "jti-" + id, ExpiresAt: exp}))
+		must(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, f, sigil.IssuedToken{JTI: "jti-" + id, ExpiresAt: kept}))
 		fams[id] = f
 	}
 	revokeFamily(t, s, "f-revoked", "jti-f-revoked")

@@ -145,8 +145,9 @@ func testRefreshRoundTrip(t *testing.T, s sigil.Store) {
 	wantFamily(t, s, "stored family changed through aliases", &orig)
 
 	// A zero CreatedAt is set to the store's current time, in f too; the
-	// other fields may be empty.
-	bare := &sigil.RefreshFamily{ID: "bare", TokenHash: "h-bare", IdleExpiresAt: fromNow(time.Hour), ExpiresAt: fromNow(time.Hour)}
+	// optional fields may be empty. (A family always has a client.)
+	bare := &sigil.RefreshFamily{ID: "bare", ClientID: "web", TokenHash: "h-bare",
+		IdleExpiresAt: fromNow(time.Hour), ExpiresAt: fromNow(time.Hour)}
 	before := time.Now()
 	must(t, "CreateRefreshFamily(bare)", s.CreateRefreshFamily(ctx, bare, issued("jti-bare")))
 	after := time.Now()
@@ -158,6 +159,15 @@ func testRefreshRoundTrip(t *testing.T, s sigil.Store) {
 	if diff := cmp.Diff(bare, got, cmpopts.EquateEmpty(), cmpopts.IgnoreFields(sigil.RefreshFamily{}, "AuthTime")); diff != "" {
 		t.Errorf("bare RefreshFamily round trip (-want +got):\n%s", diff)
 	}
+
+	// A new family's token is of generation 0 and the family has not
+	// rotated, whatever the caller's Generation and RotatedAt hold.
+	odd := fullFamily("odd")
+	odd.Generation, odd.RotatedAt = 7, base.Add(time.Minute)
+	createFamily(t, s, odd)
+	fresh := fullFamily("odd")
+	fresh.IdleExpiresAt, fresh.ExpiresAt = odd.IdleExpiresAt, odd.ExpiresAt
+	wantFamily(t, s, "family created with a Generation and a RotatedAt", fresh)
 
 	// A duplicate ID is a conflict that stores nothing: neither the
 	// family nor its access token.
