@@ -355,6 +355,11 @@ func (s *Store) PurgeAuthz(ctx context.Context, now time.Time) (int, error) {
 	cutoff, codeCutoff := rowcodec.UnixNano(now), rowcodec.UnixNano(now.Add(-redeemedCodeGrace))
 	var total int64
 	err := inTx(ctx, s.wconn, func(tx *sql.Tx) error {
+		// Not counted: an access token is part of its family's record.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM refresh_access WHERE expires_at < ?1
+			OR family_id IN (SELECT id FROM refresh_families WHERE expires_at < ?1)`, cutoff); err != nil {
+			return err
+		}
 		for _, d := range []struct {
 			query string
 			args  []any
@@ -374,10 +379,7 @@ func (s *Store) PurgeAuthz(ctx context.Context, now time.Time) (int, error) {
 			}
 			total += n
 		}
-		// Not counted: an access token is part of its family's record. One
-		// can outlive its family by its own lifetime at most.
-		_, err := tx.ExecContext(ctx, `DELETE FROM refresh_access WHERE expires_at < ?`, cutoff)
-		return err
+		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: purge authorization state: %w", err)

@@ -14,7 +14,7 @@ import (
 // Refresh families (migration 0010): one row per family, rotated in
 // place, and the access tokens issued from each in refresh_access. A
 // family revoked before it exists is a placeholder row with an empty
-// client_id, which every read but CreateRefreshFamily's skips.
+// token_hash, which every read but CreateRefreshFamily's skips.
 
 // familyColumns lists the refresh_families columns in the order
 // scanFamily reads them.
@@ -55,57 +55,54 @@ func scanFamily(row scanner) (*sigil.RefreshFamily, error) {
 // The refresh statements prepared in Open.
 const (
 	familyByIDSQL = `SELECT ` + familyColumns + ` FROM refresh_families
-		WHERE id = ? AND expires_at > ? AND client_id <> ''`
+		WHERE id = ? AND expires_at > ? AND token_hash <> ''`
 	// rotateFamilySQL moves a family on from the token presented, if it
 	// is still the current, live one; no row changed means it is not.
 	rotateFamilySQL = `UPDATE refresh_families
 		SET generation = generation + 1, token_hash = ?1, rotated_at = ?2, idle_expires_at = ?3
 		WHERE id = ?4 AND generation = ?5 AND token_hash = ?6
-			AND revoked = 0 AND idle_expires_at > ?2 AND expires_at > ?7 AND client_id <> ''`
+			AND revoked = 0 AND idle_expires_at > ?2 AND expires_at > ?7 AND token_hash <> ''`
 	insertAccessSQL = `INSERT INTO refresh_access (family_id, jti, expires_at) VALUES (?, ?, ?)
 		ON CONFLICT (family_id, jti) DO NOTHING`
 )
 
-// CreateRefreshFamily stores f, generation 0, and the access token issued
-// with it, in one transaction. ErrConflict if the ID exists; ErrReplay,
-// storing nothing, if RevokeRefreshFamily left a placeholder for the ID.
-// A zero f.CreatedAt is set to the current time, written back into f.
+// CreateRefreshFamily stores f, at generation 0, unrotated and live
+// whatever f holds, and the access token issued with it, in one
+// transaction. ErrConflict if the ID exists; ErrReplay, storing nothing,
+// if RevokeRefreshFamily left a placeholder for the ID. A zero
+// f.CreatedAt is set to the current time, written back into f.
 //
 // SQLite lets one transaction write at a time, in any number of
 // processes, so the insert and a revocation of the same ID cannot pass
 // each other: either the family is stored first and then revoked, or the
 // revocation's placeholder makes the insert fail.
 func (s *Store) CreateRefreshFamily(ctx context.Context, f *sigil.RefreshFamily, access sigil.IssuedToken) error {
-	if f == nil || f.ID == "" || f.ClientID == "" {
-		return errors.New("sqlite: create refresh family: empty family or client ID")
+	if f == nil || f.ID == "" || f.TokenHash == "" {
+		return errors.New("sqlite: create refresh family: empty family ID or token hash")
 	}
 	created := f.CreatedAt
 	if created.IsZero() {
 		created = s.now()
 	}
-	var rotated any // NULL before a rotation
-	if !f.RotatedAt.IsZero() {
-		rotated = rowcodec.UnixNano(f.RotatedAt)
-	}
 	defer s.writing()()
 	err := inTx(ctx, s.wconn, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO refresh_families (`+familyColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, NULL, ?, ?, 0) ON CONFLICT (id) DO NOTHING`,
 			f.ID, f.ClientID, f.UserID, rowcodec.EncodeList(f.Scopes), rowcodec.EncodeList(f.Audience),
 			rowcodec.UnixNano(f.AuthTime), rowcodec.EncodeList(f.AMR), f.ACR, f.JKT,
-			f.Generation, f.TokenHash, rowcodec.UnixNano(created), rotated,
-			rowcodec.UnixNano(f.IdleExpiresAt), rowcodec.UnixNano(f.ExpiresAt), f.Revoked)
+			f.TokenHash, rowcodec.UnixNano(created),
+			rowcodec.UnixNano(f.IdleExpiresAt), rowcodec.UnixNano(f.ExpiresAt))
 		if err != nil {
 			return err
 		}
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n == 0 {
-			var client string
-			if err := tx.QueryRowContext(ctx, `SELECT client_id FROM refresh_families WHERE id = ?`, f.ID).Scan(&client); err != nil {
+			var hash string
+			if err := tx.QueryRowContext(ctx, `SELECT token_hash FROM refresh_families WHERE id = ?`, f.ID).Scan(&hash); err != nil {
 				return err
 			}
-			if client == "" {
+			if hash == "" {
 				return fmt.Errorf("revoked before it was created: %w", sigil.ErrReplay)
 			}
 			return sigil.ErrConflict
@@ -264,7 +261,7 @@ func whyNotRotated(ctx context.Context, tx *sql.Tx, r sigil.RefreshRotation, at,
 		idleUntil  int64
 	)
 	err := tx.QueryRowContext(ctx, `SELECT generation, token_hash, revoked, idle_expires_at
-		FROM refresh_families WHERE id = ? AND expires_at > ? AND client_id <> ''`, r.FamilyID, now).
+		FROM refresh_families WHERE id = ? AND expires_at > ? AND token_hash <> ''`, r.FamilyID, now).
 		Scan(&generation, &hash, &revoked, &idleUntil)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -287,9 +284,9 @@ func whyNotRotated(ctx context.Context, tx *sql.Tx, r sigil.RefreshRotation, at,
 // RevokeRefreshFamily marks a family revoked and returns the JTIs of the
 // unexpired access tokens issued from it, soonest to expire first, in one
 // transaction. An ID not stored yet gets a revoked placeholder row that
-// expires revokedFamilyGrace later (revoking it again moves that forward),
-// so that CreateRefreshFamily refuses it: a replayed code revokes the
-// family its first redemption has not stored yet.
+// expires revokedFamilyGrace later, so that CreateRefreshFamily refuses
+// it: a replayed code revokes the family its first redemption has not
+// stored yet.
 func (s *Store) RevokeRefreshFamily(ctx context.Context, id string) ([]string, error) {
 	now := s.now()
 	until := rowcodec.UnixNano(now.Add(revokedFamilyGrace))
@@ -298,8 +295,7 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, id string) ([]string, e
 	err := inTx(ctx, s.wconn, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO refresh_families (`+familyColumns+`)
 			VALUES (?1, '', '', '[]', '[]', 0, '[]', '', '', 0, '', ?2, NULL, ?3, ?3, 1)
-			ON CONFLICT (id) DO UPDATE SET revoked = 1, expires_at = CASE WHEN client_id = ''
-				THEN max(expires_at, excluded.expires_at) ELSE expires_at END`,
+			ON CONFLICT (id) DO UPDATE SET revoked = 1`,
 			id, rowcodec.UnixNano(now), until); err != nil {
 			return fmt.Errorf("mark revoked: %w", err)
 		}

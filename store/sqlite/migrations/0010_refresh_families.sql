@@ -11,8 +11,8 @@
 --
 -- A family revoked before it exists (a replayed authorization code whose
 -- first redemption has not stored its family yet) is a placeholder row:
--- revoked, client_id and user_id '', expiring an hour after the
--- revocation. It replaces 0008's revoked_families.
+-- revoked, token_hash, client_id and user_id '', expiring an hour after
+-- the revocation. It replaces 0008's revoked_families.
 --
 -- Refresh tokens issued before this migration stop working: their format
 -- changed with the table. Their users sign in again.
