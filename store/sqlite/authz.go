@@ -341,7 +341,6 @@ func (s *Store) TakePushedRequest(ctx context.Context, hash, clientID string) (*
 // and the tokens issued from it revoked.
 const redeemedCodeGrace = time.Hour
 
-
 // PurgeAuthz deletes, in one transaction, the sessions, unredeemed codes
 // and pushed requests whose expiry lies before now, the redeemed codes
 // whose expiry lies more than an hour before now, the refresh families

@@ -31,10 +31,10 @@ const revokedFamilyGrace = time.Hour
 // back as nil; RotatedAt is zero before the first rotation.
 func scanFamily(row scanner) (*sigil.RefreshFamily, error) {
 	var (
-		f                                      sigil.RefreshFamily
-		scopes, audience, amr                  []byte
+		f                                       sigil.RefreshFamily
+		scopes, audience, amr                   []byte
 		authTime, created, idleUntil, expiresAt int64
-		rotated                                sql.NullInt64
+		rotated                                 sql.NullInt64
 	)
 	err := row.Scan(&f.ID, &f.ClientID, &f.UserID, &scopes, &audience, &authTime, &amr, &f.ACR, &f.JKT,
 		&f.Generation, &f.TokenHash, &created, &rotated, &idleUntil, &expiresAt, &f.Revoked)

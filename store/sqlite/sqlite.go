@@ -59,7 +59,7 @@ type Store struct {
 	// (BenchmarkRefreshParallel).
 	familyStmt, userStmt, rotateStmt, insertAccessStmt *sql.Stmt
 	revokedStmt                                        *sql.Stmt
-	markStmt          *sql.Stmt
+	markStmt                                           *sql.Stmt
 
 	versionStmt *sql.Stmt
 
