@@ -66,7 +66,7 @@ func (g authorizationCode) Exchange(ctx context.Context, req *TokenRequest) (*To
 	if subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(rec.CodeChallenge)) != 1 {
 		return nil, badRequest(CodeInvalidGrant, "code_verifier does not match the code_challenge")
 	}
-	user, oerr := h.activeUser(ctx, rec.UserID)
+	user, oerr := activeUser(h.Store.User(ctx, rec.UserID))
 	if oerr != nil {
 		return nil, oerr
 	}
@@ -76,10 +76,9 @@ func (g authorizationCode) Exchange(ctx context.Context, req *TokenRequest) (*To
 	})
 }
 
-// activeUser loads the user a grant is for; a deleted or disabled user's
-// grants are dead.
-func (h *Handler) activeUser(ctx context.Context, id string) (*sigil.User, *Error) {
-	u, err := h.Store.User(ctx, id)
+// activeUser checks the user a grant is for, as loaded; a deleted or
+// disabled user's grants are dead.
+func activeUser(u *sigil.User, err error) (*sigil.User, *Error) {
 	if errors.Is(err, sigil.ErrNotFound) {
 		return nil, badRequest(CodeInvalidGrant, "the user no longer exists")
 	}

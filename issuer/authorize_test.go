@@ -762,3 +762,50 @@ func TestRefreshAcrossNodes(t *testing.T) {
 		t.Errorf("refresh of a family revoked elsewhere: %s, want it refused as revoked", r.body)
 	}
 }
+
+// TestRefreshCachedUser: the refresh grant reads its user from the cache.
+// A user disabled through the admin layer cannot refresh the moment the
+// update returns (their families are revoked with it); a change made
+// straight in the store, as another process's would be, reaches the
+// tokens within the cache's poll.
+func TestRefreshCachedUser(t *testing.T) {
+	n := startNode(t, func(cfg *config.Config) { cfg.CacheRefresh = 100 * time.Millisecond })
+	c := newRP(t, n, "client_secret_basic")
+	alice := newUser(t, n, "alice", alicePassword, map[string]any{"department": "eng"})
+	family := func() string {
+		t.Helper()
+		p := newPKCE()
+		resp := newBrowser(t, n).codeFor(c, c.authParams(p, "openid offline_access"), "alice", alicePassword)
+		return n.redeem(t, c, resp.Get("code"), p.verifier).str(t, "refresh_token")
+	}
+	rt := family()
+	r := n.refresh(t, c, rt, nil) // alice is cached now
+	if r.status != http.StatusOK || claims(t, r.str(t, "access_token"))["department"] != "eng" {
+		t.Fatalf("refresh: %d %s", r.status, r.body)
+	}
+	rt = r.str(t, "refresh_token")
+
+	ctx := context.Background()
+	u, err := n.srv.Core.Store.User(ctx, alice.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Claims = map[string]any{"department": "legal"}
+	if err := n.srv.Core.Store.UpdateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the new claim in a refreshed token", func() bool {
+		r := n.refresh(t, c, rt, nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("refresh after a claim change: %d %s", r.status, r.body)
+		}
+		rt = r.str(t, "refresh_token")
+		return claims(t, r.str(t, "access_token"))["department"] == "legal"
+	})
+
+	disabled := true
+	if _, err := n.admin().UpdateUser(ctx, alice.ID, admin.UserUpdate{Disabled: &disabled}); err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, n.refresh(t, c, rt, nil), http.StatusBadRequest, "invalid_grant")
+}

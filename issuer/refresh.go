@@ -69,7 +69,9 @@ func (g refreshToken) Exchange(ctx context.Context, req *TokenRequest) (*TokenRe
 			}
 		}
 	}
-	user, oerr := h.activeUser(ctx, rt.UserID)
+	// From the cache: disabling or deleting the user revokes the family,
+	// which the rotation checks in the store (Cache).
+	user, oerr := activeUser(h.Cache.User(ctx, rt.UserID))
 	if oerr != nil {
 		return nil, oerr
 	}
