@@ -67,12 +67,14 @@ type Consent struct {
 	GrantedAt time.Time
 }
 
-// RefreshToken is one refresh token of a family: the chain of tokens that
-// rotation derives from one grant (RFC 9700 §4.14.2).
-type RefreshToken struct {
-	// Hash is the keyed hash of the token.
-	Hash     string
-	FamilyID string
+// RefreshFamily is the refresh state of one grant: the chain of refresh
+// tokens that rotation derives from it (RFC 9700 §4.14.2), kept as one
+// record rotated in place. Only the family's current token is live: a
+// rotation moves Generation on and replaces TokenHash, and a token of an
+// earlier generation presented again is reuse.
+type RefreshFamily struct {
+	// ID is random and not secret: the family's tokens carry it.
+	ID       string
 	ClientID string
 	UserID   string
 	Scopes   []string
@@ -80,21 +82,48 @@ type RefreshToken struct {
 	AuthTime time.Time
 	AMR      []string
 	ACR      string
-	// JKT binds the token to a DPoP key (RFC 9449 §5) for public clients;
-	// empty when unbound.
+	// JKT binds the family's tokens to a DPoP key (RFC 9449 §5) for
+	// public clients; empty when unbound.
 	JKT string
-	// AccessJTI is the jti of the access token issued with this refresh
-	// token, revoked with the family.
-	AccessJTI string
+	// Generation counts the family's rotations: 0 for its first token.
+	Generation int64
+	// TokenHash is the keyed hash of the current token.
+	TokenHash string
 	CreatedAt time.Time
-	// ExpiresAt is the idle expiry: unused until then, the token is dead.
+	// RotatedAt is when the family last rotated; zero before it has.
+	RotatedAt time.Time
+	// IdleExpiresAt is when the current token dies unused.
+	IdleExpiresAt time.Time
+	// ExpiresAt is the absolute expiry of the whole family.
 	ExpiresAt time.Time
-	// FamilyExpiresAt is the absolute expiry of the whole family.
-	FamilyExpiresAt time.Time
-	// UsedAt is when the token was rotated; zero while it is unspent.
-	UsedAt time.Time
 	// Revoked is set when the family was revoked.
 	Revoked bool
+}
+
+// IssuedToken is an access token issued from a refresh family: revoking
+// the family revokes it too, until it expires.
+type IssuedToken struct {
+	JTI       string
+	ExpiresAt time.Time
+}
+
+// RefreshRotation asks AuthzStore.RotateRefresh to move a family from the
+// token presented to the next one.
+type RefreshRotation struct {
+	FamilyID string
+	// Generation and TokenHash name the token presented: the family
+	// rotates only while it is still the current one.
+	Generation int64
+	TokenHash  string
+	// NextHash is the keyed hash of the new token, of generation
+	// Generation+1.
+	NextHash string
+	At       time.Time
+	// IdleExpiresAt is the new token's idle expiry; the caller caps it at
+	// the family's ExpiresAt.
+	IdleExpiresAt time.Time
+	// Access is the access token issued with the new token.
+	Access IssuedToken
 }
 
 // PushedRequest is a pushed authorization request (RFC 9126).
@@ -141,29 +170,34 @@ type AuthzStore interface {
 	// DeleteConsent forgets a consent; ErrNotFound if absent.
 	DeleteConsent(ctx context.Context, userID, clientID string) error
 
-	// CreateRefresh stores the first token of a family, or any token
-	// outside rotation; ErrConflict if the hash exists, ErrReplay if the
-	// family was revoked (RevokeRefreshFamily), even before it had a
-	// token: a replayed authorization code revokes the family its first
-	// redemption is about to create.
-	CreateRefresh(ctx context.Context, t *RefreshToken) error
-	// RefreshToken returns a token, spent or revoked ones included, until
-	// its family's absolute expiry.
-	RefreshToken(ctx context.Context, hash string) (*RefreshToken, error)
-	// RotateRefresh spends the token oldHash at next.CreatedAt and stores
-	// next in its family, in one atomic step. If the old token is spent,
-	// revoked or past its idle expiry it returns ErrReplay and stores
-	// nothing; ErrNotFound if it is absent.
-	RotateRefresh(ctx context.Context, oldHash string, next *RefreshToken) error
-	// RevokeRefreshFamily marks every token of a family revoked, remembers
-	// the family as revoked (for CreateRefresh) until purged an hour
-	// later, and returns the AccessJTIs recorded in it, so the caller can
-	// revoke those too.
-	RevokeRefreshFamily(ctx context.Context, familyID string) ([]string, error)
+	// CreateRefreshFamily stores a new family, whose current token is
+	// f.TokenHash of generation 0, and access, the access token issued
+	// with it. ErrConflict if the ID exists; ErrReplay, storing nothing,
+	// if RevokeRefreshFamily revoked the ID before it existed: a replayed
+	// authorization code revokes the family its first redemption is about
+	// to create. A zero f.CreatedAt is set to the current time.
+	CreateRefreshFamily(ctx context.Context, f *RefreshFamily, access IssuedToken) error
+	// RefreshFamily returns a family, revoked ones included, until its
+	// ExpiresAt; ErrNotFound after it, if it is absent, or if only a
+	// revocation before its creation recorded it.
+	RefreshFamily(ctx context.Context, id string) (*RefreshFamily, error)
+	// RotateRefresh moves family r.FamilyID from its token r.Generation
+	// (hash r.TokenHash) to the next and records r.Access, in one atomic
+	// step: of concurrent rotations from one token, in any process,
+	// exactly one succeeds. ErrReplay, changing nothing, if that token is
+	// not the current one any more (the family rotated), the family is
+	// revoked, or the token is past its idle expiry at r.At; ErrNotFound
+	// if the family is absent or expired.
+	RotateRefresh(ctx context.Context, r RefreshRotation) error
+	// RevokeRefreshFamily marks a family revoked and returns the JTIs of
+	// the unexpired access tokens issued from it, so the caller can revoke
+	// those too. An ID not stored yet is recorded as revoked for an hour,
+	// so CreateRefreshFamily refuses it.
+	RevokeRefreshFamily(ctx context.Context, id string) ([]string, error)
 	// RevokeRefreshTokens revokes every family of one user at one client
 	// (a withdrawn consent), of one user at any client (userID alone), or
-	// of one client for any user (clientID alone), and returns their
-	// AccessJTIs. Both empty is an error.
+	// of one client for any user (clientID alone), and returns the JTIs
+	// of their unexpired access tokens. Both empty is an error.
 	RevokeRefreshTokens(ctx context.Context, userID, clientID string) ([]string, error)
 
 	// PushRequest stores a pushed authorization request; ErrConflict if
@@ -175,8 +209,10 @@ type AuthzStore interface {
 	TakePushedRequest(ctx context.Context, hash, clientID string) (*PushedRequest, error)
 
 	// PurgeAuthz deletes the records that expired before now (refresh
-	// tokens once their family has; redeemed codes an hour after their
-	// expiry, so replays are still caught; revoked-family marks an hour
-	// after the revocation) and returns how many.
+	// families at their ExpiresAt, however long idle, with their access
+	// tokens; the access tokens of a live family at theirs; redeemed codes
+	// an hour after their expiry, so replays are still caught; families
+	// revoked before they existed an hour after the revocation) and
+	// returns how many, access tokens not counted.
 	PurgeAuthz(ctx context.Context, now time.Time) (int, error)
 }

@@ -27,7 +27,7 @@ type Store interface {
 	AuditStore
 	StatusListStore
 	// Version returns a number that changes whenever any process commits a
-	// change to clients or signing keys. Revocation, replay-cache and audit
+	// change to clients, users or signing keys. Revocation, replay-cache and audit
 	// writes do not move it (nothing caches them, and any client can cause
 	// them), nor do status-list writes (each list has a Version of its
 	// own). Values from any Store on the same database are comparable.
@@ -41,8 +41,8 @@ type Store interface {
 // commit (PostgreSQL's LISTEN/NOTIFY), so that caches need not wait for
 // their next poll of Store.Version.
 type ChangeNotifier interface {
-	// WatchChanges calls changed after each committed change to clients
-	// or signing keys, by any process on the same database, until ctx
+	// WatchChanges calls changed after each committed change to clients,
+	// users or signing keys, by any process on the same database, until ctx
 	// ends or the store can no longer listen; it returns why it stopped.
 	// Polling stays the fallback: a notification can be lost while the
 	// listener reconnects.

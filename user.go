@@ -44,7 +44,8 @@ type UserStore interface {
 	// ErrNotFound if absent, ErrConflict if the new username is taken.
 	UpdateUser(ctx context.Context, u *User) error
 	// DeleteUser removes a user with their sessions, consents and refresh
-	// tokens; ErrNotFound if absent.
+	// families (and the access tokens recorded in them); ErrNotFound if
+	// absent.
 	DeleteUser(ctx context.Context, id string) error
 }
 

@@ -19,16 +19,16 @@ import (
 	"github.com/sigil-sts/sigil/server"
 )
 
-// hookStore lets a test run code inside CreateRefresh, before the token
-// is written: the window between a code's redemption and its refresh
-// token's creation.
+// hookStore lets a test run code inside CreateRefreshFamily, before the
+// family is written: the window between a code's redemption and its
+// refresh family's creation.
 type hookStore struct {
 	sigil.Store
 	mu     sync.Mutex
-	before func(*sigil.RefreshToken)
+	before func(*sigil.RefreshFamily)
 }
 
-func (s *hookStore) CreateRefresh(ctx context.Context, t *sigil.RefreshToken) error {
+func (s *hookStore) CreateRefreshFamily(ctx context.Context, t *sigil.RefreshFamily, access sigil.IssuedToken) error {
 	s.mu.Lock()
 	f := s.before
 	s.before = nil
@@ -36,7 +36,7 @@ func (s *hookStore) CreateRefresh(ctx context.Context, t *sigil.RefreshToken) er
 	if f != nil {
 		f(t)
 	}
-	return s.Store.CreateRefresh(ctx, t)
+	return s.Store.CreateRefreshFamily(ctx, t, access)
 }
 
 // startHookedNode is startNode with the issuer's store wrapped in a
@@ -66,7 +66,7 @@ func startHookedNode(t *testing.T) (*testNode, *hookStore) {
 }
 
 // TestAttackCodeReplayRaceRefreshSurvives: a replay of a code that lands
-// between the first redemption's RedeemCode and its CreateRefresh
+// between the first redemption's RedeemCode and its CreateRefreshFamily
 // revokes an empty family; the refresh token created a moment later is
 // not revoked and keeps working (the README promises the race "cannot
 // lose them").
@@ -81,7 +81,7 @@ func TestAttackCodeReplayRaceRefreshSurvives(t *testing.T) {
 
 	replayed := false
 	hs.mu.Lock()
-	hs.before = func(*sigil.RefreshToken) {
+	hs.before = func(*sigil.RefreshFamily) {
 		r := n.redeem(t, c, code, p.verifier)
 		replayed = r.status == http.StatusBadRequest && strings.Contains(string(r.body), "already used")
 	}
@@ -388,7 +388,7 @@ func TestAttackRevocationDuringRedemption(t *testing.T) {
 			resp := b.codeFor(c, c.authParams(p, "openid offline_access"), "alice", alicePassword)
 			var hookErr error
 			hs.mu.Lock()
-			hs.before = func(*sigil.RefreshToken) { hookErr = tc.revoke(n, alice.ID, c.info.ClientID) }
+			hs.before = func(*sigil.RefreshFamily) { hookErr = tc.revoke(n, alice.ID, c.info.ClientID) }
 			hs.mu.Unlock()
 			first := n.redeem(t, c, resp.Get("code"), p.verifier)
 			if hookErr != nil {

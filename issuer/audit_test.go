@@ -431,7 +431,7 @@ func issuerOn(t *testing.T, n *testNode, trail audit.Appender, mods ...func(*iss
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)
 	iss := &issuer.Handler{
-		Issuer: n.issuer, Store: n.srv.Core.Store, Clients: &issuer.ClientCache{Store: n.srv.Core.Store},
+		Issuer: n.issuer, Store: n.srv.Core.Store, Cache: &issuer.Cache{Clients: n.srv.Core.Store, Users: n.srv.Core.Store},
 		Keys: n.srv.Core.Keys, Secrets: n.srv.Core.Secrets, Log: quietLog(), Audit: trail,
 		StateKey: n.srv.Core.StateKey, CheckPassword: func(string, string) (bool, string) { return false, "" },
 	}

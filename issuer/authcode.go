@@ -44,7 +44,7 @@ func (g authorizationCode) Exchange(ctx context.Context, req *TokenRequest) (*To
 	if oerr != nil {
 		return nil, oerr
 	}
-	family := randomValue()
+	family := newFamilyID()
 	rec, err := h.Store.RedeemCode(ctx, h.keys.storedHash("code", code), c.ID, sigil.Redemption{At: h.now(), AccessJTI: id.jti, RefreshFamily: family})
 	switch {
 	case errors.Is(err, sigil.ErrNotFound):
@@ -66,7 +66,7 @@ func (g authorizationCode) Exchange(ctx context.Context, req *TokenRequest) (*To
 	if subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(rec.CodeChallenge)) != 1 {
 		return nil, badRequest(CodeInvalidGrant, "code_verifier does not match the code_challenge")
 	}
-	user, oerr := h.activeUser(ctx, rec.UserID)
+	user, oerr := activeUser(h.Store.User(ctx, rec.UserID))
 	if oerr != nil {
 		return nil, oerr
 	}
@@ -76,10 +76,9 @@ func (g authorizationCode) Exchange(ctx context.Context, req *TokenRequest) (*To
 	})
 }
 
-// activeUser loads the user a grant is for; a deleted or disabled user's
-// grants are dead.
-func (h *Handler) activeUser(ctx context.Context, id string) (*sigil.User, *Error) {
-	u, err := h.Store.User(ctx, id)
+// activeUser checks the user a grant is for, as loaded; a deleted or
+// disabled user's grants are dead.
+func activeUser(u *sigil.User, err error) (*sigil.User, *Error) {
 	if errors.Is(err, sigil.ErrNotFound) {
 		return nil, badRequest(CodeInvalidGrant, "the user no longer exists")
 	}
@@ -97,7 +96,9 @@ type userGrant struct {
 	client *sigil.Client
 	user   *sigil.User
 	id     tokenID
-	family string // the refresh token family to issue into
+	// family is the refresh family a new refresh token starts; unused
+	// when from is set.
+	family string
 	scopes []string
 	// refreshScopes are the new refresh token's scopes when they differ
 	// from the access token's (a refresh that narrowed the scope).
@@ -111,12 +112,11 @@ type userGrant struct {
 	// sessionID is the browser session of a code grant, for the ID
 	// token's sid.
 	sessionID string
-	// expires is the absolute expiry of the refresh token family; zero
-	// starts a new family.
-	expires time.Time
-	// rotate is the hash of the refresh token being rotated; empty for a
-	// new family.
-	rotate string
+	// from is the refresh family being rotated, as read when its token
+	// was presented; nil for a new family.
+	from *sigil.RefreshFamily
+	// fromHash is the keyed hash of the token presented from it.
+	fromHash string
 }
 
 // userTokens issues the tokens of a user grant: the access token, an ID
@@ -147,52 +147,93 @@ func (h *Handler) userTokens(ctx context.Context, g userGrant) (*TokenResponse, 
 		return resp, nil
 	}
 	now := h.now()
-	value := randomValue()
-	rt := &sigil.RefreshToken{
-		Hash: h.keys.storedHash("refresh", value), FamilyID: g.family, ClientID: g.client.ID, UserID: g.user.ID,
-		Scopes: refreshScopes, Audience: g.aud, AuthTime: g.authTime, AMR: g.amr, ACR: g.acr,
-		AccessJTI: g.id.jti, CreatedAt: now, FamilyExpiresAt: g.expires,
-	}
-	if rt.FamilyExpiresAt.IsZero() {
-		rt.FamilyExpiresAt = now.Add(h.RefreshTokenMaxTTL)
-	}
-	rt.ExpiresAt = now.Add(h.RefreshTokenIdleTTL)
-	if rt.ExpiresAt.After(rt.FamilyExpiresAt) {
-		rt.ExpiresAt = rt.FamilyExpiresAt
-	}
-	if g.client.AuthMethod == sigil.AuthNone && g.proof != nil {
-		// RFC 9449 §5: a public client's refresh token is bound to its
-		// DPoP key.
-		rt.JKT = g.proof.JKT
-	}
-	var err error
-	if g.rotate == "" {
-		err = h.Store.CreateRefresh(ctx, rt)
+	access := sigil.IssuedToken{JTI: g.id.jti, ExpiresAt: time.Unix(int64(resp.claims.Expiry), 0)}
+	var (
+		value    string
+		err      error
+		f        *sigil.RefreshFamily
+		rotation sigil.RefreshRotation
+	)
+	if g.from == nil {
+		f = &sigil.RefreshFamily{
+			ID: g.family, ClientID: g.client.ID, UserID: g.user.ID, Scopes: refreshScopes, Audience: g.aud,
+			AuthTime: g.authTime, AMR: g.amr, ACR: g.acr, CreatedAt: now, ExpiresAt: now.Add(h.RefreshTokenMaxTTL),
+		}
+		f.IdleExpiresAt = earlier(now.Add(h.RefreshTokenIdleTTL), f.ExpiresAt)
+		if g.client.AuthMethod == sigil.AuthNone && g.proof != nil {
+			// RFC 9449 §5: a public client's refresh token is bound to its
+			// DPoP key.
+			f.JKT = g.proof.JKT
+		}
+		value = h.keys.newRefreshToken(f.ID, 0)
+		f.TokenHash = h.keys.storedHash("refresh", value)
+		err = h.Store.CreateRefreshFamily(ctx, f, access)
 	} else {
-		err = h.Store.RotateRefresh(ctx, g.rotate, rt)
+		from := g.from
+		value = h.keys.newRefreshToken(from.ID, from.Generation+1)
+		rotation = sigil.RefreshRotation{
+			FamilyID: from.ID, Generation: from.Generation, TokenHash: g.fromHash,
+			NextHash: h.keys.storedHash("refresh", value), At: now,
+			IdleExpiresAt: earlier(now.Add(h.RefreshTokenIdleTTL), from.ExpiresAt), Access: access,
+		}
+		err = h.Store.RotateRefresh(ctx, rotation)
 	}
 	switch {
-	case errors.Is(err, sigil.ErrReplay) && g.rotate == "":
-		// The family was revoked before its first token: the code was
+	case errors.Is(err, sigil.ErrReplay) && g.from == nil:
+		// The family was revoked before it was stored: the code was
 		// replayed while this redemption ran (codeReplayed).
 		return nil, badRequest(CodeInvalidGrant, "the code was used twice; the tokens issued from it are revoked")
 	case errors.Is(err, sigil.ErrReplay):
-		// Another request spent the same token first: reuse.
-		h.refreshReplayed(ctx, g.client, g.family, "concurrent use")
-		return nil, badRequest(CodeInvalidGrant, "the refresh token was already used; its family is revoked")
+		return nil, h.rotationRefused(ctx, g)
 	case errors.Is(err, sigil.ErrNotFound):
 		// The family expired, or its user was deleted, meanwhile.
+		h.families.forget(g.from.ID)
 		return nil, badRequest(CodeInvalidGrant, "the refresh token expired")
 	case err != nil:
 		return nil, internal(err)
 	}
-	if g.rotate == "" {
+	if g.from == nil {
 		if oerr := h.checkNewFamily(ctx, g); oerr != nil {
 			return nil, oerr
 		}
+		h.families.put(*f)
+	} else {
+		next := *g.from
+		next.Generation, next.TokenHash, next.RotatedAt, next.IdleExpiresAt = rotation.Generation+1, rotation.NextHash, rotation.At, rotation.IdleExpiresAt
+		h.families.put(next)
 	}
 	resp.RefreshToken = value
 	return resp, nil
+}
+
+// rotationRefused answers a rotation the store refused (ErrReplay): the
+// token presented was current when read, or cached, but is not any more.
+// A family revoked meanwhile is refused as revoked; otherwise another
+// request, here or on another node, rotated from the same token first,
+// which is reuse (RFC 9700 §4.14.2) and revokes the family.
+func (h *Handler) rotationRefused(ctx context.Context, g userGrant) *Error {
+	h.families.forget(g.from.ID)
+	f, err := h.Store.RefreshFamily(ctx, g.from.ID)
+	switch {
+	case errors.Is(err, sigil.ErrNotFound):
+		return badRequest(CodeInvalidGrant, "the refresh token expired")
+	case err != nil:
+		return internal(err)
+	case f.Revoked:
+		return badRequest(CodeInvalidGrant, "the refresh token was revoked")
+	case f.Generation == g.from.Generation && !h.now().Before(f.IdleExpiresAt):
+		return badRequest(CodeInvalidGrant, "the refresh token expired")
+	}
+	h.refreshReplayed(ctx, g.client, g.from.ID, "concurrent use")
+	return badRequest(CodeInvalidGrant, "the refresh token was already used; its family is revoked")
+}
+
+// earlier returns the earlier of two times.
+func earlier(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // checkNewFamily closes the window between a code's redemption and its
@@ -249,6 +290,7 @@ func (h *Handler) codeReplayed(ctx context.Context, c *sigil.Client, rec *sigil.
 // refreshReplayed revokes a refresh token family after reuse of one of
 // its spent tokens (RFC 9700 §4.14.2) and records it.
 func (h *Handler) refreshReplayed(ctx context.Context, c *sigil.Client, family, why string) {
+	h.families.forget(family)
 	jtis, err := h.Store.RevokeRefreshFamily(ctx, family)
 	if err != nil {
 		h.Log.ErrorContext(ctx, "refresh replay: family not revoked", "err", err)

@@ -17,6 +17,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
 	"github.com/sigil-sts/sigil/admin"
+	"github.com/sigil-sts/sigil/config"
 	"github.com/sigil-sts/sigil/password"
 )
 
@@ -282,14 +283,38 @@ func TestRefreshAttacks(t *testing.T) {
 	if wide.status != http.StatusOK || !slices.Contains(strings.Fields(wide.str(t, "scope")), "offline_access") {
 		t.Fatalf("refresh after narrowing: %d %s", wide.status, wide.body)
 	}
-	rt3, at3 := wide.str(t, "refresh_token"), wide.str(t, "access_token")
+	rt3 := wide.str(t, "refresh_token")
 
-	// Reuse of a spent token revokes the family: the newest token dies
-	// and the access token issued with it too.
+	// Tokens that must not revoke the family: rt3 with its generation
+	// set back to 0 (its tag no longer matches), and rt, authentic and
+	// spent, presented by another client, to the token and revocation
+	// endpoints.
+	raw, err := base64.RawURLEncoding.DecodeString(rt3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(raw[17:25], make([]byte, 8))
+	forged := base64.RawURLEncoding.EncodeToString(raw)
+	wantError(t, n.refresh(t, c, forged, nil), http.StatusBadRequest, "invalid_grant")
+	if r := n.postForm(t, "/revoke", url.Values{"token": {forged}}, c.auth()); r.status != http.StatusOK {
+		t.Errorf("revoking a forged token: %d %s", r.status, r.body)
+	}
+	wantError(t, n.refresh(t, other, rt, nil), http.StatusBadRequest, "invalid_grant")
+	wantError(t, n.postForm(t, "/revoke", url.Values{"token": {rt}}, other.auth()), http.StatusBadRequest, "unauthorized_client")
+	last := n.refresh(t, c, rt3, nil)
+	if last.status != http.StatusOK {
+		t.Fatalf("refresh after the forged and foreign tokens: %d %s; they revoked the family", last.status, last.body)
+	}
+	rt4 := last.str(t, "refresh_token")
+
+	// Reuse of a spent token revokes the family: the newest token dies,
+	// and every access token issued from the family.
 	wantError(t, n.refresh(t, c, rt, nil), http.StatusBadRequest, "invalid_grant")
-	wantError(t, n.refresh(t, c, rt3, nil), http.StatusBadRequest, "invalid_grant")
-	if n.active(t, c.auth(), at3) {
-		t.Error("access token of a revoked family still active")
+	wantError(t, n.refresh(t, c, rt4, nil), http.StatusBadRequest, "invalid_grant")
+	for i, r := range []reply{tr, narrow, wide, last} {
+		if n.active(t, c.auth(), r.str(t, "access_token")) {
+			t.Errorf("access token %d of a revoked family still active", i)
+		}
 	}
 }
 
@@ -672,4 +697,115 @@ func TestSignInRehash(t *testing.T) {
 	if ok, rehash, err := password.Verify(u.PasswordHash, alicePassword); !ok || rehash || err != nil {
 		t.Errorf("new hash %q: ok %v, rehash %v, err %v", u.PasswordHash, ok, rehash, err)
 	}
+}
+
+// TestRefreshAcrossNodes: two nodes on one store, each caching the
+// families it rotated. A stale cache never lets a token through: a spent
+// token replayed where the cache still calls it current is reuse, and a
+// family revoked through the other node is refused as revoked.
+func TestRefreshAcrossNodes(t *testing.T) {
+	a := startNode(t)
+	b := startNode(t, func(cfg *config.Config) { cfg.Issuer, cfg.DataDir = a.issuer, a.cfg.DataDir })
+	c := newRP(t, a, "client_secret_basic")
+	newUser(t, a, "alice", alicePassword, nil)
+	family := func() reply {
+		t.Helper()
+		p := newPKCE()
+		resp := newBrowser(t, a).codeFor(c, c.authParams(p, "openid offline_access"), "alice", alicePassword)
+		tr := a.redeem(t, c, resp.Get("code"), p.verifier)
+		if tr.status != http.StatusOK {
+			t.Fatalf("redeem: %d %s", tr.status, tr.body)
+		}
+		return tr
+	}
+
+	// Rotations alternate between the nodes: each finds the other's
+	// generation newer than its cache and reads the store.
+	rt := family().str(t, "refresh_token")
+	for i, n := range []*testNode{b, a, b, a} {
+		r := n.refresh(t, c, rt, nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("rotation %d: %d %s", i, r.status, r.body)
+		}
+		rt = r.str(t, "refresh_token")
+	}
+
+	// Node a rotated last and caches that generation as current; b
+	// rotates it on. Replaying the spent token at a is reuse.
+	spent := rt
+	moved := b.refresh(t, c, spent, nil)
+	if moved.status != http.StatusOK {
+		t.Fatalf("rotation at b: %d %s", moved.status, moved.body)
+	}
+	r := a.refresh(t, c, spent, nil)
+	wantError(t, r, http.StatusBadRequest, "invalid_grant")
+	if !strings.Contains(r.str(t, "error_description"), "already used") {
+		t.Errorf("replay against a stale cache: %s, want reuse", r.body)
+	}
+	wantError(t, b.refresh(t, c, moved.str(t, "refresh_token"), nil), http.StatusBadRequest, "invalid_grant")
+	if a.active(t, c.auth(), moved.str(t, "access_token")) {
+		t.Error("the access token issued with the newest token survived the reuse")
+	}
+
+	// A family revoked through b while a caches it as live.
+	tr := family()
+	cached := a.refresh(t, c, tr.str(t, "refresh_token"), nil)
+	if cached.status != http.StatusOK {
+		t.Fatalf("rotation at a: %d %s", cached.status, cached.body)
+	}
+	if r := b.postForm(t, "/revoke", url.Values{"token": {cached.str(t, "refresh_token")}}, c.auth()); r.status != http.StatusOK {
+		t.Fatalf("revoke at b: %d %s", r.status, r.body)
+	}
+	r = a.refresh(t, c, cached.str(t, "refresh_token"), nil)
+	wantError(t, r, http.StatusBadRequest, "invalid_grant")
+	if !strings.Contains(r.str(t, "error_description"), "revoked") {
+		t.Errorf("refresh of a family revoked elsewhere: %s, want it refused as revoked", r.body)
+	}
+}
+
+// TestRefreshCachedUser: the refresh grant reads its user from the cache.
+// A user disabled through the admin layer cannot refresh the moment the
+// update returns (their families are revoked with it); a change made
+// straight in the store, as another process's would be, reaches the
+// tokens within the cache's poll.
+func TestRefreshCachedUser(t *testing.T) {
+	n := startNode(t, func(cfg *config.Config) { cfg.CacheRefresh = 100 * time.Millisecond })
+	c := newRP(t, n, "client_secret_basic")
+	alice := newUser(t, n, "alice", alicePassword, map[string]any{"department": "eng"})
+	family := func() string {
+		t.Helper()
+		p := newPKCE()
+		resp := newBrowser(t, n).codeFor(c, c.authParams(p, "openid offline_access"), "alice", alicePassword)
+		return n.redeem(t, c, resp.Get("code"), p.verifier).str(t, "refresh_token")
+	}
+	rt := family()
+	r := n.refresh(t, c, rt, nil) // alice is cached now
+	if r.status != http.StatusOK || claims(t, r.str(t, "access_token"))["department"] != "eng" {
+		t.Fatalf("refresh: %d %s", r.status, r.body)
+	}
+	rt = r.str(t, "refresh_token")
+
+	ctx := context.Background()
+	u, err := n.srv.Core.Store.User(ctx, alice.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Claims = map[string]any{"department": "legal"}
+	if err := n.srv.Core.Store.UpdateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the new claim in a refreshed token", func() bool {
+		r := n.refresh(t, c, rt, nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("refresh after a claim change: %d %s", r.status, r.body)
+		}
+		rt = r.str(t, "refresh_token")
+		return claims(t, r.str(t, "access_token"))["department"] == "legal"
+	})
+
+	disabled := true
+	if _, err := n.admin().UpdateUser(ctx, alice.ID, admin.UserUpdate{Disabled: &disabled}); err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, n.refresh(t, c, rt, nil), http.StatusBadRequest, "invalid_grant")
 }

@@ -198,7 +198,7 @@ func (h *Handler) client(ctx context.Context, id string) (*cachedClient, error) 
 			return h.clientFromDocument(id, body)
 		})
 	}
-	return h.Clients.Client(ctx, id)
+	return h.Cache.Client(ctx, id)
 }
 
 // checkDocumentURL reports why id cannot be a client identifier URL (the

@@ -24,6 +24,8 @@ type flowKeys struct {
 	ticket cipher.AEAD // seals authorization requests between pages
 	csrf   []byte      // MACs the CSRF cookie into the form token
 	hash   []byte      // hashes stored secrets (codes, sessions, refresh tokens)
+	// refresh tags refresh tokens (refreshtoken.go).
+	refresh []byte
 }
 
 func deriveKey(root []byte, purpose string) []byte {
@@ -44,11 +46,12 @@ func newFlowKeys(root []byte) (*flowKeys, error) {
 	if err != nil {
 		return nil, fmt.Errorf("issuer: ticket key: %w", err)
 	}
-	return &flowKeys{ticket: aead, csrf: deriveKey(root, "csrf"), hash: deriveKey(root, "stored secrets")}, nil
+	return &flowKeys{ticket: aead, csrf: deriveKey(root, "csrf"), hash: deriveKey(root, "stored secrets"),
+		refresh: deriveKey(root, "refresh token tag")}, nil
 }
 
-// randomValue returns 256 random bits, base64url: codes, refresh tokens,
-// session cookies and request URIs.
+// randomValue returns 256 random bits, base64url: codes, session cookies
+// and request URIs.
 func randomValue() string {
 	var b [32]byte
 	rand.Read(b[:])

@@ -56,8 +56,8 @@ type Handler struct {
 	Issuer string
 	// Store persists clients, revocations and the replay cache.
 	Store sigil.Store
-	// Clients caches client lookups in front of Store.
-	Clients *ClientCache
+	// Cache caches client and user lookups in front of Store.
+	Cache *Cache
 	// Keys signs tokens and verifies them.
 	Keys *keys.Set
 	// Secrets checks client secrets.
@@ -133,6 +133,7 @@ type Handler struct {
 	metadata []byte
 
 	keys        *flowKeys
+	families    familyCache
 	cookies     cookies
 	origin      string // the issuer's origin, for CSRF checks
 	signInLimit *signInLimiter

@@ -161,7 +161,7 @@ func (n *testNode) storeClient(t testing.TB, c *sigil.Client, sec string) {
 	if err := n.srv.Core.Store.CreateClient(context.Background(), c); err != nil {
 		t.Fatalf("store client: %v", err)
 	}
-	n.srv.Issuer.Clients.Invalidate()
+	n.srv.Issuer.Cache.Invalidate()
 }
 
 // reply is an HTTP response with its body read.

@@ -2,6 +2,7 @@ package issuer
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 
 	"github.com/sigil-sts/sigil"
@@ -21,13 +22,14 @@ func (g refreshToken) Exchange(ctx context.Context, req *TokenRequest) (*TokenRe
 	if value == "" {
 		return nil, invalidRequest("refresh_token is required")
 	}
-	hash := h.keys.storedHash("refresh", value)
-	rt, err := h.Store.RefreshToken(ctx, hash)
-	switch {
-	case errors.Is(err, sigil.ErrNotFound):
+	family, generation, ok := h.keys.parseRefreshToken(value)
+	if !ok {
 		return nil, badRequest(CodeInvalidGrant, "the refresh token is invalid or expired")
-	case err != nil:
-		return nil, internal(err)
+	}
+	hash := h.keys.storedHash("refresh", value)
+	rt, oerr := h.refreshFamily(ctx, family, generation, hash)
+	if oerr != nil {
+		return nil, oerr
 	}
 	if rt.ClientID != c.ID {
 		// Bound to the client it was issued to (RFC 6749 §10.4).
@@ -37,10 +39,17 @@ func (g refreshToken) Exchange(ctx context.Context, req *TokenRequest) (*TokenRe
 	switch {
 	case rt.Revoked:
 		return nil, badRequest(CodeInvalidGrant, "the refresh token was revoked")
-	case !rt.UsedAt.IsZero():
-		h.refreshReplayed(ctx, c, rt.FamilyID, "spent token presented again")
+	case generation < rt.Generation:
+		// An authentic token of an earlier generation: spent, and
+		// presented again (RFC 9700 §4.14.2).
+		h.refreshReplayed(ctx, c, rt.ID, "spent token presented again")
 		return nil, badRequest(CodeInvalidGrant, "the refresh token was already used; its family is revoked")
-	case !now.Before(rt.ExpiresAt):
+	case generation > rt.Generation || subtle.ConstantTimeCompare([]byte(hash), []byte(rt.TokenHash)) != 1:
+		// Authentic but never stored: a rotation whose response was
+		// issued but whose commit failed, or a store restored from
+		// an older backup. Not evidence of theft.
+		return nil, badRequest(CodeInvalidGrant, "the refresh token is invalid or expired")
+	case !now.Before(rt.IdleExpiresAt):
 		return nil, badRequest(CodeInvalidGrant, "the refresh token expired")
 	}
 	if rt.JKT != "" && (req.DPoP == nil || req.DPoP.JKT != rt.JKT) {
@@ -60,7 +69,9 @@ func (g refreshToken) Exchange(ctx context.Context, req *TokenRequest) (*TokenRe
 			}
 		}
 	}
-	user, oerr := h.activeUser(ctx, rt.UserID)
+	// From the cache: disabling or deleting the user revokes the family,
+	// which the rotation checks in the store (Cache).
+	user, oerr := activeUser(h.Cache.User(ctx, rt.UserID))
 	if oerr != nil {
 		return nil, oerr
 	}
@@ -72,7 +83,24 @@ func (g refreshToken) Exchange(ctx context.Context, req *TokenRequest) (*TokenRe
 	}
 	proof := req.DPoP
 	return h.userTokens(ctx, userGrant{
-		client: c, user: user, id: id, family: rt.FamilyID, scopes: scopes, refreshScopes: rt.Scopes, aud: rt.Audience,
-		authTime: rt.AuthTime, acr: rt.ACR, amr: rt.AMR, proof: proof, expires: rt.FamilyExpiresAt, rotate: hash,
+		client: c, user: user, id: id, scopes: scopes, refreshScopes: rt.Scopes, aud: rt.Audience,
+		authTime: rt.AuthTime, acr: rt.ACR, amr: rt.AMR, proof: proof, from: rt, fromHash: hash,
 	})
+}
+
+// refreshFamily returns the family of a token presented: from the cache
+// when it names this token as current (familyCache says why that is
+// safe), else from the store.
+func (h *Handler) refreshFamily(ctx context.Context, id string, generation int64, hash string) (*sigil.RefreshFamily, *Error) {
+	if f, ok := h.families.get(id); ok && f.Generation == generation && f.TokenHash == hash {
+		return &f, nil
+	}
+	f, err := h.Store.RefreshFamily(ctx, id)
+	switch {
+	case errors.Is(err, sigil.ErrNotFound):
+		return nil, badRequest(CodeInvalidGrant, "the refresh token is invalid or expired")
+	case err != nil:
+		return nil, internal(err)
+	}
+	return f, nil
 }

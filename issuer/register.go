@@ -403,7 +403,7 @@ func (h *Handler) serveRegistrationDelete(w http.ResponseWriter, r *http.Request
 		writeError(w, r, h.Log, internal(fmt.Errorf("delete registered client: %w", err)))
 		return
 	}
-	h.Clients.Invalidate()
+	h.Cache.Invalidate()
 	httpx.NoStore(w)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -49,7 +49,7 @@ func (h *Handler) changeRegistered(r *http.Request, old *sigil.Client, apply fun
 		err := h.Store.UpdateClientIf(ctx, c, old.RegistrationTokenHash)
 		switch {
 		case err == nil:
-			h.Clients.Invalidate()
+			h.Cache.Invalidate()
 			return &registrationChange{old: old, client: c, token: rat}, nil
 		case errors.Is(err, sigil.ErrNotFound):
 			// Deleted since it was read.
@@ -90,7 +90,7 @@ func (h *Handler) undoChange(ctx context.Context, ch *registrationChange) {
 	if err := h.Store.UpdateClientIf(context.WithoutCancel(ctx), &prev, ch.client.RegistrationTokenHash); err != nil {
 		h.Log.ErrorContext(ctx, "registration: change not undone", "client_id", prev.ID, "err", err)
 	}
-	h.Clients.Invalidate()
+	h.Cache.Invalidate()
 }
 
 // auditClient records a change made through the registration endpoints

@@ -89,7 +89,12 @@ func (h *Handler) serveRevoke(w http.ResponseWriter, r *http.Request) {
 // (RFC 7009 §2.1 allows both). Anything else is already invalid: 200.
 func (h *Handler) revokeRefresh(w http.ResponseWriter, r *http.Request, caller *sigil.Client, raw string) {
 	ctx := r.Context()
-	rt, err := h.Store.RefreshToken(ctx, h.keys.storedHash("refresh", raw))
+	family, _, ok := h.keys.parseRefreshToken(raw)
+	if !ok {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	rt, err := h.Store.RefreshFamily(ctx, family)
 	if errors.Is(err, sigil.ErrNotFound) {
 		w.WriteHeader(http.StatusOK)
 		return
@@ -102,7 +107,8 @@ func (h *Handler) revokeRefresh(w http.ResponseWriter, r *http.Request, caller *
 		writeError(w, r, h.Log, badRequest(CodeUnauthorizedClient, "the token was not issued to this client"))
 		return
 	}
-	jtis, err := h.Store.RevokeRefreshFamily(ctx, rt.FamilyID)
+	h.families.forget(rt.ID)
+	jtis, err := h.Store.RevokeRefreshFamily(ctx, rt.ID)
 	if err != nil {
 		writeError(w, r, h.Log, internal(err))
 		return

@@ -68,7 +68,7 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 	if err := core.Keys.Refresh(ctx); err != nil {
 		return nil, err
 	}
-	clients := &issuer.ClientCache{Store: core.Store}
+	clients := &issuer.Cache{Clients: core.Store, Users: core.Store}
 	core.Admin.Changed = clients.Invalidate
 	var trail audit.Appender = audit.Discard{}
 	var writer *audit.Writer
@@ -103,7 +103,7 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 	iss := &issuer.Handler{
 		Issuer:              cfg.IssuerURL(),
 		Store:               core.Store,
-		Clients:             clients,
+		Cache:               clients,
 		Keys:                core.Keys,
 		Secrets:             core.Secrets,
 		AccessTokenAlg:      cfg.AccessTokenAlg,
@@ -292,7 +292,7 @@ func (s *Server) version(ctx context.Context) (int64, error) {
 // store announces a change made anywhere (PostgreSQL: LISTEN/NOTIFY),
 // listening again a second after the listener fails. The polling loops
 // keep running beside it, for notifications lost meanwhile.
-func (s *Server) watchChanges(ctx context.Context, n sigil.ChangeNotifier, clients *issuer.ClientCache) {
+func (s *Server) watchChanges(ctx context.Context, n sigil.ChangeNotifier, clients *issuer.Cache) {
 	for {
 		err := n.WatchChanges(ctx, func() {
 			clients.Invalidate()

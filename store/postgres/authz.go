@@ -12,7 +12,7 @@ import (
 	"github.com/sigil-sts/sigil/store/internal/rowcodec"
 )
 
-// The authorization code flow's state (migrations 0003 and 0004), with the
+// The authorization code flow's state (migrations 0003 and 0006), with the
 // semantics of the SQLite store's: a record is live while its expiry lies
 // after s.Now(), and PurgeAuthz deletes it once its expiry lies before
 // the instant it is given. Lookups by a string PostgreSQL could not have
@@ -138,7 +138,7 @@ func scanCode(row pgx.Row) (*sigil.AuthCode, error) {
 }
 
 // decodeLists decodes the scopes, audience and amr columns that codes and
-// refresh tokens share.
+// refresh families share.
 func decodeLists(scopes, audience, amr []byte) (s, aud, a []string, err error) {
 	if s, err = rowcodec.DecodeList(scopes); err != nil {
 		return nil, nil, nil, fmt.Errorf("scopes: %w", err)
@@ -364,21 +364,15 @@ func (s *Store) TakePushedRequest(ctx context.Context, hash, clientID string) (*
 // and the tokens issued from it revoked.
 const redeemedCodeGrace = time.Hour
 
-// revokedFamilyGrace is how long after a family's revocation PurgeAuthz
-// keeps its mark (migration 0004): CreateRefresh refuses the family until
-// then. The mark only has to outlast the redemption in flight that is
-// about to store the family's first token.
-const revokedFamilyGrace = time.Hour
-
 // PurgeAuthz deletes, in one transaction, the sessions, unredeemed codes
 // and pushed requests whose expiry lies before now, the redeemed codes
-// whose expiry lies more than an hour before now, the refresh tokens
-// whose family's absolute expiry lies before now, and the revoked-family
-// marks recorded more than an hour before now, and returns how many
-// records it deleted. Consents do not expire.
+// whose expiry lies more than an hour before now, the refresh families
+// whose ExpiresAt lies before now (placeholders an hour after their
+// revocation) with their access tokens, and the access tokens whose
+// expiry lies before now, and returns how many records it deleted, access
+// tokens not counted. Consents do not expire.
 func (s *Store) PurgeAuthz(ctx context.Context, now time.Time) (int, error) {
 	cutoff, codeCutoff := rowcodec.UnixNano(now), rowcodec.UnixNano(now.Add(-redeemedCodeGrace))
-	familyCutoff := rowcodec.UnixNano(now.Add(-revokedFamilyGrace))
 	var total int64
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		for _, d := range []struct {
@@ -387,9 +381,7 @@ func (s *Store) PurgeAuthz(ctx context.Context, now time.Time) (int, error) {
 		}{
 			{`DELETE FROM sessions WHERE expires_at < $1`, []any{cutoff}},
 			{`DELETE FROM auth_codes WHERE expires_at < $1 AND (redeemed_at IS NULL OR expires_at < $2)`, []any{cutoff, codeCutoff}},
-			{`DELETE FROM refresh_tokens WHERE family_expires_at < $1`, []any{cutoff}},
 			{`DELETE FROM pushed_requests WHERE expires_at < $1`, []any{cutoff}},
-			{`DELETE FROM revoked_families WHERE revoked_at < $1`, []any{familyCutoff}},
 		} {
 			tag, err := tx.Exec(ctx, d.query, d.args...)
 			if err != nil {
@@ -397,7 +389,13 @@ func (s *Store) PurgeAuthz(ctx context.Context, now time.Time) (int, error) {
 			}
 			total += tag.RowsAffected()
 		}
-		return nil
+		n, err := deleteFamilies(ctx, tx, `expires_at < $1`, cutoff)
+		if err != nil {
+			return err
+		}
+		total += n
+		_, err = tx.Exec(ctx, `DELETE FROM refresh_access WHERE expires_at < $1`, cutoff)
+		return err
 	})
 	if err != nil {
 		return 0, errorf("postgres: purge authorization state: %w", err)

@@ -47,10 +47,10 @@ func TestUnstorableText(t *testing.T) {
 		if _, err := s.RedeemCode(ctx, id, "c", sigil.Redemption{}); !errors.Is(err, sigil.ErrNotFound) {
 			t.Errorf("RedeemCode(%q): %v, want ErrNotFound", id, err)
 		}
-		if _, err := s.RefreshToken(ctx, id); !errors.Is(err, sigil.ErrNotFound) {
-			t.Errorf("RefreshToken(%q): %v, want ErrNotFound", id, err)
+		if _, err := s.RefreshFamily(ctx, id); !errors.Is(err, sigil.ErrNotFound) {
+			t.Errorf("RefreshFamily(%q): %v, want ErrNotFound", id, err)
 		}
-		if err := s.RotateRefresh(ctx, id, &sigil.RefreshToken{Hash: "n"}); !errors.Is(err, sigil.ErrNotFound) {
+		if err := s.RotateRefresh(ctx, sigil.RefreshRotation{FamilyID: id, NextHash: "n"}); !errors.Is(err, sigil.ErrNotFound) {
 			t.Errorf("RotateRefresh(%q): %v, want ErrNotFound", id, err)
 		}
 		if _, err := s.TakePushedRequest(ctx, id, "c"); !errors.Is(err, sigil.ErrNotFound) {

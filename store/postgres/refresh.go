@@ -4,289 +4,311 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	sigil "github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/store/internal/rowcodec"
 )
 
-// refreshColumns lists the refresh_tokens columns in the order
-// scanRefresh reads them.
-const refreshColumns = `hash, family_id, client_id, user_id, scopes, audience, auth_time,
-	amr, acr, jkt, access_jti, created_at, expires_at, family_expires_at, used_at, revoked`
+// Refresh families (migration 0006): one row per family, rotated in
+// place, and the access tokens issued from each in refresh_access.
+//
+// Every write to a family goes through its row, and the primary key and
+// row locks order them on any number of nodes: a rotation is one UPDATE
+// of the row, a revocation an upsert of it, a creation an insert that
+// waits for, or is waited for by, a revocation's upsert of the same ID.
+// Whatever reads what another write committed (a revocation's access
+// tokens) does so in a later statement of the same READ COMMITTED
+// transaction, whose snapshot is taken after the row lock was granted;
+// within one statement it would not see the rows the lock's previous
+// holder inserted. Statements that lock several families
+// (RevokeRefreshTokens, DeleteUser, PurgeAuthz) lock them in ID order, so
+// two cannot deadlock.
+//
+// A family revoked before it exists is a placeholder row: revoked, with
+// an empty client_id, user_id and token_hash. No family has an empty
+// token_hash (CreateRefreshFamily and RotateRefresh refuse one), which is
+// how reads tell a placeholder, and treat it as absent; a family may have
+// an empty ClientID.
 
-// scanRefresh reads one row selected with refreshColumns. Empty lists read
-// back as nil; UsedAt is zero while the token is unspent.
-func scanRefresh(row pgx.Row) (*sigil.RefreshToken, error) {
+// revokedFamilyGrace is how long after its revocation PurgeAuthz keeps
+// the placeholder of a family revoked before it existed, which makes
+// CreateRefreshFamily refuse the family. It only has to outlast the code
+// redemption in flight that is about to create the family.
+const revokedFamilyGrace = time.Hour
+
+// familyColumns lists the refresh_families columns in the order
+// scanFamily reads them.
+const familyColumns = `id, client_id, user_id, scopes, audience, auth_time, amr, acr, jkt,
+	generation, token_hash, created_at, rotated_at, idle_expires_at, expires_at, revoked`
+
+// lockFamiliesSQL selects the IDs of the families matching where and
+// locks their rows in ID order, for an UPDATE or DELETE … WHERE id IN
+// (…) of several families.
+func lockFamiliesSQL(where string) string {
+	return `SELECT id FROM refresh_families WHERE ` + where + ` ORDER BY id FOR UPDATE`
+}
+
+// scanFamily reads one row selected with familyColumns. Empty lists read
+// back as nil; RotatedAt is zero before the first rotation.
+func scanFamily(row pgx.Row) (*sigil.RefreshFamily, error) {
 	var (
-		t                                         sigil.RefreshToken
-		scopes, audience, amr                     []byte
-		authTime, created, expiresAt, familyUntil int64
-		used                                      *int64
+		f                                       sigil.RefreshFamily
+		scopes, audience, amr                   []byte
+		authTime, created, idleUntil, expiresAt int64
+		rotated                                 *int64
 	)
-	err := row.Scan(&t.Hash, &t.FamilyID, &t.ClientID, &t.UserID, &scopes, &audience, &authTime,
-		&amr, &t.ACR, &t.JKT, &t.AccessJTI, &created, &expiresAt, &familyUntil, &used, &t.Revoked)
+	err := row.Scan(&f.ID, &f.ClientID, &f.UserID, &scopes, &audience, &authTime, &amr, &f.ACR, &f.JKT,
+		&f.Generation, &f.TokenHash, &created, &rotated, &idleUntil, &expiresAt, &f.Revoked)
 	if err != nil {
 		return nil, err
 	}
-	if t.Scopes, t.Audience, t.AMR, err = decodeLists(scopes, audience, amr); err != nil {
-		return nil, fmt.Errorf("decode refresh token: %w", err)
+	if f.Scopes, f.Audience, f.AMR, err = decodeLists(scopes, audience, amr); err != nil {
+		return nil, fmt.Errorf("decode refresh family: %w", err)
 	}
-	t.AuthTime, t.CreatedAt = rowcodec.FromUnixNano(authTime), rowcodec.FromUnixNano(created)
-	t.ExpiresAt, t.FamilyExpiresAt = rowcodec.FromUnixNano(expiresAt), rowcodec.FromUnixNano(familyUntil)
-	if used != nil {
-		t.UsedAt = rowcodec.FromUnixNano(*used)
+	f.AuthTime, f.CreatedAt = rowcodec.FromUnixNano(authTime), rowcodec.FromUnixNano(created)
+	f.IdleExpiresAt, f.ExpiresAt = rowcodec.FromUnixNano(idleUntil), rowcodec.FromUnixNano(expiresAt)
+	if rotated != nil {
+		f.RotatedAt = rowcodec.FromUnixNano(*rotated)
 	}
-	return &t, nil
+	return &f, nil
 }
 
-// insertRefresh inserts t, stamped created, through db (the pool or a
-// transaction); it is a unique violation if the hash exists.
-func insertRefresh(ctx context.Context, db interface {
-	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
-}, t *sigil.RefreshToken, created int64) error {
-	var used *int64 // NULL while unspent
-	if !t.UsedAt.IsZero() {
-		n := rowcodec.UnixNano(t.UsedAt)
-		used = &n
-	}
-	_, err := db.Exec(ctx, `INSERT INTO refresh_tokens (`+refreshColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
-		t.Hash, t.FamilyID, t.ClientID, t.UserID, rowcodec.EncodeList(t.Scopes),
-		rowcodec.EncodeList(t.Audience), rowcodec.UnixNano(t.AuthTime), rowcodec.EncodeList(t.AMR),
-		t.ACR, t.JKT, t.AccessJTI, created, rowcodec.UnixNano(t.ExpiresAt),
-		rowcodec.UnixNano(t.FamilyExpiresAt), used, t.Revoked)
-	return err
-}
+// createFamilySQL inserts a family ($1-$13) unless its ID exists, and its
+// first access token ($14 jti, $15 expiry; none if the jti is empty) only
+// if the family was inserted, in one statement. It returns how many
+// families it inserted: 0 or 1.
+const createFamilySQL = `WITH f AS (
+		INSERT INTO refresh_families (` + familyColumns + `)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, NULL, $12, $13, false)
+		ON CONFLICT (id) DO NOTHING
+		RETURNING id
+	), a AS (
+		INSERT INTO refresh_access (family_id, jti, expires_at)
+		SELECT id, $14::text, $15 FROM f WHERE $14::text <> ''
+	)
+	SELECT count(*) FROM f`
 
-// lockFamily takes the transaction-level advisory lock of a refresh
-// family, whether or not it has tokens. Every write to a family (its
-// first token, rotation, revocation and the mark it records, a user's
-// deletion) holds its lock, so they happen one after the other; each
-// statement after the lock, under READ COMMITTED, sees what the lock's
-// previous holder committed. Row locks would not do: a revocation's
-// UPDATE does not see the token a rotation it waited for inserted, which
-// would escape the revocation, and a family's first token has no row to
-// lock before it is inserted. The lock's name includes the schema, as
-// advisory locks are per database. A transaction taking several takes
-// them in family order (lockFamilies), so two cannot deadlock.
-func lockFamily(ctx context.Context, tx pgx.Tx, family string) error {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(
-		hashtextextended('sigil refresh family ' || current_schema() || ' ' || $1, 0))`, family); err != nil {
-		return fmt.Errorf("lock refresh family %q: %w", family, err)
-	}
-	return nil
-}
-
-// lockFamilies takes, in family order, the locks (lockFamily) of the
-// refresh families that have a token matching where, and returns the
-// families. A family whose first token is being stored by a transaction
-// still open is not among them: only a family's ID, known to whoever
-// revokes it by ID, can be locked before it has a token.
-func lockFamilies(ctx context.Context, tx pgx.Tx, where string, args ...any) ([]string, error) {
-	rows, err := tx.Query(ctx, `SELECT DISTINCT family_id FROM refresh_tokens WHERE `+where+`
-		ORDER BY family_id`, args...)
-	if err != nil {
-		return nil, err
-	}
-	families, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, err
-	}
-	for _, f := range families {
-		if err := lockFamily(ctx, tx, f); err != nil {
-			return nil, err
-		}
-	}
-	return families, nil
-}
-
-// CreateRefresh stores t, the first token of a family or a token outside
-// rotation; ErrConflict if the hash exists, ErrReplay, storing nothing, if
-// RevokeRefreshFamily recorded t.FamilyID as revoked (until PurgeAuthz
-// deletes the mark, an hour later). A zero t.CreatedAt is set to the
-// current time, written back into t. Text PostgreSQL cannot store (NUL,
-// invalid UTF-8) is an error.
+// CreateRefreshFamily stores a new family, at generation 0, unrotated and
+// live whatever f.Generation, f.RotatedAt and f.Revoked hold, and access,
+// the access token issued with it (none if access.JTI is empty), in one
+// statement. ErrConflict if the ID exists; ErrReplay, storing nothing, if
+// RevokeRefreshFamily revoked the ID before it existed. A zero
+// f.CreatedAt is set to the current time, written back into f. An empty
+// ID or TokenHash is an error, and so is text PostgreSQL cannot store
+// (NUL, invalid UTF-8).
 //
-// It checks for the mark and inserts under the family's lock, which
-// RevokeRefreshFamily holds while it records the mark and revokes the
-// family's tokens: whichever of the two runs second on any node sees what
-// the first committed, so the token is either refused or stored and
-// then revoked, never stored live after its family's revocation.
-func (s *Store) CreateRefresh(ctx context.Context, t *sigil.RefreshToken) error {
-	if t == nil || t.Hash == "" {
-		return errors.New("postgres: create refresh token: empty token hash")
+// The insert does nothing if the ID exists, and waits for a revocation of
+// the same ID in flight on any node to commit first: of the two, whichever
+// runs second sees the other's row, so the family is either refused or
+// stored and then revoked, never stored live after its revocation.
+func (s *Store) CreateRefreshFamily(ctx context.Context, f *sigil.RefreshFamily, access sigil.IssuedToken) error {
+	switch {
+	case f == nil || f.ID == "":
+		return errors.New("postgres: create refresh family: empty family ID")
+	case f.TokenHash == "":
+		return fmt.Errorf("postgres: create refresh family %q: empty token hash", f.ID)
 	}
-	created := t.CreatedAt
+	created := f.CreatedAt
 	if created.IsZero() {
 		created = s.now()
 	}
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		if err := lockFamily(ctx, tx, t.FamilyID); err != nil {
-			return err
-		}
-		var revokedAt int64
-		err := tx.QueryRow(ctx, `SELECT revoked_at FROM revoked_families WHERE family_id = $1`, t.FamilyID).
-			Scan(&revokedAt)
-		if err == nil {
-			return fmt.Errorf("family revoked at %v: %w", rowcodec.FromUnixNano(revokedAt), sigil.ErrReplay)
-		}
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
-		return insertRefresh(ctx, tx, t, rowcodec.UnixNano(created))
-	})
-	if _, ok := uniqueViolation(err); ok {
-		return errorf("postgres: create refresh token in family %q: %w", t.FamilyID, sigil.ErrConflict)
-	}
+	var inserted int
+	err := s.pool.QueryRow(ctx, createFamilySQL,
+		f.ID, f.ClientID, f.UserID, rowcodec.EncodeList(f.Scopes), rowcodec.EncodeList(f.Audience),
+		rowcodec.UnixNano(f.AuthTime), rowcodec.EncodeList(f.AMR), f.ACR, f.JKT, f.TokenHash,
+		rowcodec.UnixNano(created), rowcodec.UnixNano(f.IdleExpiresAt), rowcodec.UnixNano(f.ExpiresAt),
+		access.JTI, rowcodec.UnixNano(access.ExpiresAt)).Scan(&inserted)
 	if err != nil {
-		return errorf("postgres: create refresh token in family %q: %w", t.FamilyID, err)
+		return errorf("postgres: create refresh family %q: %w", f.ID, err)
 	}
-	t.CreatedAt = created
+	if inserted == 0 {
+		// The ID exists, and a row never changes between a placeholder
+		// and a family: this read cannot contradict the insert.
+		var placeholder bool
+		err := s.pool.QueryRow(ctx, `SELECT token_hash = '' FROM refresh_families WHERE id = $1`, f.ID).
+			Scan(&placeholder)
+		switch {
+		case err == nil && placeholder:
+			return errorf("postgres: create refresh family %q: revoked before it was created: %w", f.ID, sigil.ErrReplay)
+		case err == nil || errors.Is(err, pgx.ErrNoRows): // purged since
+			return errorf("postgres: create refresh family %q: %w", f.ID, sigil.ErrConflict)
+		default:
+			return errorf("postgres: create refresh family %q: %w", f.ID, err)
+		}
+	}
+	f.CreatedAt = created
 	return nil
 }
 
-// RefreshToken returns a token, spent, revoked or past its idle expiry
-// included, until its family's absolute expiry; ErrNotFound after it or
-// if the token is absent.
-func (s *Store) RefreshToken(ctx context.Context, hash string) (*sigil.RefreshToken, error) {
-	if !storable(hash) {
-		return nil, errorf("postgres: get refresh token: %w", sigil.ErrNotFound)
+// RefreshFamily returns a family, revoked ones included, until its
+// ExpiresAt; ErrNotFound after it, if it is absent, or if it is only the
+// placeholder of a revocation before its creation.
+func (s *Store) RefreshFamily(ctx context.Context, id string) (*sigil.RefreshFamily, error) {
+	if !storable(id) {
+		return nil, errorf("postgres: get refresh family %q: %w", id, sigil.ErrNotFound)
 	}
-	t, err := scanRefresh(s.pool.QueryRow(ctx, `SELECT `+refreshColumns+` FROM refresh_tokens
-		WHERE hash = $1 AND family_expires_at > $2`, hash, rowcodec.UnixNano(s.Now())))
+	f, err := scanFamily(s.pool.QueryRow(ctx, `SELECT `+familyColumns+` FROM refresh_families
+		WHERE id = $1 AND expires_at > $2 AND token_hash <> ''`, id, rowcodec.UnixNano(s.Now())))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, errorf("postgres: get refresh token: %w", sigil.ErrNotFound)
+		return nil, errorf("postgres: get refresh family %q: %w", id, sigil.ErrNotFound)
 	}
 	if err != nil {
-		return nil, errorf("postgres: get refresh token: %w", err)
+		return nil, errorf("postgres: get refresh family %q: %w", id, err)
 	}
-	return t, nil
+	return f, nil
 }
 
-// RotateRefresh spends the token oldHash at next.CreatedAt and stores next
-// in its family, in one transaction under the family's lock (see
-// lockFamilies): of concurrent rotations of one token on any nodes,
-// exactly one succeeds and the others see the token spent. next takes the
-// old token's FamilyID and FamilyExpiresAt whatever it holds (a rotation
-// never extends a family's absolute lifetime), and a zero next.CreatedAt
-// is set to the current time; all three are written back into next.
+// rotateSQL moves family $4 from token $5 (generation) / $6 (hash) to
+// $1 (next hash) at $2 with idle expiry $3, unless it is revoked, the
+// token is past its idle expiry or the family's at $2, or the family is
+// past its expiry at $7 (now); and records access token $8 (jti; none if
+// empty) expiring at $9 if it did. It returns how many families it
+// rotated: 0 or 1.
+const rotateSQL = `WITH r AS (
+		UPDATE refresh_families
+		SET generation = generation + 1, token_hash = $1, rotated_at = $2, idle_expires_at = $3
+		WHERE id = $4 AND generation = $5 AND token_hash = $6 AND NOT revoked
+			AND idle_expires_at > $2 AND expires_at > $2 AND expires_at > $7
+		RETURNING id
+	), a AS (
+		INSERT INTO refresh_access (family_id, jti, expires_at)
+		SELECT id, $8::text, $9 FROM r WHERE $8::text <> ''
+	)
+	SELECT count(*) FROM r`
+
+// RotateRefresh moves family r.FamilyID from its token r.Generation (hash
+// r.TokenHash) to the next, at r.At (the current time if zero), and
+// records r.Access (nothing if its JTI is empty), in one statement.
+// ErrReplay, changing nothing, if that token is not the current one, the
+// family is revoked, or the token is past its idle expiry at r.At (or the
+// family past its ExpiresAt at r.At: no token outlives its family);
+// ErrNotFound if the family is absent, past its ExpiresAt at the current
+// time, or a placeholder of a revocation. ErrConflict if r.Access.JTI is
+// already recorded in the family. r.IdleExpiresAt is stored as given.
 //
-// ErrReplay, storing nothing, if the old token is spent, revoked or past
-// its idle expiry; ErrNotFound if it is absent or its family has expired
-// (as RefreshToken reads it); ErrConflict if next.Hash exists.
-func (s *Store) RotateRefresh(ctx context.Context, oldHash string, next *sigil.RefreshToken) error {
-	if next == nil || next.Hash == "" {
-		return errors.New("postgres: rotate refresh token: empty token hash")
+// The UPDATE's WHERE clause names the presented generation and hash. Of
+// concurrent rotations from one token on any nodes, one locks the row and
+// the others wait for it, re-check the clause against the row it
+// committed, find the generation moved on and change nothing. A
+// revocation committed first leaves the row revoked, which the clause
+// refuses in the same way.
+func (s *Store) RotateRefresh(ctx context.Context, r sigil.RefreshRotation) error {
+	if r.NextHash == "" {
+		return fmt.Errorf("postgres: rotate refresh family %q: empty next token hash", r.FamilyID)
 	}
-	if !storable(oldHash) {
-		return errorf("postgres: rotate refresh token: %w", sigil.ErrNotFound)
+	if !storable(r.FamilyID) {
+		return errorf("postgres: rotate refresh family %q: %w", r.FamilyID, sigil.ErrNotFound)
 	}
-	created := next.CreatedAt
-	if created.IsZero() {
-		created = s.now()
+	if r.At.IsZero() {
+		r.At = s.now()
 	}
 	now := rowcodec.UnixNano(s.Now())
-	var (
-		family      string
-		familyUntil int64
-	)
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		families, err := lockFamilies(ctx, tx, `hash = $1`, oldHash)
-		if err != nil {
-			return err
-		}
-		if len(families) == 0 {
-			return sigil.ErrNotFound
-		}
-		family = families[0]
-		var (
-			expiresAt int64
-			used      *int64
-			revoked   bool
-		)
-		err = tx.QueryRow(ctx, `SELECT family_expires_at, expires_at, used_at, revoked
-			FROM refresh_tokens WHERE hash = $1 AND family_expires_at > $2`, oldHash, now).
-			Scan(&familyUntil, &expiresAt, &used, &revoked)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return sigil.ErrNotFound
+	if storable(r.TokenHash) { // else no row holds it: only explain why
+		var rotated int
+		err := s.pool.QueryRow(ctx, rotateSQL, r.NextHash, rowcodec.UnixNano(r.At),
+			rowcodec.UnixNano(r.IdleExpiresAt), r.FamilyID, r.Generation, r.TokenHash, now,
+			r.Access.JTI, rowcodec.UnixNano(r.Access.ExpiresAt)).Scan(&rotated)
+		if _, ok := uniqueViolation(err); ok {
+			return errorf("postgres: rotate refresh family %q: access token %q recorded before: %w",
+				r.FamilyID, r.Access.JTI, sigil.ErrConflict)
 		}
 		if err != nil {
-			return err
+			return errorf("postgres: rotate refresh family %q: %w", r.FamilyID, err)
 		}
-		switch {
-		case used != nil:
-			return fmt.Errorf("token spent: %w", sigil.ErrReplay)
-		case revoked:
-			return fmt.Errorf("token revoked: %w", sigil.ErrReplay)
-		case expiresAt <= now:
-			return fmt.Errorf("token idle-expired: %w", sigil.ErrReplay)
+		if rotated == 1 {
+			return nil
 		}
-		t := *next
-		t.FamilyID, t.FamilyExpiresAt = family, rowcodec.FromUnixNano(familyUntil)
-		if err := insertRefresh(ctx, tx, &t, rowcodec.UnixNano(created)); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `UPDATE refresh_tokens SET used_at = $1 WHERE hash = $2`,
-			rowcodec.UnixNano(created), oldHash)
-		return err
-	})
-	if _, ok := uniqueViolation(err); ok {
-		return errorf("postgres: rotate refresh token in family %q: %w", family, sigil.ErrConflict)
 	}
-	if err != nil {
-		return errorf("postgres: rotate refresh token: %w", err)
+	if err := s.whyNotRotated(ctx, r, now); err != nil {
+		return errorf("postgres: rotate refresh family %q: %w", r.FamilyID, err)
 	}
-	next.FamilyID, next.FamilyExpiresAt, next.CreatedAt = family, rowcodec.FromUnixNano(familyUntil), created
 	return nil
 }
 
-// RevokeRefreshFamily marks every token of a family revoked, records the
-// family as revoked at the current time (CreateRefresh refuses it until
-// PurgeAuthz deletes the mark an hour later; revoking again moves the
-// mark forward), and returns the non-empty AccessJTIs recorded in it,
-// oldest token first, in one transaction under the family's lock: a
-// rotation in flight either finishes first, and its new token is revoked
-// too, or finds its token revoked; so does a first token in flight
-// (CreateRefresh), or it finds the mark. A family without tokens yields
-// none and no error, and is recorded all the same: a replayed code
-// revokes the family its first redemption has not stored yet. A family
-// ID PostgreSQL could not have stored has nothing to revoke.
-func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string) ([]string, error) {
-	if !storable(familyID) {
+// whyNotRotated reads family r.FamilyID after RotateRefresh changed
+// nothing and returns why. Its generation only grows, a revoked family
+// stays revoked and the idle expiry moves only with the generation, so
+// this read cannot contradict the update, except for a family created
+// since, which was absent then: ErrNotFound.
+func (s *Store) whyNotRotated(ctx context.Context, r sigil.RefreshRotation, now int64) error {
+	var (
+		generation             int64
+		hash                   string
+		revoked                bool
+		idleUntil, familyUntil int64
+	)
+	err := s.pool.QueryRow(ctx, `SELECT generation, token_hash, revoked, idle_expires_at, expires_at
+		FROM refresh_families WHERE id = $1 AND expires_at > $2 AND token_hash <> ''`, r.FamilyID, now).
+		Scan(&generation, &hash, &revoked, &idleUntil, &familyUntil)
+	at := rowcodec.UnixNano(r.At)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return sigil.ErrNotFound
+	case err != nil:
+		return err
+	case revoked:
+		return fmt.Errorf("family revoked: %w", sigil.ErrReplay)
+	case generation != r.Generation:
+		return fmt.Errorf("token of generation %d presented, the family is at %d: %w", r.Generation, generation, sigil.ErrReplay)
+	case hash != r.TokenHash:
+		return fmt.Errorf("token hash does not match generation %d: %w", generation, sigil.ErrReplay)
+	case min(idleUntil, familyUntil) <= at:
+		return fmt.Errorf("token idle-expired at %v: %w", rowcodec.FromUnixNano(min(idleUntil, familyUntil)), sigil.ErrReplay)
+	}
+	return sigil.ErrNotFound
+}
+
+// RevokeRefreshFamily marks a family revoked and returns the JTIs of the
+// unexpired access tokens issued from it, soonest to expire first, in one
+// transaction. An ID not stored yet gets a placeholder row, revoked and
+// expiring an hour from now (revoking again does not extend it), so that
+// CreateRefreshFamily refuses it. An ID PostgreSQL could not have stored
+// has nothing to revoke.
+//
+// The upsert locks the family's row, or waits for the transaction that
+// holds it: a rotation or a creation in flight on another node commits
+// first, or finds the family revoked. The access tokens are read by a
+// second statement, whose snapshot is taken after that wait, so it sees
+// the token a rotation it waited for recorded; a read in the upsert's own
+// statement would miss it.
+func (s *Store) RevokeRefreshFamily(ctx context.Context, id string) ([]string, error) {
+	if !storable(id) {
 		return nil, nil
 	}
+	now := s.now()
+	until := rowcodec.UnixNano(now.Add(revokedFamilyGrace))
 	var jtis []string
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		if err := lockFamily(ctx, tx, familyID); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO refresh_families (`+familyColumns+`)
+			VALUES ($1, '', '', '[]', '[]', 0, '[]', '', '', 0, '', $2, NULL, $3, $3, true)
+			ON CONFLICT (id) DO UPDATE SET revoked = true`,
+			id, rowcodec.UnixNano(now), until); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO revoked_families (family_id, revoked_at) VALUES ($1, $2)
-			ON CONFLICT (family_id) DO UPDATE
-			SET revoked_at = GREATEST(revoked_families.revoked_at, excluded.revoked_at)`,
-			familyID, rowcodec.UnixNano(s.now())); err != nil {
-			return fmt.Errorf("record the revocation: %w", err)
-		}
 		var err error
-		jtis, err = revokeFamilies(ctx, tx, []string{familyID})
+		jtis, err = accessJTIs(ctx, tx, []string{id}, rowcodec.UnixNano(s.Now()))
 		return err
 	})
 	if err != nil {
-		return nil, errorf("postgres: revoke refresh family %q: %w", familyID, err)
+		return nil, errorf("postgres: revoke refresh family %q: %w", id, err)
 	}
 	return jtis, nil
 }
 
-// RevokeRefreshTokens revokes every family that has a token of the user
-// at the client, of the user at any client (clientID empty) or of the
-// client for any user (userID empty), and returns their non-empty
-// AccessJTIs, oldest token first; both empty is an error. It runs in one
-// transaction under the families' locks (lockFamilies), so a rotation in
-// flight in one of them is revoked too or finds its token revoked. The
-// families are not recorded as revoked: they already have tokens, which
-// stay revoked until they expire.
+// RevokeRefreshTokens revokes every family of the user at the client, of
+// the user at any client (clientID empty) or of the client for any user
+// (userID empty), and returns the JTIs of their unexpired access tokens,
+// soonest to expire first; both empty is an error. Placeholders have no
+// client or user, so none matches.
+//
+// It runs in one transaction. The UPDATE locks the families in ID order,
+// waiting for rotations in flight; the access tokens are read by a second
+// statement, which sees what those rotations recorded (see
+// RevokeRefreshFamily). A family whose creation is still in flight is not
+// among them: it is created after the revocation.
 func (s *Store) RevokeRefreshTokens(ctx context.Context, userID, clientID string) ([]string, error) {
 	var (
 		where string
@@ -307,11 +329,16 @@ func (s *Store) RevokeRefreshTokens(ctx context.Context, userID, clientID string
 	}
 	var jtis []string
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		families, err := lockFamilies(ctx, tx, where, args...)
+		rows, err := tx.Query(ctx, `UPDATE refresh_families SET revoked = true
+			WHERE id IN (`+lockFamiliesSQL(where)+`) RETURNING id`, args...)
+		if err != nil {
+			return err
+		}
+		families, err := pgx.CollectRows(rows, pgx.RowTo[string])
 		if err != nil || len(families) == 0 {
 			return err
 		}
-		jtis, err = revokeFamilies(ctx, tx, families)
+		jtis, err = accessJTIs(ctx, tx, families, rowcodec.UnixNano(s.Now()))
 		return err
 	})
 	if err != nil {
@@ -320,17 +347,36 @@ func (s *Store) RevokeRefreshTokens(ctx context.Context, userID, clientID string
 	return jtis, nil
 }
 
-// revokeFamilies marks the tokens of families revoked and returns their
-// non-empty AccessJTIs, in tx, which holds the families' locks.
-func revokeFamilies(ctx context.Context, tx pgx.Tx, families []string) ([]string, error) {
-	if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET revoked = true
-		WHERE family_id = ANY($1) AND NOT revoked`, families); err != nil {
-		return nil, err
-	}
-	rows, err := tx.Query(ctx, `SELECT access_jti FROM refresh_tokens
-		WHERE family_id = ANY($1) AND access_jti <> '' ORDER BY created_at, hash`, families)
+// accessJTIs returns the JTIs of the access tokens issued from families
+// that are unexpired at now, soonest to expire first.
+func accessJTIs(ctx context.Context, tx pgx.Tx, families []string, now int64) ([]string, error) {
+	rows, err := tx.Query(ctx, `SELECT jti FROM refresh_access
+		WHERE family_id = ANY($1) AND expires_at > $2 ORDER BY expires_at, jti`, families, now)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read access tokens: %w", err)
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// deleteFamilies deletes, in tx, the families matching where (locking
+// them in ID order) and the access tokens issued from them, and returns
+// how many families it deleted. The access tokens are deleted by a second
+// statement, which sees those a rotation the first waited for recorded.
+func deleteFamilies(ctx context.Context, tx pgx.Tx, where string, args ...any) (int64, error) {
+	rows, err := tx.Query(ctx, `DELETE FROM refresh_families WHERE id IN (`+lockFamiliesSQL(where)+`)
+		RETURNING id`, args...)
+	if err != nil {
+		return 0, fmt.Errorf("refresh families: %w", err)
+	}
+	families, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, fmt.Errorf("refresh families: %w", err)
+	}
+	if len(families) == 0 {
+		return 0, nil
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM refresh_access WHERE family_id = ANY($1)`, families); err != nil {
+		return 0, fmt.Errorf("access tokens of refresh families: %w", err)
+	}
+	return int64(len(families)), nil
 }

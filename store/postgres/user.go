@@ -143,10 +143,10 @@ func (s *Store) UpdateUser(ctx context.Context, u *sigil.User) error {
 }
 
 // DeleteUser removes the user with the given ID and, in the same
-// transaction, the user's sessions, consents and refresh tokens;
-// ErrNotFound if absent. It takes the locks of the user's refresh
-// families first, so that a rotation in flight cannot leave a token
-// behind.
+// transaction, the user's sessions, consents and refresh families with
+// their access tokens; ErrNotFound if absent. The families' rows are
+// locked first (see deleteFamilies), so that a rotation in flight cannot
+// leave an access token behind.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	if !storable(id) {
 		return errorf("postgres: delete user %q: %w", id, sigil.ErrNotFound)
@@ -159,15 +159,13 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		if tag.RowsAffected() == 0 {
 			return sigil.ErrNotFound
 		}
-		if _, err := lockFamilies(ctx, tx, `user_id = $1`, id); err != nil {
-			return err
-		}
-		for _, table := range []string{"sessions", "consents", "refresh_tokens"} {
+		for _, table := range []string{"sessions", "consents"} {
 			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE user_id = $1`, id); err != nil {
 				return fmt.Errorf("%s: %w", table, err)
 			}
 		}
-		return nil
+		_, err = deleteFamilies(ctx, tx, `user_id = $1`, id)
+		return err
 	})
 	if err != nil {
 		return errorf("postgres: delete user %q: %w", id, err)

@@ -341,33 +341,32 @@ func (s *Store) TakePushedRequest(ctx context.Context, hash, clientID string) (*
 // and the tokens issued from it revoked.
 const redeemedCodeGrace = time.Hour
 
-// revokedFamilyGrace is how long after a family's revocation PurgeAuthz
-// keeps its mark (migration 0008): CreateRefresh refuses the family until
-// then. The mark only has to outlast the redemption in flight that is
-// about to store the family's first token.
-const revokedFamilyGrace = time.Hour
-
 // PurgeAuthz deletes, in one transaction, the sessions, unredeemed codes
 // and pushed requests whose expiry lies before now, the redeemed codes
-// whose expiry lies more than an hour before now, the refresh tokens
-// whose family's absolute expiry lies before now, and the revoked-family
-// marks recorded more than an hour before now, and returns how many
-// records it deleted. Consents do not expire.
+// whose expiry lies more than an hour before now, the refresh families
+// whose absolute expiry lies before now (a family revoked before it
+// existed expires an hour after the revocation) with their access tokens,
+// and the access tokens of live families that expired, and returns how
+// many records it deleted, access tokens not counted. Consents do not
+// expire.
 func (s *Store) PurgeAuthz(ctx context.Context, now time.Time) (int, error) {
 	defer s.writing()()
 	cutoff, codeCutoff := rowcodec.UnixNano(now), rowcodec.UnixNano(now.Add(-redeemedCodeGrace))
-	familyCutoff := rowcodec.UnixNano(now.Add(-revokedFamilyGrace))
 	var total int64
 	err := inTx(ctx, s.wconn, func(tx *sql.Tx) error {
+		// Not counted: an access token is part of its family's record.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM refresh_access WHERE expires_at < ?1
+			OR family_id IN (SELECT id FROM refresh_families WHERE expires_at < ?1)`, cutoff); err != nil {
+			return err
+		}
 		for _, d := range []struct {
 			query string
 			args  []any
 		}{
 			{`DELETE FROM sessions WHERE expires_at < ?`, []any{cutoff}},
 			{`DELETE FROM auth_codes WHERE expires_at < ? AND (redeemed_at IS NULL OR expires_at < ?)`, []any{cutoff, codeCutoff}},
-			{`DELETE FROM refresh_tokens WHERE family_expires_at < ?`, []any{cutoff}},
+			{`DELETE FROM refresh_families WHERE expires_at < ?`, []any{cutoff}},
 			{`DELETE FROM pushed_requests WHERE expires_at < ?`, []any{cutoff}},
-			{`DELETE FROM revoked_families WHERE revoked_at < ?`, []any{familyCutoff}},
 		} {
 			res, err := tx.ExecContext(ctx, d.query, d.args...)
 			if err != nil {

@@ -12,7 +12,7 @@ import (
 )
 
 // TestAuthzTwoStores: two Stores on one file (two processes) race to
-// redeem one code and to rotate one refresh token. Their write mutexes are
+// redeem one code and to rotate one refresh family from one token. Their write mutexes are
 // separate, so only SQLite's lock makes exactly one of them win each.
 func TestAuthzTwoStores(t *testing.T) {
 	ctx := t.Context()
@@ -24,7 +24,8 @@ func TestAuthzTwoStores(t *testing.T) {
 		if err := a.CreateCode(ctx, &sigil.AuthCode{Hash: code, ExpiresAt: live}); err != nil {
 			t.Fatal(err)
 		}
-		if err := a.CreateRefresh(ctx, &sigil.RefreshToken{Hash: token, FamilyID: token, ExpiresAt: live, FamilyExpiresAt: live}); err != nil {
+		if err := a.CreateRefreshFamily(ctx, &sigil.RefreshFamily{ID: token, ClientID: "c", TokenHash: token,
+			IdleExpiresAt: live, ExpiresAt: live}, sigil.IssuedToken{}); err != nil {
 			t.Fatal(err)
 		}
 		var redeemed, rotated atomic.Int32
@@ -44,7 +45,8 @@ func TestAuthzTwoStores(t *testing.T) {
 			})
 			wg.Go(func() {
 				<-start
-				err := s.RotateRefresh(ctx, token, &sigil.RefreshToken{Hash: fmt.Sprintf("%s-next-%d", token, j), ExpiresAt: live})
+				err := s.RotateRefresh(ctx, sigil.RefreshRotation{FamilyID: token, TokenHash: token,
+					NextHash: fmt.Sprintf("%s-next-%d", token, j), IdleExpiresAt: live})
 				switch {
 				case err == nil:
 					rotated.Add(1)
@@ -61,10 +63,9 @@ func TestAuthzTwoStores(t *testing.T) {
 	}
 }
 
-// TestRevokeCreateTwoStores: a family's first token stored through one
-// Store races the family's revocation through another on the same file.
-// Only SQLite's write lock orders them; the token is refused or revoked,
-// never left live.
+// TestRevokeCreateTwoStores: a family stored through one Store races its
+// revocation through another on the same file. Only SQLite's write lock
+// orders them; the family is refused or revoked, never left live.
 func TestRevokeCreateTwoStores(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -84,8 +85,8 @@ func TestRevokeCreateTwoStores(t *testing.T) {
 		}
 		wg.Go(func() {
 			<-start
-			created[i] = creator.CreateRefresh(ctx, &sigil.RefreshToken{Hash: hash, FamilyID: family,
-				AccessJTI: "jti-" + hash, ExpiresAt: live, FamilyExpiresAt: live})
+			created[i] = creator.CreateRefreshFamily(ctx, &sigil.RefreshFamily{ID: family, ClientID: "c",
+				TokenHash: hash, IdleExpiresAt: live, ExpiresAt: live}, sigil.IssuedToken{JTI: "jti-" + hash, ExpiresAt: live})
 		})
 		wg.Go(func() {
 			<-start
@@ -95,21 +96,21 @@ func TestRevokeCreateTwoStores(t *testing.T) {
 	close(start)
 	wg.Wait()
 	for i := range n {
-		hash := fmt.Sprintf("rt-%d", i)
+		family := fmt.Sprintf("fam-%d", i)
 		if revokeErrs[i] != nil {
 			t.Fatalf("RevokeRefreshFamily: %v", revokeErrs[i])
 		}
 		switch err := created[i]; {
 		case err == nil:
-			if tok, err := a.RefreshToken(ctx, hash); err != nil || !tok.Revoked || len(revoked[i]) != 1 {
-				t.Errorf("%s stored before its family's revocation: %+v, %v, revocation returned %q; want it revoked and its JTI returned", hash, tok, err, revoked[i])
+			if f, err := a.RefreshFamily(ctx, family); err != nil || !f.Revoked || len(revoked[i]) != 1 {
+				t.Errorf("%s stored before its revocation: %+v, %v, revocation returned %q; want it revoked and its JTI returned", family, f, err, revoked[i])
 			}
 		case errors.Is(err, sigil.ErrReplay):
-			if _, err := a.RefreshToken(ctx, hash); !errors.Is(err, sigil.ErrNotFound) {
-				t.Errorf("%s refused but readable: %v", hash, err)
+			if _, err := a.RefreshFamily(ctx, family); !errors.Is(err, sigil.ErrNotFound) {
+				t.Errorf("%s refused but readable: %v", family, err)
 			}
 		default:
-			t.Errorf("CreateRefresh(%s): %v", hash, err)
+			t.Errorf("CreateRefreshFamily(%s): %v", family, err)
 		}
 	}
 }
@@ -131,7 +132,8 @@ func TestAuthzExpiryBoundaries(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.CreateRefresh(ctx, &sigil.RefreshToken{Hash: "rt", FamilyID: "f", ExpiresAt: exp, FamilyExpiresAt: exp.Add(time.Hour)}); err != nil {
+	if err := s.CreateRefreshFamily(ctx, &sigil.RefreshFamily{ID: "f", ClientID: "c", TokenHash: "rt",
+		IdleExpiresAt: exp, ExpiresAt: exp.Add(time.Hour)}, sigil.IssuedToken{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.PushRequest(ctx, &sigil.PushedRequest{Hash: "p", ExpiresAt: exp}); err != nil {
@@ -163,14 +165,14 @@ func TestAuthzExpiryBoundaries(t *testing.T) {
 	if _, err := s.TakePushedRequest(ctx, "p", ""); !errors.Is(err, sigil.ErrNotFound) {
 		t.Errorf("TakePushedRequest at its expiry: %v, want ErrNotFound", err)
 	}
-	if err := s.RotateRefresh(ctx, "rt", &sigil.RefreshToken{Hash: "rt2"}); !errors.Is(err, sigil.ErrReplay) {
+	if err := s.RotateRefresh(ctx, sigil.RefreshRotation{FamilyID: "f", TokenHash: "rt", NextHash: "rt2"}); !errors.Is(err, sigil.ErrReplay) {
 		t.Errorf("RotateRefresh at its idle expiry: %v, want ErrReplay", err)
 	}
-	if _, err := s.RefreshToken(ctx, "rt"); err != nil {
-		t.Errorf("RefreshToken at its idle expiry, its family live: %v", err)
+	if _, err := s.RefreshFamily(ctx, "f"); err != nil {
+		t.Errorf("RefreshFamily at its token's idle expiry: %v", err)
 	}
 	now = exp.Add(time.Hour)
-	if _, err := s.RefreshToken(ctx, "rt"); !errors.Is(err, sigil.ErrNotFound) {
-		t.Errorf("RefreshToken at its family's expiry: %v, want ErrNotFound", err)
+	if _, err := s.RefreshFamily(ctx, "f"); !errors.Is(err, sigil.ErrNotFound) {
+		t.Errorf("RefreshFamily at its expiry: %v, want ErrNotFound", err)
 	}
 }

@@ -69,18 +69,18 @@
 // sessions, codes, consents, refresh tokens and pushed requests, each
 // secret-derived one keyed by its keyed hash. The atomic steps are single
 // statements or immediate transactions: RedeemCode is an UPDATE that only
-// an unredeemed code matches, TakePushedRequest a DELETE … RETURNING, and
-// RotateRefresh spends the old token (an UPDATE … RETURNING that only an
-// unspent, unrevoked, live token matches) and inserts its successor in one
-// transaction, so of concurrent callers in any number of processes exactly
-// one succeeds. Rotations are committed in groups: whoever takes the write
-// lock runs every rotation waiting at that moment in one transaction
-// (without savepoints: a failed insert fails, and undoes, the whole batch).
-// Codes and pushed requests are matched on their client as well as their
-// hash. Migration 0008 records revoked refresh families, which
-// CreateRefresh refuses in the transaction that would insert: the single
-// writer orders a first token and its family's revocation. None of these
-// tables moves Version: nothing caches them.
+// an unredeemed code matches, TakePushedRequest a DELETE … RETURNING.
+// Migration 0010 keeps one row per refresh family: RotateRefresh is an
+// UPDATE of that row that only the generation presented matches, with an
+// insert of the access token issued, so of concurrent callers in any
+// number of processes exactly one succeeds. Rotations are committed in
+// groups: whoever takes the write lock runs every rotation waiting at
+// that moment in one transaction (without savepoints: a failed insert
+// fails, and undoes, the whole batch). Codes and pushed requests are
+// matched on their client as well as their hash. A family revoked before
+// it exists is a placeholder row, which CreateRefreshFamily's insert
+// meets: the single writer orders a family's creation and its revocation.
+// None of these tables moves Version: nothing caches them.
 //
 // # Status lists
 //

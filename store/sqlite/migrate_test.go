@@ -5,6 +5,9 @@ import (
 	"database/sql"
 	"path/filepath"
 	"testing"
+	"time"
+
+	sigil "github.com/sigil-sts/sigil"
 )
 
 // TestMigrateRegisteredOpen: migration 0009 marks the dynamically
@@ -60,5 +63,54 @@ func TestMigrateRegisteredOpen(t *testing.T) {
 		if c.RegisteredOpen != want {
 			t.Errorf("client %s: RegisteredOpen = %v after migration, want %v", id, c.RegisteredOpen, want)
 		}
+	}
+}
+
+// TestMigrateRefreshFamilies: migration 0010 drops the refresh tokens of
+// 0007 (their format changed; their users sign in again) and the
+// revoked-family marks of 0008, and the store then keeps families.
+func TestMigrateRefreshFamilies(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := sql.Open("sqlite", "file:"+filepath.ToSlash(filepath.Join(dir, FileName)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := loadMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms[9].name != "0010_refresh_families.sql" {
+		t.Fatalf("migration 10 is %s", ms[9].name)
+	}
+	if _, err := db.ExecContext(ctx, createMigrationsTable); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms[:9] {
+		if _, err := db.ExecContext(ctx, m.sql); err != nil {
+			t.Fatalf("%s: %v", m.name, err)
+		}
+		if _, err := db.ExecContext(ctx, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, 'test')", m.version); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []string{
+		`INSERT INTO refresh_tokens VALUES ('h', 'f', 'c', 'u', '[]', '[]', 1, '[]', '', '', 'j', 1, 9e18, 9e18, NULL, 0)`,
+		`INSERT INTO revoked_families VALUES ('g', 1)`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	s := openClosed(t, dir)
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name IN ('refresh_tokens', 'revoked_families')`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("0007's and 0008's refresh tables: %d left (%v), want none", n, err)
+	}
+	f := &sigil.RefreshFamily{ID: "f", ClientID: "c", TokenHash: "h", IdleExpiresAt: time.Now().Add(time.Hour), ExpiresAt: time.Now().Add(time.Hour)}
+	if err := s.CreateRefreshFamily(ctx, f, sigil.IssuedToken{}); err != nil {
+		t.Errorf("CreateRefreshFamily after the migration: %v", err)
 	}
 }

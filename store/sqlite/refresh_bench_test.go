@@ -11,7 +11,7 @@ import (
 )
 
 // BenchmarkRefreshRotation measures the refresh grant's store work from
-// 64 goroutines, each rotating a family of its own: the token read, the
+// 64 goroutines, each rotating a family of its own: the family read, the
 // user read and the rotation (grouped commits).
 func BenchmarkRefreshRotation(b *testing.B) {
 	for _, step := range []string{"read", "user", "rotate"} {
@@ -25,38 +25,38 @@ func BenchmarkRefreshRotation(b *testing.B) {
 			const families = 64
 			heads := make(chan string, families)
 			for i := range families {
-				t := &sigil.RefreshToken{
-					Hash: fmt.Sprintf("h-%d-0", i), FamilyID: fmt.Sprintf("f-%d", i), ClientID: "c1", UserID: "u1",
+				f := &sigil.RefreshFamily{
+					ID: fmt.Sprintf("f-%d", i), ClientID: "c1", UserID: "u1",
 					Scopes: []string{"offline_access", "read"}, Audience: []string{"https://api.example.com"},
-					AuthTime: now, AMR: []string{"pwd"}, ACR: "1", AccessJTI: "jti",
-					CreatedAt: now, ExpiresAt: now.Add(time.Hour), FamilyExpiresAt: now.Add(24 * time.Hour),
+					AuthTime: now, AMR: []string{"pwd"}, ACR: "1", TokenHash: "h-0",
+					CreatedAt: now, IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(24 * time.Hour),
 				}
-				if err := s.CreateRefresh(ctx, t); err != nil {
+				if err := s.CreateRefreshFamily(ctx, f, sigil.IssuedToken{JTI: "jti", ExpiresAt: now.Add(5 * time.Minute)}); err != nil {
 					b.Fatal(err)
 				}
-				heads <- t.Hash
+				heads <- f.ID
 			}
 			var seq atomic.Int64
 			b.SetParallelism(families / 2)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
-				head := <-heads
+				family, generation, hash := <-heads, int64(0), "h-0"
 				for pb.Next() {
 					var err error
 					switch step {
 					case "read":
-						_, err = s.RefreshToken(ctx, head)
+						_, err = s.RefreshFamily(ctx, family)
 					case "user":
 						_, err = s.User(ctx, "u1")
 					case "rotate":
-						next := &sigil.RefreshToken{
-							Hash: fmt.Sprintf("h-%d", seq.Add(1)), ClientID: "c1", UserID: "u1",
-							Scopes: []string{"offline_access", "read"}, Audience: []string{"https://api.example.com"},
-							AuthTime: now, AMR: []string{"pwd"}, ACR: "1", AccessJTI: "jti",
-							ExpiresAt: time.Now().Add(time.Hour),
-						}
-						err = s.RotateRefresh(ctx, head, next)
-						head = next.Hash
+						n := seq.Add(1)
+						next := fmt.Sprintf("h-%d", n)
+						err = s.RotateRefresh(ctx, sigil.RefreshRotation{
+							FamilyID: family, Generation: generation, TokenHash: hash, NextHash: next,
+							IdleExpiresAt: time.Now().Add(time.Hour),
+							Access:        sigil.IssuedToken{JTI: fmt.Sprintf("jti-%d", n), ExpiresAt: time.Now().Add(5 * time.Minute)},
+						})
+						generation, hash = generation+1, next
 					}
 					if err != nil {
 						b.Error(err)

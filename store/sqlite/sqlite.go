@@ -54,14 +54,12 @@ type Store struct {
 	// pooled connection that first runs it.
 	clientStmt *sql.Stmt
 	// The refresh-token grant's statements: two reads and, in the
-	// rotation's transaction (through tx.StmtContext), a spend and an
+	// rotation's transaction (through tx.StmtContext), an update and an
 	// insert. Parsing them anew took a fifth of a refresh's CPU time
 	// (BenchmarkRefreshParallel).
-	refreshStmt, userStmt, spendStmt, insertRefreshStmt *sql.Stmt
-	// familyRevokedStmt is CreateRefresh's check for a revoked family.
-	familyRevokedStmt *sql.Stmt
-	revokedStmt       *sql.Stmt
-	markStmt          *sql.Stmt
+	familyStmt, userStmt, rotateStmt, insertAccessStmt *sql.Stmt
+	revokedStmt                                        *sql.Stmt
+	markStmt                                           *sql.Stmt
 
 	versionStmt *sql.Stmt
 
@@ -203,9 +201,8 @@ func (s *Store) open(ctx context.Context, path string) error {
 		stmt **sql.Stmt
 		sql  string
 	}{
-		{&s.refreshStmt, refreshByHashSQL}, {&s.userStmt, userByIDSQL},
-		{&s.spendStmt, spendRefreshSQL}, {&s.insertRefreshStmt, insertRefreshSQL},
-		{&s.familyRevokedStmt, familyRevokedSQL},
+		{&s.familyStmt, familyByIDSQL}, {&s.userStmt, userByIDSQL},
+		{&s.rotateStmt, rotateFamilySQL}, {&s.insertAccessStmt, insertAccessSQL},
 	} {
 		if *p.stmt, err = s.db.PrepareContext(ctx, p.sql); err != nil {
 			return fmt.Errorf("sqlite: prepare %q: %w", p.sql, err)
@@ -280,7 +277,7 @@ func (s *Store) Close() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{
 		s.clientStmt, s.revokedStmt, s.markStmt, s.versionStmt,
-		s.refreshStmt, s.userStmt, s.spendStmt, s.insertRefreshStmt, s.familyRevokedStmt,
+		s.familyStmt, s.userStmt, s.rotateStmt, s.insertAccessStmt,
 		s.auditHeadStmt, s.auditEntriesStmt, s.journalMarkStmt,
 	} {
 		if st != nil {

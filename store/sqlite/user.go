@@ -131,7 +131,7 @@ func (s *Store) UpdateUser(ctx context.Context, u *sigil.User) error {
 }
 
 // DeleteUser removes the user with the given ID and, in the same
-// transaction, the user's sessions, consents and refresh tokens;
+// transaction, the user's sessions, consents and refresh families;
 // ErrNotFound if absent.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	defer s.writing()()
@@ -145,7 +145,11 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		} else if n == 0 {
 			return sigil.ErrNotFound
 		}
-		for _, table := range []string{"sessions", "consents", "refresh_tokens"} {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM refresh_access
+			WHERE family_id IN (SELECT id FROM refresh_families WHERE user_id = ?)`, id); err != nil {
+			return fmt.Errorf("refresh_access: %w", err)
+		}
+		for _, table := range []string{"sessions", "consents", "refresh_families"} {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE user_id = ?`, id); err != nil {
 				return fmt.Errorf("%s: %w", table, err)
 			}

@@ -513,12 +513,31 @@ func testPurgeAuthz(t *testing.T, s sigil.Store) {
 		_, err := s.RedeemCode(ctx, hash, "web", sigil.Redemption{At: base, AccessJTI: "j-" + hash})
 		must(t, "RedeemCode", err)
 	}
-	// Refresh tokens are kept until their family expires, however long
-	// they have been idle.
-	for hash, exp := range map[string]time.Time{"r-gone": gone, "r-kept": kept} {
-		r := fullRefresh(hash, "fam-"+hash)
-		r.ExpiresAt, r.FamilyExpiresAt = gone.Add(-time.Hour), exp
-		must(t, "CreateRefresh", s.CreateRefresh(ctx, r))
+	// Refresh families are kept until their ExpiresAt, however long they
+	// have been idle, revoked ones too; a family's access tokens go with
+	// it, even one that would outlive it.
+	fams := map[string]*sigil.RefreshFamily{}
+	for id, exp := range map[string]time.Time{"f-gone": gone, "f-kept": kept, "f-revoked": kept} {
+		f := fullFamily(id)
+		f.IdleExpiresAt, f.ExpiresAt = fromNow(-time.Hour), exp
+		must(t, "CreateRefreshFamily", s.CreateRefreshFamily(ctx, f, sigil.IssuedToken{JTI: "jti-" + id, ExpiresAt: kept}))
+		fams[id] = f
+	}
+	revokeFamily(t, s, "f-revoked", "jti-f-revoked")
+	fams["f-revoked"].Revoked = true
+	// A live family's access tokens go at their own expiry: jti-old is
+	// purged, jti-new kept.
+	f := fullFamily("f-access")
+	f.ExpiresAt = kept
+	must(t, "CreateRefreshFamily(f-access)", s.CreateRefreshFamily(ctx, f, sigil.IssuedToken{JTI: "jti-old", ExpiresAt: gone}))
+	r := next(f, "f-access-h1")
+	r.Access = sigil.IssuedToken{JTI: "jti-new", ExpiresAt: kept}
+	must(t, "RotateRefresh(f-access)", s.RotateRefresh(ctx, r))
+	fams["f-access"] = rotated(f, r)
+	// A family revoked before it existed is remembered for an hour.
+	revokeFamily(t, s, "f-early")
+	for _, f := range fams {
+		wantFamily(t, s, "before the purge", f)
 	}
 	for hash, exp := range map[string]time.Time{"p-gone": gone, "p-kept": kept} {
 		p := fullPushed(hash)
@@ -530,8 +549,8 @@ func testPurgeAuthz(t *testing.T, s sigil.Store) {
 
 	n, err := s.PurgeAuthz(ctx, now)
 	must(t, "PurgeAuthz", err)
-	if n != 5 {
-		t.Errorf("PurgeAuthz = %d, want 5 (a session, two codes, a refresh token, a pushed request)", n)
+	if n != 6 {
+		t.Errorf("PurgeAuthz = %d, want 6 (a session, two codes, a refresh family, a family revoked before it existed, a pushed request)", n)
 	}
 
 	_, err = s.Session(ctx, "s-gone")
@@ -550,10 +569,10 @@ func testPurgeAuthz(t *testing.T, s sigil.Store) {
 	_, err = s.RedeemCode(ctx, "c-kept", "web", sigil.Redemption{At: base})
 	must(t, "RedeemCode(c-kept) after purge", err)
 
-	_, err = s.RefreshToken(ctx, "r-gone")
-	wantErr(t, "RefreshToken(r-gone) after purge", err, sigil.ErrNotFound)
-	if _, err := s.RefreshToken(ctx, "r-kept"); err != nil {
-		t.Errorf("RefreshToken(r-kept) after purge: %v", err)
+	wantNoFamily(t, s, "RefreshFamily(f-gone) after purge", "f-gone")
+	delete(fams, "f-gone")
+	for _, f := range fams {
+		wantFamily(t, s, "after purge", f)
 	}
 
 	_, err = s.TakePushedRequest(ctx, "p-gone", "web")
@@ -570,4 +589,13 @@ func testPurgeAuthz(t *testing.T, s sigil.Store) {
 	if n != 0 {
 		t.Errorf("PurgeAuthz again = %d, want 0", n)
 	}
+
+	// The purged access tokens are no longer returned by a revocation:
+	// f-access's expired one, and f-gone's, whose ID is free again.
+	revokeFamily(t, s, "f-access", "jti-new")
+	revokeFamily(t, s, "f-kept", "jti-f-kept")
+	must(t, "CreateRefreshFamily(f-gone) after purge", s.CreateRefreshFamily(ctx, fullFamily("f-gone"), issued("jti-f-gone-2")))
+	revokeFamily(t, s, "f-gone", "jti-f-gone-2")
+	// The revocation before f-early existed is forgotten.
+	createFamily(t, s, fullFamily("f-early"))
 }

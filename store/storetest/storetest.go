@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) sigil.Store) {
 		{"RotateRefresh", testRotateRefresh},
 		{"RotateRefreshRejects", testRotateRefreshRejects},
 		{"RotateRefreshConcurrent", testRotateRefreshConcurrent},
+		{"RotateRefreshManyFamilies", testRotateRefreshManyFamilies},
 		{"RevokeRefreshFamily", testRevokeRefreshFamily},
 		{"CreateRefreshRevokedFamily", testCreateRefreshRevokedFamily},
 		{"CreateRefreshRevokeConcurrent", testCreateRefreshRevokeConcurrent},
@@ -185,6 +186,11 @@ func testVersionChanges(t *testing.T, s sigil.Store) {
 		}},
 		{"PromoteKey", func() error { return s.PromoteKey(ctx, "k1", base) }},
 		{"DeleteKey", func() error { return s.DeleteKey(ctx, "k1") }},
+		{"CreateUser", func() error { return s.CreateUser(ctx, &sigil.User{ID: "u1", Username: "alice"}) }},
+		{"UpdateUser", func() error {
+			return s.UpdateUser(ctx, &sigil.User{ID: "u1", Username: "alice", Disabled: true})
+		}},
+		{"DeleteUser", func() error { return s.DeleteUser(ctx, "u1") }},
 	}
 	for _, w := range writes {
 		before := version(t, s)

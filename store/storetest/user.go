@@ -208,7 +208,7 @@ func testUserUpdate(t *testing.T, s sigil.Store) {
 }
 
 // testUserDelete checks that DeleteUser takes the user's sessions,
-// consents and refresh tokens with it, and nobody else's.
+// consents and refresh families with it, and nobody else's.
 func testUserDelete(t *testing.T, s sigil.Store) {
 	ctx := t.Context()
 	live := fromNow(time.Hour)
@@ -217,9 +217,9 @@ func testUserDelete(t *testing.T, s sigil.Store) {
 		must(t, "CreateSession", s.CreateSession(ctx, &sigil.Session{ID: "sess-" + id, UserID: id, AuthTime: base, ExpiresAt: live}))
 		for _, client := range []string{"c1", "c2"} {
 			must(t, "SaveConsent", s.SaveConsent(ctx, &sigil.Consent{UserID: id, ClientID: client, Scopes: []string{"openid"}, GrantedAt: base}))
-			r := fullRefresh("rt-"+id+"-"+client, "fam-"+id+"-"+client)
-			r.UserID, r.ClientID = id, client
-			must(t, "CreateRefresh", s.CreateRefresh(ctx, r))
+			f := fullFamily("fam-" + id + "-" + client)
+			f.UserID, f.ClientID = id, client
+			createFamily(t, s, f)
 		}
 	}
 	must(t, "DeleteUser(u1)", s.DeleteUser(ctx, "u1"))
@@ -238,8 +238,7 @@ func testUserDelete(t *testing.T, s sigil.Store) {
 		t.Errorf("Consents of a deleted user = %d consents, want 0", len(cs))
 	}
 	for _, client := range []string{"c1", "c2"} {
-		_, err = s.RefreshToken(ctx, "rt-u1-"+client)
-		wantErr(t, "RefreshToken of a deleted user", err, sigil.ErrNotFound)
+		wantNoFamily(t, s, "RefreshFamily of a deleted user", "fam-u1-"+client)
 	}
 	wantErr(t, "DeleteUser(u1) again", s.DeleteUser(ctx, "u1"), sigil.ErrNotFound)
 
@@ -252,10 +251,11 @@ func testUserDelete(t *testing.T, s sigil.Store) {
 		t.Errorf("Consents of the other user = %d consents, %v; want 2", len(cs), err)
 	}
 	for _, client := range []string{"c1", "c2"} {
-		if _, err := s.RefreshToken(ctx, "rt-u2-"+client); err != nil {
-			t.Errorf("RefreshToken of the other user: %v", err)
+		if _, err := s.RefreshFamily(ctx, "fam-u2-"+client); err != nil {
+			t.Errorf("RefreshFamily of the other user: %v", err)
 		}
 	}
+	revokeFamily(t, s, "fam-u2-c1", "jti-fam-u2-c1")
 	// The ID and the username are free again.
 	must(t, "CreateUser(u1) again", s.CreateUser(ctx, fullUser("u1")))
 }

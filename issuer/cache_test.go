@@ -29,7 +29,7 @@ func TestClientCache(t *testing.T) {
 
 	t.Run("caches", func(t *testing.T) {
 		var calls atomic.Int32
-		cache := &issuer.ClientCache{Store: &fakeClients{client: func(context.Context, string) (*sigil.Client, error) {
+		cache := &issuer.Cache{Clients: &fakeClients{client: func(context.Context, string) (*sigil.Client, error) {
 			calls.Add(1)
 			return &sigil.Client{ID: "a"}, nil
 		}}}
@@ -50,7 +50,7 @@ func TestClientCache(t *testing.T) {
 
 	t.Run("unknown-not-cached", func(t *testing.T) {
 		var calls atomic.Int32
-		cache := &issuer.ClientCache{Store: &fakeClients{client: func(context.Context, string) (*sigil.Client, error) {
+		cache := &issuer.Cache{Clients: &fakeClients{client: func(context.Context, string) (*sigil.Client, error) {
 			calls.Add(1)
 			return nil, sigil.ErrNotFound
 		}}}
@@ -68,7 +68,7 @@ func TestClientCache(t *testing.T) {
 		// change.
 		var calls atomic.Int32
 		inRead, release := make(chan struct{}), make(chan struct{})
-		cache := &issuer.ClientCache{Store: &fakeClients{client: func(context.Context, string) (*sigil.Client, error) {
+		cache := &issuer.Cache{Clients: &fakeClients{client: func(context.Context, string) (*sigil.Client, error) {
 			if calls.Add(1) == 1 {
 				close(inRead)
 				<-release
