@@ -54,6 +54,10 @@ type Claims struct {
 	AMR             []string    `json:"amr,omitempty"`
 	AuthorizedParty string      `json:"azp,omitempty"`
 	Nonce           string      `json:"nonce,omitempty"`
+	// Act is the delegation chain of a token issued by token exchange
+	// (RFC 8693 §4.1); MayAct names who may act for the subject (§4.4).
+	Act    *Actor `json:"act,omitempty"`
+	MayAct *Actor `json:"may_act,omitempty"`
 	// Confirmation binds the token to a key (RFC 7800; RFC 9449 §6).
 	Confirmation *Confirmation `json:"cnf,omitempty"`
 	// Status says where the token's status is published
@@ -176,6 +180,12 @@ func (c Claims) MarshalJSON() ([]byte, error) {
 	}
 	b = appendStringClaim(b, "azp", c.AuthorizedParty)
 	b = appendStringClaim(b, "nonce", c.Nonce)
+	if c.Act != nil {
+		b = appendActor(appendName(b, "act"), c.Act)
+	}
+	if c.MayAct != nil {
+		b = appendActor(appendName(b, "may_act"), c.MayAct)
+	}
 	if c.Confirmation != nil {
 		b = append(appendName(b, "cnf"), '{')
 		if c.Confirmation.JKT != "" {
@@ -310,6 +320,10 @@ func (c *Claims) decode(b []byte, fast bool) error {
 			p.Confirmation, err = decodeConfirmation(v)
 		case "status":
 			p.Status, err = decodeStatus(v, fast)
+		case "act":
+			p.Act, err = decodeActor(v, 1)
+		case "may_act":
+			p.MayAct, err = decodeActor(v, 1)
 		default:
 			if IsRegistered(k) {
 				continue

@@ -2,6 +2,7 @@ package token_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -55,7 +56,12 @@ func TestClaimsUnmarshal(t *testing.T) {
 		{"fractional date truncated", `{"exp":1700000000.9}`, token.Claims{Expiry: 1700000000}, false},
 		{"exponent date", `{"exp":1.7e9}`, token.Claims{Expiry: 1700000000}, false},
 		{"extra numbers stay exact", `{"n":12345678901234567890}`, token.Claims{Extra: map[string]any{"n": json.Number("12345678901234567890")}}, false},
-		{"registered non-field claims are not extra", `{"act":{"sub":"y"},"may_act":{"sub":"z"}}`, token.Claims{}, false},
+		{"act and may_act are fields", `{"act":{"sub":"y","iss":"i","act":{"sub":"w","x":1}},"may_act":{"sub":"z"}}`,
+			token.Claims{Act: &token.Actor{Subject: "y", Issuer: "i", Act: &token.Actor{Subject: "w"}}, MayAct: &token.Actor{Subject: "z"}}, false},
+		{"act without sub", `{"act":{"iss":"i"}}`, token.Claims{}, true},
+		{"act a string", `{"act":"y"}`, token.Claims{}, true},
+		{"act null", `{"act":null}`, token.Claims{}, true},
+		{"act nested too deep", `{"act":` + strings.Repeat(`{"sub":"a","act":`, token.MaxActorDepth) + `{"sub":"b"}` + strings.Repeat(`}`, token.MaxActorDepth) + `}`, token.Claims{}, true},
 		{"cnf is a field", `{"cnf":{"jkt":"x"}}`, token.Claims{Confirmation: &token.Confirmation{JKT: "x"}}, false},
 		{"null claims", `null`, token.Claims{}, false},
 		{"aud null is no audience", `{"aud":null}`, token.Claims{}, false},
@@ -111,6 +117,8 @@ func TestClaimsUnmarshalCoversEveryField(t *testing.T) {
 				val = `{"jkt":"x"}`
 			case reflect.TypeFor[*token.Status]():
 				val = `{"status_list":{"idx":1,"uri":"x"}}`
+			case reflect.TypeFor[*token.Actor]():
+				val = `{"sub":"x"}`
 			}
 			var c token.Claims
 			if err := json.Unmarshal([]byte(`{"`+name+`":`+val+`}`), &c); err != nil {
@@ -313,5 +321,33 @@ func TestStatusClaim(t *testing.T) {
 		if (err == nil) != tt.ok || (c.StatusList() != nil) != tt.list {
 			t.Errorf("%s: err %v, list %+v; want ok %v, list %v", tt.in, err, c.StatusList(), tt.ok, tt.list)
 		}
+	}
+}
+
+// TestActorRoundTrip: a delegation chain encodes and decodes to itself,
+// and the deepest chain Parse accepts is MaxActorDepth long.
+func TestActorRoundTrip(t *testing.T) {
+	var chain *token.Actor
+	for i := range token.MaxActorDepth {
+		chain = &token.Actor{Subject: fmt.Sprintf("agent-%d", i), Act: chain}
+	}
+	chain.Issuer = "https://other.example"
+	in := token.Claims{Subject: "alice", Act: chain, MayAct: &token.Actor{Subject: "agent-1"}}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out token.Claims
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	if diff := cmp.Diff(in, out); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+	if d := out.Act.Depth(); d != token.MaxActorDepth {
+		t.Errorf("Depth = %d", d)
+	}
+	if c := out.Act.Chain(); len(c) != token.MaxActorDepth || c[0] != fmt.Sprintf("agent-%d", token.MaxActorDepth-1) {
+		t.Errorf("Chain = %v", c)
 	}
 }
