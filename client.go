@@ -19,6 +19,8 @@ const (
 	GrantClientCredentials = "client_credentials"
 	GrantAuthorizationCode = "authorization_code"
 	GrantRefreshToken      = "refresh_token"
+	// GrantTokenExchange is OAuth 2.0 Token Exchange (RFC 8693).
+	GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
 )
 
 // Client is a registered OAuth client: a service, an agent, or an

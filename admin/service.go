@@ -136,7 +136,7 @@ var introspectionMembers = []string{"active", "token_type", "username"}
 // material (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2).
 var privateJWKMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 
-var knownGrants = []string{sigil.GrantClientCredentials, sigil.GrantAuthorizationCode, sigil.GrantRefreshToken}
+var knownGrants = []string{sigil.GrantClientCredentials, sigil.GrantAuthorizationCode, sigil.GrantRefreshToken, sigil.GrantTokenExchange}
 
 var knownMethods = []string{sigil.AuthSecretBasic, sigil.AuthSecretPost, sigil.AuthPrivateKeyJWT, sigil.AuthNone}
 

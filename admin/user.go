@@ -154,6 +154,16 @@ func checkUserClaims(claims map[string]any) error {
 		if !storableText(k) || !storableValue(v) {
 			return invalid("claim %q holds a NUL character or invalid UTF-8", k)
 		}
+		if k == "may_act" {
+			// Who alone may act for the user through token exchange
+			// (RFC 8693 §4.4): carried into the user's access tokens.
+			m, ok := v.(map[string]any)
+			sub, _ := m["sub"].(string)
+			if !ok || sub == "" {
+				return invalid(`claim "may_act" must be an object with a "sub" string (a client_id)`)
+			}
+			continue
+		}
 		if token.IsRegistered(k) || slices.ContainsFunc(userRegistered, func(r string) bool { return strings.EqualFold(r, k) }) {
 			return invalid("claim %q is a registered claim and cannot be set per user", k)
 		}

@@ -81,6 +81,9 @@ type Config struct {
 	StatusListTTL time.Duration
 	// SessionTTL is how long a browser stays signed in. Default 12h.
 	SessionTTL time.Duration
+	// DelegationMaxDepth bounds the act chain of a token issued by token
+	// exchange: how many agents deep a delegation may go. Default 3.
+	DelegationMaxDepth int
 	// RefreshTokenIdleTTL is how long an unused refresh token lives, and
 	// RefreshTokenMaxTTL how long a family of rotated ones may. Defaults
 	// 30 days and 90 days.
@@ -153,6 +156,7 @@ func Default() Config {
 		RequestTimeout:          10 * time.Second,
 		SessionTTL:              12 * time.Hour,
 		RefreshTokenIdleTTL:     30 * 24 * time.Hour,
+		DelegationMaxDepth:      3,
 		RefreshTokenMaxTTL:      90 * 24 * time.Hour,
 		IDTokenAlg:              "RS256",
 		RegistrationScopes:      []string{"openid", "profile", "email", "offline_access"},
@@ -244,6 +248,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SessionTTL < time.Minute || c.SessionTTL > 30*24*time.Hour {
 		bad("session-ttl", "%s must be between 1m and 720h", c.SessionTTL)
+	}
+	if c.DelegationMaxDepth < 1 || c.DelegationMaxDepth > 10 {
+		bad("delegation-max-depth", "%d must be between 1 and 10", c.DelegationMaxDepth)
 	}
 	if c.RefreshTokenIdleTTL < time.Minute {
 		bad("refresh-token-idle-ttl", "%s must be at least 1m", c.RefreshTokenIdleTTL)

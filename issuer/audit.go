@@ -28,7 +28,7 @@ func (h *Handler) issued(ctx context.Context, grant string, c *token.Claims) *Er
 	}
 	err := h.Audit.Append(ctx, record(ctx, audit.Record{
 		Event: audit.TokenIssued, Outcome: audit.Success, ClientID: c.ClientID, Subject: c.Subject,
-		JTI: c.JTI, Scope: c.Scope, Audience: c.Audience, Detail: detail,
+		Act: c.Act.Chain(), JTI: c.JTI, Scope: c.Scope, Audience: c.Audience, Detail: detail,
 	}))
 	if err != nil {
 		h.Log.ErrorContext(ctx, "audit: issuance not recorded; token withheld", "client_id", c.ClientID, "jti", c.JTI, "err", err)

@@ -125,7 +125,7 @@ type userGrant struct {
 func (h *Handler) userTokens(ctx context.Context, g userGrant) (*TokenResponse, *Error) {
 	resp, oerr := h.mintAccessToken(g.client, accessGrant{
 		id: g.id, sub: g.user.ID, scopes: g.scopes, aud: g.aud, proof: g.proof,
-		extra: entitlements(g.user), authTime: g.authTime,
+		extra: entitlements(g.user), authTime: g.authTime, mayAct: userMayAct(g.user),
 	})
 	if oerr != nil {
 		return nil, oerr

@@ -85,6 +85,12 @@ type accessGrant struct {
 	extra  map[string]any
 	// authTime is the user's authentication, for tokens issued for a user.
 	authTime time.Time
+	// act is the delegation chain of a token exchange; mayAct names who
+	// may act for the subject (a user's may_act claim).
+	act, mayAct *token.Actor
+	// notAfter, when set, caps the expiry: an exchanged token never
+	// outlives its subject token.
+	notAfter time.Time
 }
 
 // accessTTL is the lifetime of client c's access tokens (and ID tokens):
@@ -101,6 +107,9 @@ func (h *Handler) accessTTL(c *sigil.Client) time.Duration {
 func (h *Handler) mintAccessToken(c *sigil.Client, g accessGrant) (*TokenResponse, *Error) {
 	ttl := h.accessTTL(c)
 	now := g.id.iat
+	if !g.notAfter.IsZero() && g.notAfter.Before(now.Add(ttl)) {
+		ttl = g.notAfter.Sub(now).Truncate(time.Second)
+	}
 	scope := strings.Join(g.scopes, " ")
 	claims := &token.Claims{
 		Issuer:    h.Issuer,
@@ -113,6 +122,8 @@ func (h *Handler) mintAccessToken(c *sigil.Client, g accessGrant) (*TokenRespons
 		ClientID:  c.ID,
 		Scope:     scope,
 		Status:    g.id.status,
+		Act:       g.act,
+		MayAct:    g.mayAct,
 		Extra:     g.extra,
 	}
 	if !g.authTime.IsZero() {

@@ -69,6 +69,9 @@ type Handler struct {
 	AccessTokenTTL time.Duration
 	// MaxAccessTokenTTL caps every client's lifetime; zero means 15 minutes.
 	MaxAccessTokenTTL time.Duration
+	// MaxDelegationDepth bounds the act chain of an exchanged token; zero
+	// means DefaultMaxDelegationDepth.
+	MaxDelegationDepth int
 	// Leeway is the clock skew tolerated on incoming JWTs (access tokens
 	// and client assertions); zero means verify.DefaultLeeway.
 	Leeway time.Duration
@@ -209,7 +212,7 @@ func (h *Handler) Init() error {
 	h.verifier = &verify.Verifier{Keys: h.Keys, Issuer: h.Issuer, IgnoreAudience: true, Leeway: h.Leeway, Now: h.Now}
 	h.dpop = &dpop.Checker{Replay: h.Store, Nonces: h.DPoPNonces, Leeway: h.Leeway, Now: h.Now}
 	h.grants = map[string]Grant{}
-	for _, g := range []Grant{clientCredentials{h}, authorizationCode{h}, refreshToken{h}} {
+	for _, g := range []Grant{clientCredentials{h}, authorizationCode{h}, refreshToken{h}, tokenExchange{h}} {
 		h.grants[g.Type()] = g
 	}
 	var err error

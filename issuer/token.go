@@ -44,6 +44,9 @@ type TokenResponse struct {
 	// refresh token grants.
 	RefreshToken string `json:"refresh_token,omitempty"`
 	IDToken      string `json:"id_token,omitempty"`
+	// IssuedTokenType is the type of a token exchange's token (RFC 8693
+	// §2.2.1).
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
 
 	claims *token.Claims // what was issued, for the audit trail
 }

@@ -117,6 +117,7 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 		IDTokenAlg:          cfg.IDTokenAlg,
 		SessionTTL:          cfg.SessionTTL,
 		RefreshTokenIdleTTL: cfg.RefreshTokenIdleTTL,
+		MaxDelegationDepth:  cfg.DelegationMaxDepth,
 		RefreshTokenMaxTTL:  cfg.RefreshTokenMaxTTL,
 		TrustedProxies:      proxies,
 	}

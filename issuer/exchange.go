@@ -1,0 +1,288 @@
+package issuer
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/token"
+	"github.com/sigil-sts/sigil/verify"
+)
+
+// Token type identifiers (RFC 8693 §3).
+const (
+	TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
+	TokenTypeIDToken     = "urn:ietf:params:oauth:token-type:id_token"
+	TokenTypeJWT         = "urn:ietf:params:oauth:token-type:jwt"
+	TokenTypeSAML2       = "urn:ietf:params:oauth:token-type:saml2"
+	TokenTypeRefresh     = "urn:ietf:params:oauth:token-type:refresh_token"
+)
+
+// DefaultMaxDelegationDepth is how many actors an exchanged token's act
+// chain may hold unless the Handler says otherwise.
+const DefaultMaxDelegationDepth = 3
+
+// ClientAudience is the audience that addresses a token to a client for
+// further exchange: a client may exchange the tokens whose aud holds
+// ClientAudience(its ID), and may address a token to another client only
+// if that audience is one of its own allowed audiences.
+func ClientAudience(clientID string) string { return "urn:sigil:client:" + clientID }
+
+// tokenExchange is OAuth 2.0 Token Exchange (RFC 8693) for delegation: an
+// authenticated client (an agent) trades a subject token (a user's, or one
+// delegated to it) for a narrower one whose act claim names it, on top of
+// the chain the subject token already carries (§4.1).
+//
+// Who may act for whom: the subject token must have been issued to the
+// client (client_id) or addressed to it (aud holds ClientAudience), and its
+// may_act, when present, must name the actor. The actor is the subject of
+// the actor token, which must be an access token issued to the client
+// itself; without one, the client is the actor. Impersonation (a token
+// without act) is never issued.
+//
+// Downscoping: the scopes are those requested (or, by default, all that
+// remain) within both the subject token's and the client's; the audience
+// is one of the client's allowed audiences; the token expires no later
+// than the subject (and actor) token; a DPoP proof binds it to the
+// proof's key.
+type tokenExchange struct{ h *Handler }
+
+func (tokenExchange) Type() string { return sigil.GrantTokenExchange }
+
+// exchangeParams are the parameters RFC 8693 §2.1 allows once.
+var exchangeParams = []string{"subject_token", "subject_token_type", "actor_token", "actor_token_type",
+	"requested_token_type", "scope"}
+
+func (g tokenExchange) Exchange(ctx context.Context, req *TokenRequest) (*TokenResponse, *Error) {
+	h, c, f := g.h, req.Client, req.Form
+	for _, p := range exchangeParams {
+		if len(f[p]) > 1 {
+			return nil, invalidRequest(p + " must not repeat")
+		}
+	}
+	subjectToken, subjectType := f.Get("subject_token"), f.Get("subject_token_type")
+	actorToken, actorType := f.Get("actor_token"), f.Get("actor_token_type")
+	switch {
+	case subjectToken == "" || subjectType == "":
+		return nil, invalidRequest("subject_token and subject_token_type are required")
+	case (actorToken == "") != (actorType == ""):
+		return nil, invalidRequest("actor_token and actor_token_type go together")
+	}
+	issuedType := f.Get("requested_token_type")
+	switch issuedType {
+	case "":
+		issuedType = TokenTypeAccessToken
+	case TokenTypeAccessToken, TokenTypeJWT:
+	case TokenTypeSAML2:
+		return nil, invalidRequest("requested_token_type saml2 is not supported yet")
+	default:
+		return nil, invalidRequest("requested_token_type must be access_token or jwt")
+	}
+
+	subject, oerr := h.exchangeSubject(ctx, c, subjectToken, subjectType)
+	if oerr != nil {
+		return nil, oerr
+	}
+	actor := &token.Actor{Subject: c.ID}
+	notAfter := subject.Expiry.Time()
+	if actorToken != "" {
+		ac, oerr := h.exchangeActor(ctx, c, actorToken, actorType)
+		if oerr != nil {
+			return nil, oerr
+		}
+		actor.Subject = ac.Subject
+		if e := ac.Expiry.Time(); e.Before(notAfter) {
+			notAfter = e
+		}
+	}
+	if m := subject.MayAct; m != nil && (m.Subject != actor.Subject || (m.Issuer != "" && m.Issuer != h.Issuer)) {
+		return nil, invalidRequest("the subject token's may_act does not name " + actor.Subject)
+	}
+	actor.Act = subject.Act
+	if max := h.maxDelegationDepth(); actor.Depth() > max {
+		return nil, invalidRequest("the delegation chain would be longer than " + strconv.Itoa(max) + " actors")
+	}
+	if jkt := subject.BoundKey(); jkt != "" && !addressedTo(subject, c) && (req.DPoP == nil || req.DPoP.JKT != jkt) {
+		return nil, invalidRequest("the subject token is bound to a DPoP key; prove possession of it")
+	}
+
+	scopes, oerr := exchangeScope(c, subject, f.Get("scope"))
+	if oerr != nil {
+		return nil, oerr
+	}
+	aud, oerr := h.exchangeAudience(c, append(slices.Clone(f["resource"]), f["audience"]...))
+	if oerr != nil {
+		return nil, oerr
+	}
+	var extra map[string]any
+	if u, err := h.Cache.User(ctx, subject.Subject); err == nil {
+		if u.Disabled {
+			return nil, invalidRequest("the subject token's user is disabled")
+		}
+		extra = entitlements(u)
+	} else if !errors.Is(err, sigil.ErrNotFound) {
+		return nil, internal(err)
+	}
+	id, oerr := h.newTokenID(ctx)
+	if oerr != nil {
+		return nil, oerr
+	}
+	if !id.iat.Before(notAfter) {
+		return nil, invalidRequest("the subject token expires now")
+	}
+	resp, oerr := h.mintAccessToken(c, accessGrant{
+		id: id, sub: subject.Subject, scopes: scopes, aud: aud, proof: req.DPoP, extra: extra,
+		authTime: subject.AuthTime.Time(), act: actor, notAfter: notAfter,
+	})
+	if oerr != nil {
+		return nil, oerr
+	}
+	resp.IssuedTokenType = issuedType
+	// RFC 8693 §2.2.1: scope may be left out only when it is what was
+	// requested; always sending it is simpler for clients.
+	return resp, nil
+}
+
+// exchangeSubject verifies a subject token of the declared type: one of
+// this issuer's access tokens, issued to c or addressed to it, live and
+// unrevoked; or one of its ID tokens issued to c.
+func (h *Handler) exchangeSubject(ctx context.Context, c *sigil.Client, raw, typ string) (*token.Claims, *Error) {
+	switch typ {
+	case TokenTypeAccessToken, TokenTypeJWT:
+		claims, why, err := h.activeToken(ctx, raw, nil)
+		if err != nil {
+			return nil, internal(err)
+		}
+		if why != "" {
+			return nil, invalidRequest("the subject token is not active (" + why + ")")
+		}
+		if claims.ClientID != c.ID && !addressedTo(claims, c) {
+			return nil, invalidRequest("the subject token was neither issued nor addressed to this client")
+		}
+		return claims, nil
+	case TokenTypeIDToken:
+		v := &verify.Verifier{Keys: h.Keys, Issuer: h.Issuer, Audience: c.ID, Type: TypeIDToken, Leeway: h.Leeway, Now: h.Now}
+		claims, err := v.Verify(ctx, raw)
+		if err != nil {
+			return nil, invalidRequest("the subject token is not a valid ID token issued to this client")
+		}
+		revoked, err := h.Store.Revoked(ctx, sigil.TokenRef{JTI: claims.JTI, ClientID: c.ID, Subject: claims.Subject, IssuedAt: claims.IssuedAt.Time()})
+		if err != nil {
+			return nil, internal(err)
+		}
+		if revoked {
+			return nil, invalidRequest("the subject token is not active (revoked)")
+		}
+		// An ID token states who signed in, not what they allowed: the
+		// scopes come from the client's alone (exchangeScope).
+		claims.Scope = ""
+		return claims, nil
+	case TokenTypeSAML2:
+		return nil, invalidRequest("subject_token_type saml2 is not supported yet")
+	default:
+		return nil, invalidRequest("subject_token_type must be access_token, jwt or id_token")
+	}
+}
+
+// exchangeActor verifies an actor token: an access token of this issuer,
+// live, unrevoked and issued to c (the agent presents its own token).
+func (h *Handler) exchangeActor(ctx context.Context, c *sigil.Client, raw, typ string) (*token.Claims, *Error) {
+	if typ != TokenTypeAccessToken && typ != TokenTypeJWT {
+		return nil, invalidRequest("actor_token_type must be access_token or jwt")
+	}
+	claims, why, err := h.activeToken(ctx, raw, nil)
+	if err != nil {
+		return nil, internal(err)
+	}
+	if why != "" {
+		return nil, invalidRequest("the actor token is not active (" + why + ")")
+	}
+	if claims.ClientID != c.ID {
+		return nil, invalidRequest("the actor token was not issued to this client")
+	}
+	return claims, nil
+}
+
+// addressedTo reports whether a token was addressed to client c for
+// further exchange.
+func addressedTo(t *token.Claims, c *sigil.Client) bool {
+	return slices.Contains(t.Audience, ClientAudience(c.ID))
+}
+
+// exchangeScope narrows the scope: each requested scope must be the
+// subject token's (when it has a scope) and the client's; without a
+// request, every scope of the subject token the client may have. An ID
+// token subject has no scope: the client's own bound applies alone.
+func exchangeScope(c *sigil.Client, subject *token.Claims, requested string) ([]string, *Error) {
+	have := c.Scopes
+	if subject.Scope != "" {
+		have = slices.DeleteFunc(subject.Scopes(), func(s string) bool { return !slices.Contains(c.Scopes, s) })
+	}
+	if strings.TrimSpace(requested) == "" {
+		if subject.Scope == "" {
+			return c.DefaultScopes, nil
+		}
+		return have, nil
+	}
+	var out []string
+	for _, s := range token.SplitScope(requested) {
+		if !sigil.ValidScope(s) {
+			return nil, badRequest(CodeInvalidScope, "malformed scope value")
+		}
+		if !slices.Contains(have, s) {
+			return nil, badRequest(CodeInvalidScope, "scope "+s+" is not within the subject token's and the client's")
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// exchangeAudience decides aud from the resource and audience parameters:
+// each must be one of the client's allowed audiences (else
+// invalid_target). Without any, the client's first audience, as for
+// client credentials.
+func (h *Handler) exchangeAudience(c *sigil.Client, given []string) ([]string, *Error) {
+	given = slices.DeleteFunc(given, func(a string) bool { return a == "" })
+	if len(given) == 0 {
+		return h.grantAudience(c, nil)
+	}
+	var out []string
+	for _, a := range given {
+		if !c.HasAudience(a) {
+			return nil, badRequest(CodeInvalidTarget, "audience "+a+" is not allowed for this client")
+		}
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// maxDelegationDepth is the longest act chain the handler issues.
+func (h *Handler) maxDelegationDepth() int {
+	if h.MaxDelegationDepth > 0 {
+		return h.MaxDelegationDepth
+	}
+	return DefaultMaxDelegationDepth
+}
+
+// userMayAct is the may_act claim of a user's access tokens: the user's
+// claim of that name, {"sub": "<client_id>"}, says which agent alone may
+// act for them through token exchange. Anything else is no claim.
+func userMayAct(u *sigil.User) *token.Actor {
+	m, ok := u.Claims["may_act"].(map[string]any)
+	if !ok {
+		return nil
+	}
+	sub, ok := m["sub"].(string)
+	if !ok || sub == "" {
+		return nil
+	}
+	iss, _ := m["iss"].(string)
+	return &token.Actor{Subject: sub, Issuer: iss}
+}
