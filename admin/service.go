@@ -521,8 +521,15 @@ func (s *Service) Revoke(ctx context.Context, jti, client, subject string) (Revo
 		// The grants that would mint new tokens go too: refresh token
 		// families and, for a user, browser sessions. Their access tokens
 		// are among those the audit trail names below.
-		if _, err := s.Store.RevokeRefreshTokens(ctx, subject, client); err != nil {
+		jtis, err := s.Store.RevokeRefreshTokens(ctx, subject, client)
+		if err != nil {
 			return res, fmt.Errorf("admin: revoke refresh tokens: %w", err)
+		}
+		// A rotation that committed after the record above, in a later
+		// second than its cutoff, issued an access token the record does
+		// not cover; the families name it.
+		if err := s.revokeJTIs(ctx, jtis, now); err != nil {
+			return res, fmt.Errorf("admin: revoke the refresh families' access tokens: %w", err)
 		}
 		if subject != "" {
 			if res.Sessions, err = s.Store.DeleteSessions(ctx, subject); err != nil {
@@ -543,6 +550,23 @@ func (s *Service) Revoke(ctx context.Context, jti, client, subject string) (Revo
 		detail["sessions_ended"] = strconv.Itoa(res.Sessions)
 	}
 	return res, s.changed(ctx, audit.Record{Event: audit.TokenRevoked, JTI: jti, ClientID: client, Subject: subject, Detail: detail})
+}
+
+// revokeJTIs revokes access tokens by jti: a record each, for
+// introspection, and their status list entries.
+func (s *Service) revokeJTIs(ctx context.Context, jtis []string, now time.Time) error {
+	for _, j := range jtis {
+		if err := s.Store.Revoke(ctx, sigil.Revocation{Kind: sigil.RevokeJTI, Value: j, Cutoff: now,
+			ExpiresAt: now.Add(config.MaxAccessTokenTTL + config.MaxLeeway + time.Minute)}); err != nil {
+			return err
+		}
+	}
+	if len(jtis) > 0 {
+		if _, err := statuslist.Invalidate(ctx, s.Store, jtis...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // invalidateIssued sets the status list entries of every token the audit

@@ -15,6 +15,7 @@ import (
 	"github.com/sigil-sts/sigil/audit"
 	"github.com/sigil-sts/sigil/dpop"
 	"github.com/sigil-sts/sigil/statuslist"
+	"github.com/sigil-sts/sigil/verify"
 )
 
 // pkceVerifier is a code_verifier (RFC 7636 §4.1).
@@ -147,7 +148,9 @@ func (h *Handler) userTokens(ctx context.Context, g userGrant) (*TokenResponse, 
 		return resp, nil
 	}
 	now := h.now()
-	access := sigil.IssuedToken{JTI: g.id.jti, ExpiresAt: time.Unix(int64(resp.claims.Expiry), 0)}
+	// Recorded until no verifier accepts it any more: exp plus the leeway
+	// and a minute for clock steps, as revokeJTIs sizes its records.
+	access := sigil.IssuedToken{JTI: g.id.jti, ExpiresAt: time.Unix(int64(resp.claims.Expiry), 0).Add(h.leeway() + time.Minute)}
 	var (
 		value    string
 		err      error
@@ -187,7 +190,9 @@ func (h *Handler) userTokens(ctx context.Context, g userGrant) (*TokenResponse, 
 		return nil, h.rotationRefused(ctx, g)
 	case errors.Is(err, sigil.ErrNotFound):
 		// The family expired, or its user was deleted, meanwhile.
-		h.families.forget(g.from.ID)
+		if g.from != nil {
+			h.families.forget(g.from.ID)
+		}
 		return nil, badRequest(CodeInvalidGrant, "the refresh token expired")
 	case err != nil:
 		return nil, internal(err)
@@ -223,9 +228,21 @@ func (h *Handler) rotationRefused(ctx context.Context, g userGrant) *Error {
 		return badRequest(CodeInvalidGrant, "the refresh token was revoked")
 	case f.Generation == g.from.Generation && !h.now().Before(f.IdleExpiresAt):
 		return badRequest(CodeInvalidGrant, "the refresh token expired")
+	case f.Generation < g.from.Generation || (f.Generation == g.from.Generation && f.TokenHash != g.fromHash):
+		// The store is behind the token (restored from a backup): not
+		// evidence of theft, as refreshToken.Exchange judges it too.
+		return badRequest(CodeInvalidGrant, "the refresh token is invalid or expired")
 	}
 	h.refreshReplayed(ctx, g.client, g.from.ID, "concurrent use")
 	return badRequest(CodeInvalidGrant, "the refresh token was already used; its family is revoked")
+}
+
+// leeway is the clock skew the handler's verifiers tolerate.
+func (h *Handler) leeway() time.Duration {
+	if h.Leeway > 0 {
+		return h.Leeway
+	}
+	return verify.DefaultLeeway
 }
 
 // earlier returns the earlier of two times.
@@ -313,7 +330,7 @@ func (h *Handler) revokeJTIs(ctx context.Context, jtis []string) {
 		return
 	}
 	// Outlives any access token issued before now.
-	exp := h.now().Add(h.MaxAccessTokenTTL + h.Leeway + time.Minute)
+	exp := h.now().Add(h.MaxAccessTokenTTL + h.leeway() + time.Minute)
 	for _, j := range jtis {
 		if err := h.Store.Revoke(ctx, sigil.Revocation{Kind: sigil.RevokeJTI, Value: j, Cutoff: h.now(), ExpiresAt: exp}); err != nil {
 			h.Log.ErrorContext(ctx, "revocation not stored", "jti", j, "err", err)

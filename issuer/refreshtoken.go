@@ -57,7 +57,9 @@ func (k *flowKeys) newRefreshToken(family string, generation int64) string {
 // parseRefreshToken returns the family and generation of an authentic
 // refresh token; ok is false for anything else.
 func (k *flowKeys) parseRefreshToken(value string) (family string, generation int64, ok bool) {
-	if base64.RawURLEncoding.DecodedLen(len(value)) != refreshTokenBytes {
+	// The exact length: the decoder would skip a CR or LF, and 77
+	// characters decode to 57 bytes too.
+	if len(value) != base64.RawURLEncoding.EncodedLen(refreshTokenBytes) {
 		return "", 0, false
 	}
 	b, err := base64.RawURLEncoding.DecodeString(value)

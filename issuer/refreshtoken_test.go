@@ -47,6 +47,8 @@ func TestRefreshTokenFormat(t *testing.T) {
 		"", v[:len(v)-1], v + "A", v[:len(v)-2] + "==", "!" + v[1:],
 		base64.RawURLEncoding.EncodeToString(raw[:len(raw)-1]),
 		base64.StdEncoding.EncodeToString(raw),
+		// The decoder skips CR and LF; the length check must not.
+		v[:10] + "\n" + v[10:], v[:10] + "\r" + v[10:], v + "\n",
 	} {
 		if _, _, ok := k.parseRefreshToken(bad); ok {
 			t.Errorf("parse(%q) succeeded", bad)

@@ -184,14 +184,19 @@ func run(sigilBin string, d time.Duration, conns, rounds int) (bool, error) {
 
 	// The refresh-token grant, alternating with client_credentials on the
 	// same node.
-	families, err := refreshTokens("http://"+sigilAddr, rpID, rpSecret, refreshScope, conns)
+	families, subjectToken, err := refreshTokens("http://"+sigilAddr, rpID, rpSecret, refreshScope, conns)
 	if err != nil {
 		stopProcess(sigil)
 		return false, err
 	}
 	rpAuth := basic(rpID, rpSecret)
-	var tokAgain, refreshes []result
-	var tokCPU, refreshCPU time.Duration // the best run's server CPU per request
+	var tokAgain, refreshes, exchanges []result
+	var tokCPU, refreshCPU, exchangeCPU time.Duration // the best run's server CPU per request
+	// Token exchange: the RP trades the user's access token for one
+	// narrowed to a single scope (the act chain names the RP).
+	exchangeBody := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"},
+		"subject_token": {subjectToken}, "subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"},
+		"scope": {"read"}}.Encode()
 	for range rounds {
 		c0 := processCPU(sigil.Process.Pid)
 		r, err := drive("sigil client_credentials", "http://"+sigilAddr+"/token", sigilAuth, body, conns, d)
@@ -213,6 +218,16 @@ func run(sigilBin string, d time.Duration, conns, rounds int) (bool, error) {
 			refreshCPU = c
 		}
 		refreshes = append(refreshes, r)
+		c0 = processCPU(sigil.Process.Pid)
+		r, err = drive("sigil token exchange", "http://"+sigilAddr+"/token", rpAuth, exchangeBody, conns, d)
+		if err != nil {
+			stopProcess(sigil)
+			return false, err
+		}
+		if c := (processCPU(sigil.Process.Pid) - c0) / time.Duration(r.requests); exchangeCPU == 0 || c < exchangeCPU {
+			exchangeCPU = c
+		}
+		exchanges = append(exchanges, r)
 	}
 
 	sigilJWT, err := getToken("http://"+sigilAddr+"/token", sigilAuth, body)
@@ -286,7 +301,9 @@ func run(sigilBin string, d time.Duration, conns, rounds int) (bool, error) {
 	fmt.Printf("- info: with the audit trail on, token throughput is %.0f%% of the ceiling, p99 %.2f× the ceiling's\n",
 		on.rps()/best(ceilTok).rps()*100, float64(on.p99)/float64(best(ceilTok).p99))
 	ok = reportAudit(best(sigilTok), best(offTok), av.Records, av.Seconds) && ok
-	return reportRefresh(best(tokAgain), best(refreshes), tokCPU, refreshCPU) && ok, nil
+	refreshOK := reportRefresh(best(tokAgain), best(refreshes), tokCPU, refreshCPU)
+	exchangeOK := reportExchange(best(tokAgain), best(exchanges), tokCPU, exchangeCPU)
+	return refreshOK && exchangeOK && ok, nil
 }
 
 func reportAudit(on, off result, records int64, seconds float64) bool {

@@ -27,6 +27,10 @@ import (
 // Issue 6: the refresh-token grant against client_credentials.
 const targetRefreshRatio = 0.60
 
+// targetExchangeRatio is issue 7's: token exchange reaches at least half
+// the client_credentials throughput.
+const targetExchangeRatio = 0.50
+
 // The user and client of the refresh-token runs.
 const (
 	benchUser        = "bench"
@@ -43,7 +47,7 @@ func codeClient(sigilBin, dataDir, scope string) (id, secret string, err error) 
 		return "", "", fmt.Errorf("create user: %w: %s", err, out)
 	}
 	out, err := exec.Command(sigilBin, "client", "create", "--data-dir", dataDir, "--name", "bench-rp",
-		"--grant-types", "authorization_code,refresh_token", "--redirect-uris", benchRedirectURI,
+		"--grant-types", "authorization_code,refresh_token,urn:ietf:params:oauth:grant-type:token-exchange", "--redirect-uris", benchRedirectURI,
 		"--scopes", scope, "--json").Output()
 	if err != nil {
 		return "", "", fmt.Errorf("create code client: %w", err)
@@ -61,8 +65,9 @@ func codeClient(sigilBin, dataDir, scope string) (id, secret string, err error) 
 var hiddenField = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
 
 // refreshTokens runs the authorization code flow n times as one browser
-// (one sign-in, one consent) and returns a refresh token from each.
-func refreshTokens(base, clientID, secret, scope string, n int) ([]string, error) {
+// (one sign-in, one consent) and returns a refresh token from each, and
+// the first access token (the token exchange runs' subject token).
+func refreshTokens(base, clientID, secret, scope string, n int) ([]string, string, error) {
 	jar, _ := cookiejar.New(nil)
 	browser := &http.Client{Jar: jar, Timeout: 10 * time.Second, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
 		if strings.HasPrefix(req.URL.String(), benchRedirectURI) {
@@ -77,7 +82,10 @@ func refreshTokens(base, clientID, secret, scope string, n int) ([]string, error
 		}
 		return v
 	}
-	var out []string
+	var (
+		out    []string
+		access string
+	)
 	for range n {
 		var b [32]byte
 		rand.Read(b[:])
@@ -101,43 +109,47 @@ func refreshTokens(base, clientID, secret, scope string, n int) ([]string, error
 			resp, err = browser.PostForm(base+path, f)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("authorization: %w", err)
+			return nil, "", fmt.Errorf("authorization: %w", err)
 		}
 		resp.Body.Close()
 		loc, err := url.Parse(resp.Header.Get("Location"))
 		if err != nil || loc.Query().Get("code") == "" {
-			return nil, fmt.Errorf("authorization: status %s, Location %q", resp.Status, resp.Header.Get("Location"))
+			return nil, "", fmt.Errorf("authorization: status %s, Location %q", resp.Status, resp.Header.Get("Location"))
 		}
-		tok, err := tokenRequest(http.DefaultClient, base+"/token", basic(clientID, secret), url.Values{
+		tok, at, err := tokenRequest(http.DefaultClient, base+"/token", basic(clientID, secret), url.Values{
 			"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")},
 			"code_verifier": {verifier}, "redirect_uri": {benchRedirectURI},
 		}.Encode())
 		if err != nil {
-			return nil, err
+			return nil, "", err
+		}
+		if access == "" {
+			access = at
 		}
 		out = append(out, tok)
 	}
-	return out, nil
+	return out, access, nil
 }
 
 // tokenRequest posts body to the token endpoint and returns the refresh
-// token of the answer.
-func tokenRequest(c *http.Client, u, auth, body string) (string, error) {
+// and access tokens of the answer.
+func tokenRequest(c *http.Client, u, auth, body string) (string, string, error) {
 	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Authorization", auth)
 	resp, err := c.Do(req)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	defer resp.Body.Close()
 	var t struct {
 		RefreshToken string `json:"refresh_token"`
+		AccessToken  string `json:"access_token"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&t); err != nil || resp.StatusCode != http.StatusOK || t.RefreshToken == "" {
-		return "", fmt.Errorf("token: %s %v", resp.Status, err)
+		return "", "", fmt.Errorf("token: %s %v", resp.Status, err)
 	}
-	return t.RefreshToken, nil
+	return t.RefreshToken, t.AccessToken, nil
 }
 
 // driveRefresh is drive for the refresh-token grant: each connection
@@ -230,6 +242,25 @@ func reportRefresh(token, refresh result, tokenCPU, refreshCPU time.Duration) bo
 		mark = "MISS"
 	}
 	fmt.Printf("- %s: refresh_token grant (rotation, audit trail on) %.0f%% of client_credentials throughput (target ≥ %.0f%%)\n", mark, ratio*100, targetRefreshRatio*100)
+	return mark == "PASS"
+}
+
+// reportExchange checks token exchange against client_credentials on the
+// same server in the same rounds.
+func reportExchange(token, exchange result, tokenCPU, exchangeCPU time.Duration) bool {
+	fmt.Printf("\n- info: server CPU per request: client_credentials %s, token exchange %s (%.0f%%)\n",
+		tokenCPU.Round(time.Microsecond), exchangeCPU.Round(time.Microsecond), float64(tokenCPU)/float64(exchangeCPU)*100)
+	ratio := exchange.rps() / token.rps()
+	fmt.Printf("\n| run | requests/s | p50 | p99 | errors |\n| --- | ---: | ---: | ---: | ---: |\n")
+	for _, r := range []result{token, exchange} {
+		fmt.Printf("| %s | %.0f | %s | %s | %d |\n", r.name, r.rps(), r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.errors)
+	}
+	fmt.Println()
+	mark := "PASS"
+	if ratio < targetExchangeRatio {
+		mark = "MISS"
+	}
+	fmt.Printf("- %s: token exchange (a user's access token for a narrower one, audit trail on) %.0f%% of client_credentials throughput (target ≥ %.0f%%)\n", mark, ratio*100, targetExchangeRatio*100)
 	return mark == "PASS"
 }
 

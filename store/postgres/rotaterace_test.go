@@ -1,0 +1,20 @@
+package postgres_test
+
+import (
+	"testing"
+
+	"github.com/sigil-sts/sigil/store/storetest"
+)
+
+// TestRotateRevokeTwoStores: rotations on one store handle race
+// revocations on another on the same database; no access token a
+// rotation recorded escapes (storetest.RotateRevokeTwoStores).
+func TestRotateRevokeTwoStores(t *testing.T) {
+	for _, byUser := range []bool{false, true} {
+		dsn := freshSchema(t)
+		a, b := openStore(t, dsn), openStore(t, dsn)
+		storetest.RotateRevokeTwoStores(t, a, b, byUser)
+		a.Close()
+		b.Close()
+	}
+}
