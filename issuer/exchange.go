@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/token"
@@ -117,20 +118,25 @@ func (g tokenExchange) Exchange(ctx context.Context, req *TokenRequest) (*TokenR
 	if oerr != nil {
 		return nil, oerr
 	}
+	// A user's token carries the user's entitlements, read afresh; a
+	// client's own token (sub = client_id) carries none.
 	var extra map[string]any
-	if u, err := h.Cache.User(ctx, subject.Subject); err == nil {
-		if u.Disabled {
+	if subject.Subject != subject.ClientID {
+		u, err := h.Cache.User(ctx, subject.Subject)
+		switch {
+		case err == nil && u.Disabled:
 			return nil, invalidRequest("the subject token's user is disabled")
+		case err == nil:
+			extra = entitlements(u)
+		case !errors.Is(err, sigil.ErrNotFound):
+			return nil, internal(err)
 		}
-		extra = entitlements(u)
-	} else if !errors.Is(err, sigil.ErrNotFound) {
-		return nil, internal(err)
 	}
 	id, oerr := h.newTokenID(ctx)
 	if oerr != nil {
 		return nil, oerr
 	}
-	if !id.iat.Before(notAfter) {
+	if notAfter.Sub(id.iat) < time.Second {
 		return nil, invalidRequest("the subject token expires now")
 	}
 	resp, oerr := h.mintAccessToken(c, accessGrant{
@@ -202,6 +208,11 @@ func (h *Handler) exchangeActor(ctx context.Context, c *sigil.Client, raw, typ s
 	}
 	if claims.ClientID != c.ID {
 		return nil, invalidRequest("the actor token was not issued to this client")
+	}
+	if claims.Subject != c.ID || claims.Act != nil {
+		// A user's token, or one delegated to the client, would name
+		// someone else as the actor.
+		return nil, invalidRequest("the actor token must be the client's own (client_credentials) token")
 	}
 	return claims, nil
 }

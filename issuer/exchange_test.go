@@ -181,6 +181,8 @@ func TestExchangeRefusals(t *testing.T) {
 		{"token addressed to B used by another", basic(other), subjectParams(t1), "invalid_request"},
 		{"actor token of another client", d.a.auth(), with(subjectParams(userAT), "actor_token", n.token(t, other, nil),
 			"actor_token_type", issuer.TokenTypeAccessToken), "invalid_request"},
+		{"actor token of a user", d.a.auth(), with(subjectParams(userAT), "actor_token", userAT,
+			"actor_token_type", issuer.TokenTypeAccessToken), "invalid_request"},
 		{"actor token without its type", d.a.auth(), with(subjectParams(userAT), "actor_token", n.token(t, d.a.info, nil)), "invalid_request"},
 		{"forged subject token", d.a.auth(), subjectParams(userAT[:len(userAT)-4] + "AAAA"), "invalid_request"},
 		{"wrong subject token type", d.a.auth(), with(subjectParams(userAT), "subject_token_type", issuer.TokenTypeIDToken), "invalid_request"},
