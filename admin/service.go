@@ -219,6 +219,11 @@ func (s *Service) clientFromSpec(spec ClientSpec) (*sigil.Client, error) {
 	if c.AuthMethod == sigil.AuthNone && c.HasGrant(sigil.GrantClientCredentials) {
 		return nil, invalid("client_credentials needs a confidential client: choose an auth method other than none")
 	}
+	if c.AuthMethod == sigil.AuthNone && c.HasGrant(sigil.GrantTokenExchange) {
+		// RFC 8693 §5: an unauthenticated exchange turns any leaked token
+		// of the client into new ones.
+		return nil, invalid("token exchange needs a confidential client: choose an auth method other than none")
+	}
 	if err := s.checkJWKS(c, spec.JWKS); err != nil {
 		return nil, err
 	}

@@ -162,6 +162,11 @@ func checkUserClaims(claims map[string]any) error {
 			if !ok || sub == "" {
 				return invalid(`claim "may_act" must be an object with a "sub" string (a client_id)`)
 			}
+			for name, mv := range m {
+				if _, isString := mv.(string); (name != "sub" && name != "iss") || !isString {
+					return invalid(`claim "may_act" may hold only "sub" and "iss", both strings`)
+				}
+			}
 			continue
 		}
 		if token.IsRegistered(k) || slices.ContainsFunc(userRegistered, func(r string) bool { return strings.EqualFold(r, k) }) {

@@ -53,16 +53,12 @@ type tokenExchange struct{ h *Handler }
 
 func (tokenExchange) Type() string { return sigil.GrantTokenExchange }
 
-// exchangeParams are the parameters RFC 8693 §2.1 allows once.
-var exchangeParams = []string{"subject_token", "subject_token_type", "actor_token", "actor_token_type",
-	"requested_token_type", "scope"}
-
 func (g tokenExchange) Exchange(ctx context.Context, req *TokenRequest) (*TokenResponse, *Error) {
+	// Parameters other than resource and audience cannot repeat (readForm).
 	h, c, f := g.h, req.Client, req.Form
-	for _, p := range exchangeParams {
-		if len(f[p]) > 1 {
-			return nil, invalidRequest(p + " must not repeat")
-		}
+	if c.AuthMethod == sigil.AuthNone {
+		// RFC 8693 §5: never for an unauthenticated client.
+		return nil, badRequest(CodeUnauthorizedClient, "public clients may not use token exchange")
 	}
 	subjectToken, subjectType := f.Get("subject_token"), f.Get("subject_token_type")
 	actorToken, actorType := f.Get("actor_token"), f.Get("actor_token_type")
@@ -83,9 +79,23 @@ func (g tokenExchange) Exchange(ctx context.Context, req *TokenRequest) (*TokenR
 		return nil, invalidRequest("requested_token_type must be access_token or jwt")
 	}
 
-	subject, oerr := h.exchangeSubject(ctx, c, subjectToken, subjectType)
+	subject, fromIDToken, oerr := h.exchangeSubject(ctx, c, subjectToken, subjectType)
 	if oerr != nil {
 		return nil, oerr
+	}
+	// A user's token carries the user's entitlements, read afresh; a
+	// client's own token (sub = client_id) carries none.
+	var user *sigil.User
+	if subject.Subject != subject.ClientID {
+		u, err := h.Cache.User(ctx, subject.Subject)
+		switch {
+		case err == nil && u.Disabled:
+			return nil, invalidRequest("the subject token's user is disabled")
+		case err == nil:
+			user = u
+		case !errors.Is(err, sigil.ErrNotFound):
+			return nil, internal(err)
+		}
 	}
 	actor := &token.Actor{Subject: c.ID}
 	notAfter := subject.Expiry.Time()
@@ -99,18 +109,37 @@ func (g tokenExchange) Exchange(ctx context.Context, req *TokenRequest) (*TokenR
 			notAfter = e
 		}
 	}
-	if m := subject.MayAct; m != nil && (m.Subject != actor.Subject || (m.Issuer != "" && m.Issuer != h.Issuer)) {
-		return nil, invalidRequest("the subject token's may_act does not name " + actor.Subject)
+	// may_act binds every hop: the user's claim as it is now (an ID token
+	// carries none), else the subject token's; it goes on into the new
+	// token.
+	mayAct := subject.MayAct
+	if user != nil {
+		mayAct = userMayAct(user)
+	}
+	if m := mayAct; m != nil && (m.Subject != actor.Subject || (m.Issuer != "" && m.Issuer != h.Issuer)) {
+		return nil, invalidRequest("the subject's may_act does not name " + actor.Subject)
 	}
 	actor.Act = subject.Act
 	if max := h.maxDelegationDepth(); actor.Depth() > max {
 		return nil, invalidRequest("the delegation chain would be longer than " + strconv.Itoa(max) + " actors")
 	}
-	if jkt := subject.BoundKey(); jkt != "" && !addressedTo(subject, c) && (req.DPoP == nil || req.DPoP.JKT != jkt) {
-		return nil, invalidRequest("the subject token is bound to a DPoP key; prove possession of it")
+	if jkt := subject.BoundKey(); jkt != "" {
+		// The binding moves to the client's key, never away: a token
+		// addressed to the client needs a proof of the client's key, any
+		// other the holder's.
+		switch {
+		case req.DPoP == nil:
+			return nil, invalidRequest("the subject token is bound to a DPoP key; send a DPoP proof")
+		case !addressedTo(subject, c) && req.DPoP.JKT != jkt:
+			return nil, invalidRequest("the subject token is bound to another DPoP key")
+		}
 	}
 
-	scopes, oerr := exchangeScope(c, subject, f.Get("scope"))
+	bound, oerr := h.exchangeBound(ctx, c, subject, fromIDToken)
+	if oerr != nil {
+		return nil, oerr
+	}
+	scopes, oerr := narrowScope(bound, f.Get("scope"))
 	if oerr != nil {
 		return nil, oerr
 	}
@@ -118,19 +147,9 @@ func (g tokenExchange) Exchange(ctx context.Context, req *TokenRequest) (*TokenR
 	if oerr != nil {
 		return nil, oerr
 	}
-	// A user's token carries the user's entitlements, read afresh; a
-	// client's own token (sub = client_id) carries none.
 	var extra map[string]any
-	if subject.Subject != subject.ClientID {
-		u, err := h.Cache.User(ctx, subject.Subject)
-		switch {
-		case err == nil && u.Disabled:
-			return nil, invalidRequest("the subject token's user is disabled")
-		case err == nil:
-			extra = entitlements(u)
-		case !errors.Is(err, sigil.ErrNotFound):
-			return nil, internal(err)
-		}
+	if user != nil {
+		extra = entitlements(user)
 	}
 	id, oerr := h.newTokenID(ctx)
 	if oerr != nil {
@@ -141,7 +160,7 @@ func (g tokenExchange) Exchange(ctx context.Context, req *TokenRequest) (*TokenR
 	}
 	resp, oerr := h.mintAccessToken(c, accessGrant{
 		id: id, sub: subject.Subject, scopes: scopes, aud: aud, proof: req.DPoP, extra: extra,
-		authTime: subject.AuthTime.Time(), act: actor, notAfter: notAfter,
+		authTime: subject.AuthTime.Time(), act: actor, mayAct: mayAct, notAfter: notAfter,
 	})
 	if oerr != nil {
 		return nil, oerr
@@ -154,42 +173,39 @@ func (g tokenExchange) Exchange(ctx context.Context, req *TokenRequest) (*TokenR
 
 // exchangeSubject verifies a subject token of the declared type: one of
 // this issuer's access tokens, issued to c or addressed to it, live and
-// unrevoked; or one of its ID tokens issued to c.
-func (h *Handler) exchangeSubject(ctx context.Context, c *sigil.Client, raw, typ string) (*token.Claims, *Error) {
+// unrevoked; or one of its ID tokens issued to c (idToken).
+func (h *Handler) exchangeSubject(ctx context.Context, c *sigil.Client, raw, typ string) (_ *token.Claims, idToken bool, _ *Error) {
 	switch typ {
 	case TokenTypeAccessToken, TokenTypeJWT:
 		claims, why, err := h.activeToken(ctx, raw, nil)
 		if err != nil {
-			return nil, internal(err)
+			return nil, false, internal(err)
 		}
 		if why != "" {
-			return nil, invalidRequest("the subject token is not active (" + why + ")")
+			return nil, false, invalidRequest("the subject token is not active (" + why + ")")
 		}
 		if claims.ClientID != c.ID && !addressedTo(claims, c) {
-			return nil, invalidRequest("the subject token was neither issued nor addressed to this client")
+			return nil, false, invalidRequest("the subject token was neither issued nor addressed to this client")
 		}
-		return claims, nil
+		return claims, false, nil
 	case TokenTypeIDToken:
 		v := &verify.Verifier{Keys: h.Keys, Issuer: h.Issuer, Audience: c.ID, Type: TypeIDToken, Leeway: h.Leeway, Now: h.Now}
 		claims, err := v.Verify(ctx, raw)
 		if err != nil {
-			return nil, invalidRequest("the subject token is not a valid ID token issued to this client")
+			return nil, false, invalidRequest("the subject token is not a valid ID token issued to this client")
 		}
 		revoked, err := h.Store.Revoked(ctx, sigil.TokenRef{JTI: claims.JTI, ClientID: c.ID, Subject: claims.Subject, IssuedAt: claims.IssuedAt.Time()})
 		if err != nil {
-			return nil, internal(err)
+			return nil, false, internal(err)
 		}
 		if revoked {
-			return nil, invalidRequest("the subject token is not active (revoked)")
+			return nil, false, invalidRequest("the subject token is not active (revoked)")
 		}
-		// An ID token states who signed in, not what they allowed: the
-		// scopes come from the client's alone (exchangeScope).
-		claims.Scope = ""
-		return claims, nil
+		return claims, true, nil
 	case TokenTypeSAML2:
-		return nil, invalidRequest("subject_token_type saml2 is not supported yet")
+		return nil, false, invalidRequest("subject_token_type saml2 is not supported yet")
 	default:
-		return nil, invalidRequest("subject_token_type must be access_token, jwt or id_token")
+		return nil, false, invalidRequest("subject_token_type must be access_token, jwt or id_token")
 	}
 }
 
@@ -223,32 +239,49 @@ func addressedTo(t *token.Claims, c *sigil.Client) bool {
 	return slices.Contains(t.Audience, ClientAudience(c.ID))
 }
 
-// exchangeScope narrows the scope: each requested scope must be the
-// subject token's (when it has a scope) and the client's; without a
-// request, every scope of the subject token the client may have. An ID
-// token subject has no scope: the client's own bound applies alone.
-func exchangeScope(c *sigil.Client, subject *token.Claims, requested string) ([]string, *Error) {
-	have := c.Scopes
-	if subject.Scope != "" {
-		have = slices.DeleteFunc(subject.Scopes(), func(s string) bool { return !slices.Contains(c.Scopes, s) })
-	}
-	if strings.TrimSpace(requested) == "" {
-		if subject.Scope == "" {
-			return c.DefaultScopes, nil
+// exchangeBound is what the new token's scopes must stay within: the
+// subject token's scopes, or for an ID token (which says who signed in,
+// not what they allowed) the user's stored consent to the client; either
+// cut to the client's own scopes.
+func (h *Handler) exchangeBound(ctx context.Context, c *sigil.Client, subject *token.Claims, fromIDToken bool) ([]string, *Error) {
+	granted := subject.Scopes()
+	if fromIDToken {
+		consent, err := h.Store.Consent(ctx, subject.Subject, c.ID)
+		switch {
+		case errors.Is(err, sigil.ErrNotFound):
+			return nil, invalidRequest("the user has not consented to this client")
+		case err != nil:
+			return nil, internal(err)
 		}
-		return have, nil
+		granted = consent.Scopes
+	}
+	return slices.DeleteFunc(slices.Clone(granted), func(s string) bool { return !slices.Contains(c.Scopes, s) }), nil
+}
+
+// narrowScope picks the requested scopes, each of which must be in bound,
+// or without a request all of bound. Nothing left is invalid_scope: an
+// empty scope must never read as unbounded further down the chain.
+func narrowScope(bound []string, requested string) ([]string, *Error) {
+	if strings.TrimSpace(requested) == "" {
+		if len(bound) == 0 {
+			return nil, badRequest(CodeInvalidScope, "no scope of the subject token is left for this client")
+		}
+		return bound, nil
 	}
 	var out []string
 	for _, s := range token.SplitScope(requested) {
 		if !sigil.ValidScope(s) {
 			return nil, badRequest(CodeInvalidScope, "malformed scope value")
 		}
-		if !slices.Contains(have, s) {
+		if !slices.Contains(bound, s) {
 			return nil, badRequest(CodeInvalidScope, "scope "+s+" is not within the subject token's and the client's")
 		}
 		if !slices.Contains(out, s) {
 			out = append(out, s)
 		}
+	}
+	if len(out) == 0 {
+		return nil, badRequest(CodeInvalidScope, "no scope requested")
 	}
 	return out, nil
 }

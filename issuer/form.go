@@ -14,9 +14,10 @@ import (
 // assertion signed with RSA-4096 and generous claims fits several times.
 const maxFormBytes = 64 << 10
 
-// multiValued lists the parameters that may repeat: resource (RFC 8707 §2).
-// RFC 6749 §3.2 forbids repeating any other.
-var multiValued = map[string]bool{"resource": true}
+// multiValued lists the parameters that may repeat: resource (RFC 8707
+// §2) and audience (RFC 8693 §2.1). RFC 6749 §3.2 forbids repeating any
+// other.
+var multiValued = map[string]bool{"resource": true, "audience": true}
 
 // credentialParams must never travel in the URL, where they end up in logs.
 var credentialParams = []string{"client_secret", "client_assertion", "token"}
