@@ -190,13 +190,24 @@ func run(sigilBin string, d time.Duration, conns, rounds int) (bool, error) {
 		return false, err
 	}
 	rpAuth := basic(rpID, rpSecret)
-	var tokAgain, refreshes, exchanges []result
-	var tokCPU, refreshCPU, exchangeCPU time.Duration // the best run's server CPU per request
+	var tokAgain, refreshes, exchanges, actorExchanges []result
+	var tokCPU, refreshCPU, exchangeCPU, actorCPU time.Duration // the best run's server CPU per request
 	// Token exchange: the RP trades the user's access token for one
-	// narrowed to a single scope (the act chain names the RP).
-	exchangeBody := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"},
+	// narrowed to a single scope (the act chain names the RP), and again
+	// with its own client_credentials token as the actor token (a second
+	// signature to verify and revocation to check).
+	exchangeForm := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"},
 		"subject_token": {subjectToken}, "subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"},
-		"scope": {"read"}}.Encode()
+		"scope": {"read"}}
+	exchangeBody := exchangeForm.Encode()
+	actorToken, err := getToken("http://"+sigilAddr+"/token", basic(rpID, rpSecret), "grant_type=client_credentials&scope=read")
+	if err != nil {
+		stopProcess(sigil)
+		return false, err
+	}
+	exchangeForm.Set("actor_token", actorToken)
+	exchangeForm.Set("actor_token_type", "urn:ietf:params:oauth:token-type:access_token")
+	actorBody := exchangeForm.Encode()
 	for range rounds {
 		c0 := processCPU(sigil.Process.Pid)
 		r, err := drive("sigil client_credentials", "http://"+sigilAddr+"/token", sigilAuth, body, conns, d)
@@ -228,6 +239,16 @@ func run(sigilBin string, d time.Duration, conns, rounds int) (bool, error) {
 			exchangeCPU = c
 		}
 		exchanges = append(exchanges, r)
+		c0 = processCPU(sigil.Process.Pid)
+		r, err = drive("sigil token exchange, actor token", "http://"+sigilAddr+"/token", rpAuth, actorBody, conns, d)
+		if err != nil {
+			stopProcess(sigil)
+			return false, err
+		}
+		if c := (processCPU(sigil.Process.Pid) - c0) / time.Duration(r.requests); actorCPU == 0 || c < actorCPU {
+			actorCPU = c
+		}
+		actorExchanges = append(actorExchanges, r)
 	}
 
 	sigilJWT, err := getToken("http://"+sigilAddr+"/token", sigilAuth, body)
@@ -302,7 +323,7 @@ func run(sigilBin string, d time.Duration, conns, rounds int) (bool, error) {
 		on.rps()/best(ceilTok).rps()*100, float64(on.p99)/float64(best(ceilTok).p99))
 	ok = reportAudit(best(sigilTok), best(offTok), av.Records, av.Seconds) && ok
 	refreshOK := reportRefresh(best(tokAgain), best(refreshes), tokCPU, refreshCPU)
-	exchangeOK := reportExchange(best(tokAgain), best(exchanges), tokCPU, exchangeCPU)
+	exchangeOK := reportExchange(best(tokAgain), best(exchanges), best(actorExchanges), tokCPU, exchangeCPU, actorCPU)
 	return refreshOK && exchangeOK && ok, nil
 }
 

@@ -47,8 +47,10 @@ func codeClient(sigilBin, dataDir, scope string) (id, secret string, err error) 
 		return "", "", fmt.Errorf("create user: %w: %s", err, out)
 	}
 	out, err := exec.Command(sigilBin, "client", "create", "--data-dir", dataDir, "--name", "bench-rp",
-		"--grant-types", "authorization_code,refresh_token,urn:ietf:params:oauth:grant-type:token-exchange", "--redirect-uris", benchRedirectURI,
-		"--scopes", scope, "--json").Output()
+		"--grant-types", "authorization_code,refresh_token,client_credentials,urn:ietf:params:oauth:grant-type:token-exchange",
+		"--redirect-uris", benchRedirectURI, "--scopes", scope,
+		// The exchange runs reuse one subject token: it must outlive them.
+		"--access-token-ttl", "15m", "--json").Output()
 	if err != nil {
 		return "", "", fmt.Errorf("create code client: %w", err)
 	}
@@ -245,23 +247,30 @@ func reportRefresh(token, refresh result, tokenCPU, refreshCPU time.Duration) bo
 	return mark == "PASS"
 }
 
-// reportExchange checks token exchange against client_credentials on the
-// same server in the same rounds.
-func reportExchange(token, exchange result, tokenCPU, exchangeCPU time.Duration) bool {
-	fmt.Printf("\n- info: server CPU per request: client_credentials %s, token exchange %s (%.0f%%)\n",
-		tokenCPU.Round(time.Microsecond), exchangeCPU.Round(time.Microsecond), float64(tokenCPU)/float64(exchangeCPU)*100)
-	ratio := exchange.rps() / token.rps()
+// reportExchange checks token exchange, without and with an actor token,
+// against client_credentials on the same server in the same rounds.
+func reportExchange(token, exchange, withActor result, tokenCPU, exchangeCPU, actorCPU time.Duration) bool {
+	fmt.Printf("\n- info: server CPU per request: client_credentials %s, token exchange %s (%.0f%%), with an actor token %s (%.0f%%)\n",
+		tokenCPU.Round(time.Microsecond), exchangeCPU.Round(time.Microsecond), float64(tokenCPU)/float64(exchangeCPU)*100,
+		actorCPU.Round(time.Microsecond), float64(tokenCPU)/float64(actorCPU)*100)
 	fmt.Printf("\n| run | requests/s | p50 | p99 | errors |\n| --- | ---: | ---: | ---: | ---: |\n")
-	for _, r := range []result{token, exchange} {
+	for _, r := range []result{token, exchange, withActor} {
 		fmt.Printf("| %s | %.0f | %s | %s | %d |\n", r.name, r.rps(), r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.errors)
 	}
 	fmt.Println()
-	mark := "PASS"
-	if ratio < targetExchangeRatio {
-		mark = "MISS"
+	ok := true
+	for _, r := range []struct {
+		what string
+		res  result
+	}{{"token exchange (the client as actor)", exchange}, {"token exchange with an actor token", withActor}} {
+		ratio := r.res.rps() / token.rps()
+		mark := "PASS"
+		if ratio < targetExchangeRatio {
+			mark, ok = "MISS", false
+		}
+		fmt.Printf("- %s: %s, audit trail on: %.0f%% of client_credentials throughput (target ≥ %.0f%%)\n", mark, r.what, ratio*100, targetExchangeRatio*100)
 	}
-	fmt.Printf("- %s: token exchange (a user's access token for a narrower one, audit trail on) %.0f%% of client_credentials throughput (target ≥ %.0f%%)\n", mark, ratio*100, targetExchangeRatio*100)
-	return mark == "PASS"
+	return ok
 }
 
 var refreshMember = []byte(`"refresh_token":"`)
