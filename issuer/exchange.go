@@ -33,22 +33,23 @@ const DefaultMaxDelegationDepth = 3
 func ClientAudience(clientID string) string { return "urn:sigil:client:" + clientID }
 
 // tokenExchange is OAuth 2.0 Token Exchange (RFC 8693) for delegation: an
-// authenticated client (an agent) trades a subject token (a user's, or one
-// delegated to it) for a narrower one whose act claim names it, on top of
-// the chain the subject token already carries (§4.1).
+// authenticated, confidential client (an agent) trades a subject token (a
+// user's, or one delegated to it) for a narrower one whose act claim
+// names it, on top of the chain the subject token already carries (§4.1).
 //
 // Who may act for whom: the subject token must have been issued to the
-// client (client_id) or addressed to it (aud holds ClientAudience), and its
-// may_act, when present, must name the actor. The actor is the subject of
-// the actor token, which must be an access token issued to the client
-// itself; without one, the client is the actor. Impersonation (a token
-// without act) is never issued.
+// client (client_id) or addressed to it (aud holds ClientAudience). The
+// actor is the client, or the subject of the actor token, which must be
+// the client's own client_credentials token. The user's may_act claim as
+// it is now (else the subject token's) must name the actor at every hop.
+// Impersonation (a token without act) is never issued.
 //
 // Downscoping: the scopes are those requested (or, by default, all that
-// remain) within both the subject token's and the client's; the audience
-// is one of the client's allowed audiences; the token expires no later
-// than the subject (and actor) token; a DPoP proof binds it to the
-// proof's key.
+// remain) within the subject token's, or for an ID token the user's
+// consent, and the client's; the audience is one of the client's allowed
+// audiences; the token expires no later than the subject (and actor)
+// token; a DPoP proof binds it to the proof's key, and a bound subject
+// token's binding moves to the client's key, never drops.
 type tokenExchange struct{ h *Handler }
 
 func (tokenExchange) Type() string { return sigil.GrantTokenExchange }
