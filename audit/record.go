@@ -47,6 +47,11 @@ const (
 	// configuration request (RFC 7592) refused for a wrong initial or
 	// registration access token: guesses, and the reuse of a spent one.
 	RegistrationRefused Event = "client.registration_refused"
+	// FederationAccepted and FederationRefused are a token of a trusted
+	// external issuer (workload identity) accepted and mapped to a client,
+	// or refused.
+	FederationAccepted Event = "federation.accepted"
+	FederationRefused  Event = "federation.refused"
 )
 
 // Outcomes.

@@ -124,6 +124,11 @@ type Config struct {
 	// client_id make the server call itself. The server logs a warning
 	// at every start while it is set.
 	ClientMetadataUnsafeAllowLoopback bool
+	// TrustedIssuers are the external issuers (workload identity) whose
+	// JWTs are accepted through the JWT bearer grant and as token
+	// exchange subject tokens (config key federation.trusted-issuers,
+	// flag --federation-trusted-issuers). Default none: federation off.
+	TrustedIssuers []TrustedIssuer
 }
 
 // Hard limits on settings, the same for every node and command. Records
@@ -277,6 +282,7 @@ func (c *Config) Validate() error {
 			bad("registration-audiences", "%q must be an absolute URI without a fragment", a)
 		}
 	}
+	c.validateFederation(bad)
 	return errors.Join(errs...)
 }
 

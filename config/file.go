@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
@@ -15,7 +16,10 @@ import (
 // `keys: {prepublish: 0s}`, `keys.prepublish: 0s` and `keys-prepublish: 0s`
 // all set --keys-prepublish. A list becomes its elements joined with ",".
 // Values are returned as strings for the flag parser to check. Two keys
-// that name the same setting are an error, as is a list of mappings.
+// that name the same setting are an error, as is a list of mappings,
+// except under federation.trusted-issuers, whose list of mappings becomes
+// its JSON encoding (the value of --federation-trusted-issuers, read by
+// ParseTrustedIssuers).
 func File(path string) (map[string]string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -55,6 +59,14 @@ func flatten(prefix, written string, m map[string]any, out, from map[string]stri
 		case map[any]any:
 			return fmt.Errorf("key %s: mapping keys must be strings", key)
 		case []any:
+			if name == TrustedIssuersKey {
+				b, err := json.Marshal(v)
+				if err != nil {
+					return fmt.Errorf("key %s: %w", key, err)
+				}
+				value = string(b)
+				break
+			}
 			parts := make([]string, len(v))
 			for i, e := range v {
 				switch e.(type) {

@@ -174,8 +174,17 @@ func (g tokenExchange) Exchange(ctx context.Context, req *TokenRequest) (*TokenR
 
 // exchangeSubject verifies a subject token of the declared type: one of
 // this issuer's access tokens, issued to c or addressed to it, live and
-// unrevoked; or one of its ID tokens issued to c (idToken).
+// unrevoked; one of its ID tokens issued to c (idToken); or, of type jwt,
+// a token of a trusted external issuer that maps to c (federatedSubject).
 func (h *Handler) exchangeSubject(ctx context.Context, c *sigil.Client, raw, typ string) (_ *token.Claims, idToken bool, _ *Error) {
+	if typ == TokenTypeJWT && h.Federation != nil {
+		// A JWT of a trusted external issuer (workload identity): iss,
+		// unverified, only routes it to the Federation, which verifies it.
+		if iss, err := peekIssuer(raw); err == nil && h.Federation.Trusts(iss) {
+			claims, oerr := h.federatedSubject(ctx, c, raw)
+			return claims, false, oerr
+		}
+	}
 	switch typ {
 	case TokenTypeAccessToken, TokenTypeJWT:
 		claims, why, err := h.activeToken(ctx, raw, nil)

@@ -128,6 +128,10 @@ type Handler struct {
 	// SelfRegistered bounds what the clients of Registration and
 	// ClientDocuments may get.
 	SelfRegistered ClientPolicy
+	// Federation, when set, accepts tokens of trusted external issuers
+	// through the JWT bearer grant (RFC 7523 §2.1) and as token exchange
+	// subject tokens.
+	Federation *Federation
 
 	prefix   string // the issuer URL's path
 	grants   map[string]Grant
@@ -214,6 +218,12 @@ func (h *Handler) Init() error {
 	h.grants = map[string]Grant{}
 	for _, g := range []Grant{clientCredentials{h}, authorizationCode{h}, refreshToken{h}, tokenExchange{h}} {
 		h.grants[g.Type()] = g
+	}
+	if h.Federation != nil {
+		if err := h.Federation.init(h); err != nil {
+			return err
+		}
+		h.grants[GrantJWTBearer] = jwtBearer{h}
 	}
 	var err error
 	h.metadata, err = h.buildMetadata()

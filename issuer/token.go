@@ -82,36 +82,55 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) (*TokenResponse,
 		return nil, "", "", oerr
 	}
 	gt := form.Get("grant_type")
-	client, oerr := h.authenticate(r.Context(), r, form, h.endpoint(PathToken))
-	if oerr != nil {
-		return nil, presentedClientID(r, form), gt, oerr
-	}
 	g, ok := h.grants[gt]
+	var client *sigil.Client
+	if !(gt == GrantJWTBearer && ok && !presentsClient(r, form)) {
+		// The JWT bearer grant may come without client authentication:
+		// its assertion authenticates (RFC 7523 §3.1; see jwtBearer).
+		if client, oerr = h.authenticate(r.Context(), r, form, h.endpoint(PathToken)); oerr != nil {
+			return nil, presentedClientID(r, form), gt, oerr
+		}
+	}
+	clientID := ""
+	if client != nil {
+		clientID = client.ID
+	}
 	switch {
 	case gt == "":
 		oerr = invalidRequest("grant_type is required")
 	case !ok:
 		oerr = badRequest(CodeUnsupportedGrantType, "grant_type "+gt+" is not supported")
-	case !client.HasGrant(gt):
+	case gt != GrantJWTBearer && !client.HasGrant(gt):
+		// The JWT bearer grant is allowed by the federation's mapping
+		// rules, not by grant_types.
 		oerr = badRequest(CodeUnauthorizedClient, "the client may not use grant_type "+gt)
 	}
 	if oerr != nil {
-		return nil, client.ID, gt, oerr
+		return nil, clientID, gt, oerr
 	}
 	proof, oerr := h.checkDPoP(r, client)
 	if oerr != nil {
-		return nil, client.ID, gt, oerr
+		return nil, clientID, gt, oerr
 	}
 	resp, oerr := g.Exchange(r.Context(), &TokenRequest{Client: client, Form: form, DPoP: proof})
-	return resp, client.ID, gt, oerr
+	return resp, clientID, gt, oerr
+}
+
+// presentsClient reports whether a request names or authenticates a
+// client in any way.
+func presentsClient(r *http.Request, form url.Values) bool {
+	return r.Header.Get("Authorization") != "" || form.Has("client_id") || form.Has("client_secret") ||
+		form.Has("client_assertion") || form.Has("client_assertion_type")
 }
 
 // checkDPoP checks the request's DPoP proof, if it has one, and refuses a
 // request without one from a client registered dpop_bound_access_tokens.
+// c is nil when the request authenticated no client (the JWT bearer
+// grant, which checks its mapped client itself).
 func (h *Handler) checkDPoP(r *http.Request, c *sigil.Client) (*dpop.Proof, *Error) {
 	values := r.Header.Values(dpop.HeaderName)
 	if len(values) == 0 {
-		if c.DPoPBound {
+		if c != nil && c.DPoPBound {
 			return nil, badRequest(CodeInvalidDPoPProof, "this client must send a DPoP proof")
 		}
 		return nil, nil

@@ -142,6 +142,9 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 		Store: core.Store, Keys: core.Keys, Alg: cfg.AccessTokenAlg,
 		Issuer: iss.Issuer, BaseURI: iss.StatusListBase(), TTL: cfg.StatusListTTL,
 	}
+	if iss.Federation, err = federation(cfg); err != nil {
+		return nil, err
+	}
 	if err := iss.Init(); err != nil {
 		return nil, err
 	}

@@ -139,6 +139,27 @@ func serverFlags(fs *flag.FlagSet, o *options) {
 	fs.BoolVar(&o.cfg.ClientMetadataDocuments, "client-metadata-documents", o.cfg.ClientMetadataDocuments, "accept https URLs as client_ids naming client metadata documents")
 	fs.StringVar(&o.cfg.ClientMetadataCAFile, "client-metadata-ca-file", "", "PEM certificates trusted, besides the system's, when fetching client metadata documents")
 	fs.BoolVar(&o.cfg.ClientMetadataUnsafeAllowLoopback, "client-metadata-unsafe-allow-loopback", false, "TESTS ONLY: also fetch client metadata documents from loopback addresses")
+	fs.Var((*trustedIssuersFlag)(&o.cfg.TrustedIssuers), config.TrustedIssuersKey, "external issuers whose JWTs map to clients (JWT bearer grant, token exchange): a JSON list, as federation.trusted-issuers in the config file")
+}
+
+// trustedIssuersFlag is the list of trusted issuers, given as JSON (or
+// YAML flow syntax); each Set replaces the list.
+type trustedIssuersFlag []config.TrustedIssuer
+
+func (l *trustedIssuersFlag) String() string {
+	if l == nil {
+		return ""
+	}
+	return config.FormatTrustedIssuers(*l)
+}
+
+func (l *trustedIssuersFlag) Set(s string) error {
+	list, err := config.ParseTrustedIssuers(s)
+	if err != nil {
+		return err
+	}
+	*l = list
+	return nil
 }
 
 // listFlag is a list of values given space- or comma-separated; each Set
