@@ -47,6 +47,13 @@ const (
 	// configuration request (RFC 7592) refused for a wrong initial or
 	// registration access token: guesses, and the reuse of a spent one.
 	RegistrationRefused Event = "client.registration_refused"
+	// The device authorization grant (RFC 8628): a client started one, the
+	// user approved or denied it, or a user code was refused on the
+	// verification page (a typo, or guessing).
+	DeviceAuthorizationStarted Event = "device.authorization_started"
+	DeviceApproved             Event = "device.approved"
+	DeviceDenied               Event = "device.denied"
+	DeviceUserCodeRefused      Event = "device.user_code_refused"
 )
 
 // Outcomes.
