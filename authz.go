@@ -211,8 +211,153 @@ type AuthzStore interface {
 	// PurgeAuthz deletes the records that expired before now (refresh
 	// families at their ExpiresAt, however long idle, with their access
 	// tokens; the access tokens of a live family at theirs; redeemed codes
-	// an hour after their expiry, so replays are still caught; families
+	// and device authorizations an hour after their expiry, so replays are
+	// still caught and late polls answered expired_token; families
 	// revoked before they existed an hour after the revocation) and
 	// returns how many, access tokens not counted.
 	PurgeAuthz(ctx context.Context, now time.Time) (int, error)
+}
+
+// The device authorization grant (RFC 8628): a device without a browser
+// shows the user a short code to enter at the verification page, and
+// polls the token endpoint until the user has decided.
+
+// DeviceState is where a device authorization stands. It only moves
+// forward: pending to approved or denied, approved to redeemed.
+type DeviceState string
+
+// The device authorization states.
+const (
+	DevicePending  DeviceState = "pending"
+	DeviceApproved DeviceState = "approved"
+	DeviceDenied   DeviceState = "denied"
+	DeviceRedeemed DeviceState = "redeemed"
+)
+
+// DeviceAuthorization is one device authorization request (RFC 8628
+// §3.1) and what became of it. Both of its codes are stored only as
+// keyed hashes.
+type DeviceAuthorization struct {
+	// DeviceCodeHash is the keyed hash of the device_code the client polls
+	// with.
+	DeviceCodeHash string
+	// UserCodeHash is the keyed hash of the user_code, normalised (upper
+	// case, without the dash).
+	UserCodeHash string
+	ClientID     string
+	Scopes       []string
+	Audience     []string
+	CreatedAt    time.Time
+	ExpiresAt    time.Time
+	// Interval is the least time between two polls (RFC 8628 §3.2); each
+	// slow_down adds five seconds to it (§3.5).
+	Interval time.Duration
+	// LastPoll is when the client last polled; zero before it has.
+	LastPoll time.Time
+	State    DeviceState
+	// The decision, set when the state leaves pending: who decided, and
+	// (when approved) how they had signed in.
+	UserID    string
+	DecidedAt time.Time
+	AuthTime  time.Time
+	AMR       []string
+	ACR       string
+	SessionID string
+	// Redemption is set once the approved authorization was redeemed.
+	Redemption *Redemption
+}
+
+// DeviceDecision is the user's answer to a device authorization.
+type DeviceDecision struct {
+	// Approve allows the request; false denies it.
+	Approve   bool
+	UserID    string
+	At        time.Time
+	AuthTime  time.Time
+	AMR       []string
+	ACR       string
+	SessionID string
+}
+
+// DevicePoll is one poll of the token endpoint with a device code.
+type DevicePoll struct {
+	At time.Time
+	// Redemption is recorded if this poll redeems an approved
+	// authorization: the tokens' identity is decided before they are
+	// minted, as for codes.
+	Redemption Redemption
+}
+
+// DevicePollOutcome is what a poll found.
+type DevicePollOutcome int
+
+// The outcomes of a poll.
+const (
+	// DevicePollPending: the user has not decided (authorization_pending).
+	DevicePollPending DevicePollOutcome = iota
+	// DevicePollSlowDown: the poll came sooner than Interval after the
+	// last one; Interval grew by DeviceSlowDownStep (slow_down).
+	DevicePollSlowDown
+	// DevicePollDenied: the user denied the request (access_denied).
+	DevicePollDenied
+	// DevicePollExpired: the authorization expired before it was
+	// redeemed (expired_token).
+	DevicePollExpired
+	// DevicePollRedeemed: this poll redeemed the approved authorization
+	// with its Redemption; the caller issues the tokens.
+	DevicePollRedeemed
+)
+
+// DeviceSlowDownStep is what each slow_down adds to the polling interval
+// (RFC 8628 §3.5).
+const DeviceSlowDownStep = 5 * time.Second
+
+// Polled applies poll p to d as it was read, at now (the store's clock,
+// for the expiry), and returns the record as it must be stored and the
+// outcome. Both stores run it inside the transaction that read d, so the
+// state machine is written once. A redeemed d is the caller's ErrReplay,
+// not an outcome.
+func (d DeviceAuthorization) Polled(p DevicePoll, now time.Time) (DeviceAuthorization, DevicePollOutcome) {
+	next := d
+	next.LastPoll = p.At
+	switch {
+	case d.State == DeviceDenied:
+		return next, DevicePollDenied
+	case !now.Before(d.ExpiresAt):
+		return next, DevicePollExpired
+	case d.State == DeviceApproved:
+		r := p.Redemption
+		next.State, next.Redemption = DeviceRedeemed, &r
+		return next, DevicePollRedeemed
+	case !d.LastPoll.IsZero() && p.At.Sub(d.LastPoll) < d.Interval:
+		next.Interval += DeviceSlowDownStep
+		return next, DevicePollSlowDown
+	}
+	return next, DevicePollPending
+}
+
+// DeviceStore persists device authorizations (RFC 8628). Lookups return
+// ErrNotFound for records that are absent or past their expiry, except
+// PollDevice, which reports expiry as an outcome.
+type DeviceStore interface {
+	// CreateDevice stores a new, pending device authorization;
+	// ErrConflict if either of its hashes exists.
+	CreateDevice(ctx context.Context, d *DeviceAuthorization) error
+	// DeviceByUserCode returns the live, pending authorization with user
+	// code hash userCodeHash; ErrNotFound for any other (absent, expired,
+	// decided), so the verification page says nothing about which.
+	DeviceByUserCode(ctx context.Context, userCodeHash string) (*DeviceAuthorization, error)
+	// DecideDevice moves the live, pending authorization userCodeHash to
+	// approved or denied with d, in one atomic step, and returns it:
+	// of concurrent decisions exactly one succeeds. ErrNotFound if it is
+	// absent, expired or decided already.
+	DecideDevice(ctx context.Context, userCodeHash string, d DeviceDecision) (*DeviceAuthorization, error)
+	// PollDevice applies p to the authorization deviceCodeHash of client
+	// clientID (DeviceAuthorization.Polled) in one atomic step, and
+	// returns the record as stored afterwards and the outcome: of
+	// concurrent polls of an approved authorization, in any process,
+	// exactly one redeems it. A redeemed one is returned with its first
+	// Redemption and ErrReplay, changing nothing. Another client's
+	// authorization is ErrNotFound and stays as it was.
+	PollDevice(ctx context.Context, deviceCodeHash, clientID string, p DevicePoll) (*DeviceAuthorization, DevicePollOutcome, error)
 }

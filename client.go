@@ -21,6 +21,9 @@ const (
 	GrantRefreshToken      = "refresh_token"
 	// GrantTokenExchange is OAuth 2.0 Token Exchange (RFC 8693).
 	GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+	// GrantDeviceCode is the OAuth 2.0 Device Authorization Grant
+	// (RFC 8628 §3.4).
+	GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
 )
 
 // Client is a registered OAuth client: a service, an agent, or an

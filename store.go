@@ -21,6 +21,7 @@ type Store interface {
 	ClientStore
 	UserStore
 	AuthzStore
+	DeviceStore
 	KeyStore
 	RevocationStore
 	ReplayCache

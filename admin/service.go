@@ -136,7 +136,7 @@ var introspectionMembers = []string{"active", "token_type", "username"}
 // material (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2).
 var privateJWKMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 
-var knownGrants = []string{sigil.GrantClientCredentials, sigil.GrantAuthorizationCode, sigil.GrantRefreshToken, sigil.GrantTokenExchange}
+var knownGrants = []string{sigil.GrantClientCredentials, sigil.GrantAuthorizationCode, sigil.GrantRefreshToken, sigil.GrantTokenExchange, sigil.GrantDeviceCode}
 
 var knownMethods = []string{sigil.AuthSecretBasic, sigil.AuthSecretPost, sigil.AuthPrivateKeyJWT, sigil.AuthNone}
 
@@ -251,8 +251,8 @@ func (s *Service) clientFromSpec(spec ClientSpec) (*sigil.Client, error) {
 	if c.HasGrant(sigil.GrantAuthorizationCode) && len(c.RedirectURIs) == 0 {
 		return nil, invalid("authorization_code needs at least one redirect URI")
 	}
-	if c.HasGrant(sigil.GrantRefreshToken) && !c.HasGrant(sigil.GrantAuthorizationCode) {
-		return nil, invalid("refresh_token comes with authorization_code: add that grant type too")
+	if c.HasGrant(sigil.GrantRefreshToken) && !c.HasGrant(sigil.GrantAuthorizationCode) && !c.HasGrant(sigil.GrantDeviceCode) {
+		return nil, invalid("refresh_token comes with authorization_code or the device code grant: add one of them too")
 	}
 	for k := range c.Claims {
 		if token.IsRegistered(k) {

@@ -52,6 +52,13 @@ const (
 	// or refused.
 	FederationAccepted Event = "federation.accepted"
 	FederationRefused  Event = "federation.refused"
+	// The device authorization grant (RFC 8628): a client started one, the
+	// user approved or denied it, or a user code was refused on the
+	// verification page (a typo, or guessing).
+	DeviceAuthorizationStarted Event = "device.authorization_started"
+	DeviceApproved             Event = "device.approved"
+	DeviceDenied               Event = "device.denied"
+	DeviceUserCodeRefused      Event = "device.user_code_refused"
 )
 
 // Outcomes.

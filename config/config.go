@@ -81,6 +81,11 @@ type Config struct {
 	StatusListTTL time.Duration
 	// SessionTTL is how long a browser stays signed in. Default 12h.
 	SessionTTL time.Duration
+	// DeviceCodeTTL is how long a device authorization (RFC 8628) waits
+	// for its user, and DevicePollInterval the least time between the
+	// device's polls; whole seconds. Defaults 10m and 5s.
+	DeviceCodeTTL      time.Duration
+	DevicePollInterval time.Duration
 	// DelegationMaxDepth bounds the act chain of a token issued by token
 	// exchange: how many agents deep a delegation may go. Default 3.
 	DelegationMaxDepth int
@@ -160,6 +165,8 @@ func Default() Config {
 		StatusListTTL:           time.Minute,
 		RequestTimeout:          10 * time.Second,
 		SessionTTL:              12 * time.Hour,
+		DeviceCodeTTL:           10 * time.Minute,
+		DevicePollInterval:      5 * time.Second,
 		RefreshTokenIdleTTL:     30 * 24 * time.Hour,
 		DelegationMaxDepth:      3,
 		RefreshTokenMaxTTL:      90 * 24 * time.Hour,
@@ -253,6 +260,14 @@ func (c *Config) Validate() error {
 	}
 	if c.SessionTTL < time.Minute || c.SessionTTL > 30*24*time.Hour {
 		bad("session-ttl", "%s must be between 1m and 720h", c.SessionTTL)
+	}
+	// A short device-code TTL only inconveniences users; a long one gives
+	// user-code guessing more time (see issuer.userCodeLen).
+	if c.DeviceCodeTTL < time.Second || c.DeviceCodeTTL > time.Hour || c.DeviceCodeTTL%time.Second != 0 {
+		bad("device-code-ttl", "%s must be whole seconds between 1s and 1h", c.DeviceCodeTTL)
+	}
+	if c.DevicePollInterval < time.Second || c.DevicePollInterval > time.Minute || c.DevicePollInterval%time.Second != 0 {
+		bad("device-poll-interval", "%s must be whole seconds between 1s and 1m", c.DevicePollInterval)
 	}
 	if c.DelegationMaxDepth < 1 || c.DelegationMaxDepth > 10 {
 		bad("delegation-max-depth", "%d must be between 1 and 10", c.DelegationMaxDepth)

@@ -55,6 +55,10 @@ type authRequest struct {
 	// Session is the session a sign-in made for this request: it meets
 	// prompt=login and max_age whatever the clocks say.
 	Session string `json:"session,omitempty"`
+	// Device is the normalised user code of a device flow (RFC 8628
+	// §3.3) that signs in on these pages; such a request has no redirect
+	// URI and never reaches the authorization or consent endpoints.
+	Device string `json:"device,omitempty"`
 	// Created is when the request reached the server, in nanoseconds:
 	// the ticket expires ticketTTL after it.
 	Created int64 `json:"created"`
@@ -320,6 +324,9 @@ func (h *Handler) openTicket(ticket string) (*authRequest, *authError) {
 func (h *Handler) recheck(ctx context.Context, req *authRequest) *authError {
 	if req.ClientID == "" {
 		return errorPage("this sign-in was not for an application")
+	}
+	if req.Device != "" {
+		return errorPage("this sign-in was for a device; continue on the device page")
 	}
 	c, aerr := h.lookupClient(ctx, req.ClientID)
 	if aerr != nil {

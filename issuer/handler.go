@@ -46,6 +46,11 @@ const (
 	PathAccount       = "/account"
 	PathAccountRevoke = "/account/consents/revoke"
 	PathPAR           = "/par"
+	// The device authorization grant (RFC 8628): the device authorization
+	// endpoint, and the verification page and its consent form.
+	PathDeviceAuthorization = "/device_authorization"
+	PathDevice              = "/device"
+	PathDeviceConsent       = "/device/consent"
 )
 
 // Handler serves the authorization server endpoints. Set the exported
@@ -113,6 +118,12 @@ type Handler struct {
 	// the defaults.
 	RefreshTokenIdleTTL time.Duration
 	RefreshTokenMaxTTL  time.Duration
+	// DeviceCodeTTL is the life of a device authorization (RFC 8628 §3.2
+	// expires_in); zero means DefaultDeviceCodeTTL. DevicePollInterval is
+	// the least time between polls (interval); zero means
+	// DefaultDevicePollInterval. Whole seconds.
+	DeviceCodeTTL      time.Duration
+	DevicePollInterval time.Duration
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
 	// the client, for the sign-in rate limit; empty trusts none.
 	TrustedProxies []netip.Prefix
@@ -144,6 +155,7 @@ type Handler struct {
 	cookies     cookies
 	origin      string // the issuer's origin, for CSRF checks
 	signInLimit *signInLimiter
+	userCodes   *deviceLimiter
 
 	registerLimit *registerLimiter
 	reservedNames *reservedNames
@@ -210,13 +222,14 @@ func (h *Handler) Init() error {
 	h.cookies = newCookies(h.Issuer)
 	h.origin = originOf(h.Issuer)
 	h.signInLimit = newSignInLimiter()
+	h.userCodes = newDeviceLimiter()
 	if err := h.initRegistration(); err != nil {
 		return err
 	}
 	h.verifier = &verify.Verifier{Keys: h.Keys, Issuer: h.Issuer, IgnoreAudience: true, Leeway: h.Leeway, Now: h.Now}
 	h.dpop = &dpop.Checker{Replay: h.Store, Nonces: h.DPoPNonces, Leeway: h.Leeway, Now: h.Now}
 	h.grants = map[string]Grant{}
-	for _, g := range []Grant{clientCredentials{h}, authorizationCode{h}, refreshToken{h}, tokenExchange{h}} {
+	for _, g := range []Grant{clientCredentials{h}, authorizationCode{h}, refreshToken{h}, tokenExchange{h}, deviceCode{h}} {
 		h.grants[g.Type()] = g
 	}
 	if h.Federation != nil {
@@ -250,6 +263,10 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+p+PathIntrospect, h.serveIntrospect)
 	mux.HandleFunc("POST "+p+PathRevoke, h.serveRevoke)
 	mux.HandleFunc("POST "+p+PathPAR, h.servePAR)
+	mux.HandleFunc("POST "+p+PathDeviceAuthorization, h.serveDeviceAuthorization)
+	mux.HandleFunc("GET "+p+PathDevice, h.serveDevice)
+	mux.HandleFunc("POST "+p+PathDevice, h.serveDeviceCode)
+	mux.HandleFunc("POST "+p+PathDeviceConsent, h.serveDeviceConsent)
 	mux.HandleFunc("GET "+p+PathAuthorize, h.serveAuthorize)
 	mux.HandleFunc("POST "+p+PathAuthorize, h.serveAuthorize)
 	mux.HandleFunc("POST "+p+PathSignIn, h.serveSignIn)
@@ -272,7 +289,7 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 	}
 	// Other methods on the form endpoints get an RFC 6749 §5.2 body too,
 	// not the mux's plain-text 405.
-	for _, path := range []string{PathToken, PathIntrospect, PathRevoke, PathPAR} {
+	for _, path := range []string{PathToken, PathIntrospect, PathRevoke, PathPAR, PathDeviceAuthorization} {
 		mux.HandleFunc(p+path, h.methodNotAllowed)
 	}
 	if p != "" {
@@ -290,6 +307,7 @@ type Metadata struct {
 	UserInfoEndpoint                          string   `json:"userinfo_endpoint"`
 	EndSessionEndpoint                        string   `json:"end_session_endpoint"`
 	PushedAuthorizationRequestEndpoint        string   `json:"pushed_authorization_request_endpoint"`
+	DeviceAuthorizationEndpoint               string   `json:"device_authorization_endpoint"`
 	RequirePushedAuthorizationRequests        bool     `json:"require_pushed_authorization_requests"`
 	JWKSURI                                   string   `json:"jwks_uri"`
 	IntrospectionEndpoint                     string   `json:"introspection_endpoint"`
@@ -342,6 +360,7 @@ func (h *Handler) buildMetadata() ([]byte, error) {
 		UserInfoEndpoint:                   h.endpoint(PathUserInfo),
 		EndSessionEndpoint:                 h.endpoint(PathLogout),
 		PushedAuthorizationRequestEndpoint: h.endpoint(PathPAR),
+		DeviceAuthorizationEndpoint:        h.endpoint(PathDeviceAuthorization),
 		JWKSURI:                            h.endpoint(PathJWKS),
 		IntrospectionEndpoint:              h.endpoint(PathIntrospect),
 		RevocationEndpoint:                 h.endpoint(PathRevoke),

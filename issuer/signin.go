@@ -152,6 +152,10 @@ func (h *Handler) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, h.endpoint(PathAccount), http.StatusSeeOther)
 		return
 	}
+	if req.Device != "" { // a device flow continues on its own page
+		http.Redirect(w, r, h.endpoint(PathDevice)+"?ticket="+h.ticket(req), http.StatusSeeOther)
+		return
+	}
 	http.Redirect(w, r, h.endpoint(PathAuthorize)+"?ticket="+h.ticket(req), http.StatusSeeOther)
 }
 

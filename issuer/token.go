@@ -54,7 +54,11 @@ type TokenResponse struct {
 func (h *Handler) serveToken(w http.ResponseWriter, r *http.Request) {
 	resp, clientID, gt, oerr := h.token(w, r)
 	if oerr != nil {
-		h.refused(r.Context(), clientID, gt, oerr)
+		// A device still waiting for its user polls every few seconds:
+		// that is no refusal worth a record each time.
+		if oerr.Code != CodeAuthorizationPending {
+			h.refused(r.Context(), clientID, gt, oerr)
+		}
 		writeError(w, r, h.Log, oerr)
 		return
 	}

@@ -116,6 +116,8 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 		CheckPassword:       checkPassword,
 		IDTokenAlg:          cfg.IDTokenAlg,
 		SessionTTL:          cfg.SessionTTL,
+		DeviceCodeTTL:       cfg.DeviceCodeTTL,
+		DevicePollInterval:  cfg.DevicePollInterval,
 		RefreshTokenIdleTTL: cfg.RefreshTokenIdleTTL,
 		MaxDelegationDepth:  cfg.DelegationMaxDepth,
 		RefreshTokenMaxTTL:  cfg.RefreshTokenMaxTTL,

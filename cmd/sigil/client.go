@@ -39,7 +39,7 @@ func (f *durationFlag) Set(s string) error {
 func clientCreateFlags(fs *flag.FlagSet, o *options) {
 	storeFlags(fs, o)
 	fs.StringVar(&o.name, "name", "", "client name (required)")
-	fs.StringVar(&o.grantTypes, "grant-types", "client_credentials", "comma-separated grant types")
+	fs.StringVar(&o.grantTypes, "grant-types", "client_credentials", "comma-separated grant types: client_credentials, authorization_code, refresh_token, urn:ietf:params:oauth:grant-type:token-exchange, urn:ietf:params:oauth:grant-type:device_code")
 	fs.StringVar(&o.scopes, "scopes", "", "space-separated scopes the client may get")
 	fs.StringVar(&o.defaultScopes, "default-scopes", "", "space-separated scopes granted when a request names none")
 	fs.StringVar(&o.audiences, "audiences", "", "comma-separated resource URLs the client may ask tokens for; the first is the default")

@@ -127,6 +127,8 @@ func serverFlags(fs *flag.FlagSet, o *options) {
 	fs.DurationVar(&o.cfg.RequestTimeout, "request-timeout", o.cfg.RequestTimeout, "how long a request may wait on the store before it fails (503)")
 	fs.DurationVar(&o.cfg.StatusListTTL, "status-list-ttl", o.cfg.StatusListTTL, "how long resource servers cache a status list (the longest a revocation takes to reach them)")
 	fs.DurationVar(&o.cfg.SessionTTL, "session-ttl", o.cfg.SessionTTL, "how long a browser stays signed in")
+	fs.DurationVar(&o.cfg.DeviceCodeTTL, "device-code-ttl", o.cfg.DeviceCodeTTL, "how long a device authorization (RFC 8628) waits for its user to enter the code")
+	fs.DurationVar(&o.cfg.DevicePollInterval, "device-poll-interval", o.cfg.DevicePollInterval, "the least time between a device's polls of the token endpoint")
 	fs.IntVar(&o.cfg.DelegationMaxDepth, "delegation-max-depth", o.cfg.DelegationMaxDepth, "how many actors the act chain of an exchanged token may hold")
 	fs.DurationVar(&o.cfg.RefreshTokenIdleTTL, "refresh-token-idle-ttl", o.cfg.RefreshTokenIdleTTL, "how long an unused refresh token lives")
 	fs.DurationVar(&o.cfg.RefreshTokenMaxTTL, "refresh-token-max-ttl", o.cfg.RefreshTokenMaxTTL, "how long a family of rotated refresh tokens lives in all")

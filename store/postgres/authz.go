@@ -369,8 +369,10 @@ const redeemedCodeGrace = time.Hour
 // whose expiry lies more than an hour before now, the refresh families
 // whose ExpiresAt lies before now (placeholders an hour after their
 // revocation) with their access tokens, and the access tokens whose
-// expiry lies before now, and returns how many records it deleted, access
-// tokens not counted. Consents do not expire.
+// expiry lies before now, and the device authorizations whose expiry
+// lies more than an hour before now (late polls still read
+// expired_token, replays still invalid_grant), and returns how many
+// records it deleted, access tokens not counted. Consents do not expire.
 func (s *Store) PurgeAuthz(ctx context.Context, now time.Time) (int, error) {
 	cutoff, codeCutoff := rowcodec.UnixNano(now), rowcodec.UnixNano(now.Add(-redeemedCodeGrace))
 	var total int64
@@ -382,6 +384,7 @@ func (s *Store) PurgeAuthz(ctx context.Context, now time.Time) (int, error) {
 			{`DELETE FROM sessions WHERE expires_at < $1`, []any{cutoff}},
 			{`DELETE FROM auth_codes WHERE expires_at < $1 AND (redeemed_at IS NULL OR expires_at < $2)`, []any{cutoff, codeCutoff}},
 			{`DELETE FROM pushed_requests WHERE expires_at < $1`, []any{cutoff}},
+			{`DELETE FROM device_authorizations WHERE expires_at < $1`, []any{codeCutoff}},
 		} {
 			tag, err := tx.Exec(ctx, d.query, d.args...)
 			if err != nil {

@@ -346,9 +346,11 @@ const redeemedCodeGrace = time.Hour
 // whose expiry lies more than an hour before now, the refresh families
 // whose absolute expiry lies before now (a family revoked before it
 // existed expires an hour after the revocation) with their access tokens,
-// and the access tokens of live families that expired, and returns how
-// many records it deleted, access tokens not counted. Consents do not
-// expire.
+// the access tokens of live families that expired, and the device
+// authorizations whose expiry lies more than an hour before now (late
+// polls still read expired_token, replays still invalid_grant), and
+// returns how many records it deleted, access tokens not counted.
+// Consents do not expire.
 func (s *Store) PurgeAuthz(ctx context.Context, now time.Time) (int, error) {
 	defer s.writing()()
 	cutoff, codeCutoff := rowcodec.UnixNano(now), rowcodec.UnixNano(now.Add(-redeemedCodeGrace))
@@ -367,6 +369,7 @@ func (s *Store) PurgeAuthz(ctx context.Context, now time.Time) (int, error) {
 			{`DELETE FROM auth_codes WHERE expires_at < ? AND (redeemed_at IS NULL OR expires_at < ?)`, []any{cutoff, codeCutoff}},
 			{`DELETE FROM refresh_families WHERE expires_at < ?`, []any{cutoff}},
 			{`DELETE FROM pushed_requests WHERE expires_at < ?`, []any{cutoff}},
+			{`DELETE FROM device_authorizations WHERE expires_at < ?`, []any{codeCutoff}},
 		} {
 			res, err := tx.ExecContext(ctx, d.query, d.args...)
 			if err != nil {
