@@ -708,16 +708,7 @@ func TestRefreshAcrossNodes(t *testing.T) {
 	b := startNode(t, func(cfg *config.Config) { cfg.Issuer, cfg.DataDir = a.issuer, a.cfg.DataDir })
 	c := newRP(t, a, "client_secret_basic")
 	newUser(t, a, "alice", alicePassword, nil)
-	family := func() reply {
-		t.Helper()
-		p := newPKCE()
-		resp := newBrowser(t, a).codeFor(c, c.authParams(p, "openid offline_access"), "alice", alicePassword)
-		tr := a.redeem(t, c, resp.Get("code"), p.verifier)
-		if tr.status != http.StatusOK {
-			t.Fatalf("redeem: %d %s", tr.status, tr.body)
-		}
-		return tr
-	}
+	family := func() reply { return codeFamily(t, a, c) }
 
 	// Rotations alternate between the nodes: each finds the other's
 	// generation newer than its cache and reads the store.
@@ -772,13 +763,7 @@ func TestRefreshCachedUser(t *testing.T) {
 	n := startNode(t, func(cfg *config.Config) { cfg.CacheRefresh = 100 * time.Millisecond })
 	c := newRP(t, n, "client_secret_basic")
 	alice := newUser(t, n, "alice", alicePassword, map[string]any{"department": "eng"})
-	family := func() string {
-		t.Helper()
-		p := newPKCE()
-		resp := newBrowser(t, n).codeFor(c, c.authParams(p, "openid offline_access"), "alice", alicePassword)
-		return n.redeem(t, c, resp.Get("code"), p.verifier).str(t, "refresh_token")
-	}
-	rt := family()
+	rt := codeFamily(t, n, c).str(t, "refresh_token")
 	r := n.refresh(t, c, rt, nil) // alice is cached now
 	if r.status != http.StatusOK || claims(t, r.str(t, "access_token"))["department"] != "eng" {
 		t.Fatalf("refresh: %d %s", r.status, r.body)
