@@ -161,6 +161,10 @@ type Handler struct {
 	reservedNames *reservedNames
 }
 
+// verifiedTokenCache is about how many verified tokens the handler keeps
+// (verify.ParseCache), a few hundred bytes each.
+const verifiedTokenCache = 10_000
+
 // Defaults for the Handler's zero fields.
 const (
 	DefaultAccessTokenTTL    = 5 * time.Minute
@@ -226,7 +230,10 @@ func (h *Handler) Init() error {
 	if err := h.initRegistration(); err != nil {
 		return err
 	}
-	h.verifier = &verify.Verifier{Keys: h.Keys, Issuer: h.Issuer, IgnoreAudience: true, Leeway: h.Leeway, Now: h.Now}
+	// The cache spares the signature check of tokens presented again:
+	// introspected twice, or exchanged for one tool after another.
+	h.verifier = &verify.Verifier{Keys: h.Keys, Issuer: h.Issuer, IgnoreAudience: true, Leeway: h.Leeway, Now: h.Now,
+		Cache: verify.NewParseCache(verifiedTokenCache)}
 	h.dpop = &dpop.Checker{Replay: h.Store, Nonces: h.DPoPNonces, Leeway: h.Leeway, Now: h.Now}
 	h.grants = map[string]Grant{}
 	for _, g := range []Grant{clientCredentials{h}, authorizationCode{h}, refreshToken{h}, tokenExchange{h}, deviceCode{h}} {

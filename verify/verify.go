@@ -42,6 +42,9 @@ type Verifier struct {
 	Status *StatusLists
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// Cache, when set, spares the signature check of tokens seen before
+	// (ParseCache); every other check still runs.
+	Cache *ParseCache
 }
 
 // Verify checks raw's signature (token.Parse), its typ, and its iss, aud,
@@ -51,7 +54,16 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*token.Claims, error
 	if v.Keys == nil || v.Issuer == "" || (v.Audience == "" && !v.IgnoreAudience) {
 		return nil, errors.New("verify: Verifier needs Keys, Issuer and Audience")
 	}
-	h, c, err := token.Parse(ctx, raw, v.Keys)
+	var (
+		h   *token.Header
+		c   *token.Claims
+		err error
+	)
+	if v.Cache != nil {
+		h, c, err = v.Cache.parse(ctx, raw, v.Keys)
+	} else {
+		h, c, err = token.Parse(ctx, raw, v.Keys)
+	}
 	if err != nil {
 		return nil, err
 	}
