@@ -132,6 +132,12 @@ func (t TrustedIssuer) MarshalJSON() ([]byte, error) {
 // SubjectPattern compiles a rule's Subject anchored at both ends, so it
 // must match the whole sub.
 func SubjectPattern(p string) (*regexp.Regexp, error) {
+	// Compiled alone first: an unbalanced ")" such as "A)|(B" would
+	// otherwise close the anchoring group and match "starts with A, or
+	// ends with B".
+	if _, err := regexp.Compile(p); err != nil {
+		return nil, err
+	}
 	return regexp.Compile(`^(?:` + p + `)$`)
 }
 

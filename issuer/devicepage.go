@@ -28,22 +28,47 @@ import (
 type deviceLimiter struct {
 	mu     sync.Mutex
 	byHost buckets
+	// all caps failed entries on the node whatever their addresses: a
+	// host limit alone yields to many addresses (an IPv6 /48 holds 65,536
+	// /64s), and past maxLimiterKeys the host buckets start over.
+	all buckets
 }
 
 func newDeviceLimiter() *deviceLimiter {
-	return &deviceLimiter{byHost: buckets{burst: 10, interval: 6 * time.Second}}
+	return &deviceLimiter{
+		byHost: buckets{burst: 10, interval: 6 * time.Second},
+		all:    buckets{burst: 100, interval: 200 * time.Millisecond},
+	}
 }
 
-func (l *deviceLimiter) wait(host string, now time.Time) time.Duration {
+// attempt spends one attempt of host's and of the node's buckets before
+// the code is looked up, or says how long to wait, spending nothing: the
+// check and the spending are one step, so parallel guesses cannot all
+// pass the check first. refund gives a successful attempt back.
+func (l *deviceLimiter) attempt(host string, now time.Time) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.byHost.peek(host, now)
-}
-
-func (l *deviceLimiter) failed(host string, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	if w := max(l.byHost.peek(host, now), l.all.peek("", now)); w > 0 {
+		return w
+	}
 	l.byHost.take(host, now)
+	l.all.take("", now)
+	return 0
+}
+
+// refund returns the attempt a code that was found spent.
+func (l *deviceLimiter) refund(host string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, b := range []*buckets{&l.byHost, &l.all} {
+		key := host
+		if b == &l.all {
+			key = ""
+		}
+		if k := b.m[key]; k != nil {
+			k.tokens = min(b.burst, k.tokens+1)
+		}
+	}
 }
 
 // userCodeRefused is the one message for every user code not accepted:
@@ -97,7 +122,7 @@ func (h *Handler) serveDeviceCode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	host := h.clientKey(r)
-	if wait := h.userCodes.wait(host, h.now()); wait > 0 {
+	if wait := h.userCodes.attempt(host, h.now()); wait > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.999)))
 		h.renderDeviceForm(w, r, typed, "Too many attempts. Wait a minute and try again.", http.StatusTooManyRequests)
 		return
@@ -110,7 +135,6 @@ func (h *Handler) serveDeviceCode(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case errors.Is(err, sigil.ErrNotFound):
-		h.userCodes.failed(host, h.now())
 		if aerr := h.Audit.Enqueue(ctx, record(ctx, audit.Record{
 			Event: audit.DeviceUserCodeRefused, Outcome: audit.Failure, Reason: "invalid_user_code",
 		})); aerr != nil {
@@ -119,10 +143,12 @@ func (h *Handler) serveDeviceCode(w http.ResponseWriter, r *http.Request) {
 		h.renderDeviceForm(w, r, typed, userCodeRefused, http.StatusBadRequest)
 		return
 	case err != nil:
+		h.userCodes.refund(host)
 		h.Log.ErrorContext(ctx, "device: lookup failed", "err", err)
 		h.renderDeviceForm(w, r, typed, "The service is unavailable right now. Try again shortly.", http.StatusServiceUnavailable)
 		return
 	}
+	h.userCodes.refund(host)
 	h.deviceContinue(w, r, &authRequest{ClientID: d.ClientID, Device: code, MaxAge: -1, Created: h.now().UnixNano()})
 }
 

@@ -149,7 +149,8 @@ func (f *Federation) Verify(ctx context.Context, raw string) (*Federated, error)
 	}
 	ti := f.byIssuer[iss]
 	if ti == nil {
-		return refuse(fmt.Sprintf("issuer %q is not trusted", iss), nil, nil)
+		// A fixed reason: iss is unverified, the caller's own text.
+		return refuse("the token's issuer is not trusted", nil, nil)
 	}
 	_, c, err := token.Parse(ctx, raw, ti.Keys)
 	if err != nil {
@@ -189,13 +190,14 @@ func (f *Federation) Verify(ctx context.Context, raw string) (*Federated, error)
 	client, err := f.clients(ctx, rule.Client)
 	switch {
 	case errors.Is(err, sigil.ErrNotFound):
-		return refuse(fmt.Sprintf("the token maps to client %q, which does not exist", rule.Client), c, nil)
+		// The caller learns no client names: the log has them.
+		return refuse("the token maps to no usable client", c, fmt.Errorf("mapped client %q does not exist", rule.Client))
 	case err != nil:
 		return nil, err
 	case client.AuthMethod == sigil.AuthNone:
 		// The token gets what client credentials would: never a public
 		// client's, whose scopes are meant for users.
-		return refuse(fmt.Sprintf("the token maps to client %q, a public client", rule.Client), c, nil)
+		return refuse("the token maps to no usable client", c, fmt.Errorf("mapped client %q is a public client", rule.Client))
 	}
 	// Last, so a token refused for another reason does not spend its jti.
 	err = f.replay.MarkJTI(ctx, "fed:"+ti.Issuer+":"+c.JTI, c.Expiry.Time().Add(leeway))

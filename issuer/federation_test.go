@@ -216,7 +216,7 @@ func TestFederationRefusals(t *testing.T) {
 		{"claim rule mismatch", func(t *testing.T) string { return s.ci.sign(t, with2(good(), "repository", "org/other")) }, "claim 'repository'"},
 		{"claim rule claim missing", func(t *testing.T) string { return s.ci.sign(t, with2(good(), "repository", nil)) }, "claim 'repository'"},
 		{"unconfigured issuer", func(t *testing.T) string { return rogue.sign(t, with2(good(), "iss", rogue.iss)) }, "is not trusted"},
-		{"maps to no client", func(t *testing.T) string { return s.ci.sign(t, with2(good(), "sub", "repo:org/ghost:x")) }, "does not exist"},
+		{"maps to no client", func(t *testing.T) string { return s.ci.sign(t, with2(good(), "sub", "repo:org/ghost:x")) }, "no usable client"},
 		{"expired", func(t *testing.T) string { return s.ci.sign(t, with2(good(), "iat", now-600, "exp", now-120)) }, "expired"},
 		{"no exp", func(t *testing.T) string { return s.ci.sign(t, with2(good(), "exp", nil)) }, "no exp"},
 		{"no iat", func(t *testing.T) string { return s.ci.sign(t, with2(good(), "iat", nil)) }, "no iat"},
