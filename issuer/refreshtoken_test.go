@@ -46,7 +46,9 @@ func TestRefreshTokenFormat(t *testing.T) {
 	for _, bad := range []string{
 		"", v[:len(v)-1], v + "A", v[:len(v)-2] + "==", "!" + v[1:],
 		base64.RawURLEncoding.EncodeToString(raw[:len(raw)-1]),
-		base64.StdEncoding.EncodeToString(raw),
+		// Standard base64's alphabet: + and / are not base64url. (The
+		// standard encoding of raw is v itself when v holds neither.)
+		v[:5] + "+" + v[6:], v[:5] + "/" + v[6:],
 		// The decoder skips CR and LF; the length check must not.
 		v[:10] + "\n" + v[10:], v[:10] + "\r" + v[10:], v + "\n",
 	} {
