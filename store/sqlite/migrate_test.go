@@ -18,25 +18,7 @@ import (
 func TestMigrateRegisteredOpen(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	db, err := sql.Open("sqlite", "file:"+filepath.ToSlash(filepath.Join(dir, FileName)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, err := loadMigrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.ExecContext(ctx, createMigrationsTable); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range ms[:8] {
-		if _, err := db.ExecContext(ctx, m.sql); err != nil {
-			t.Fatalf("%s: %v", m.name, err)
-		}
-		if _, err := db.ExecContext(ctx, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, 'test')", m.version); err != nil {
-			t.Fatal(err)
-		}
-	}
+	db := migratedTo(t, dir, "0008_revoked_families.sql")
 	for _, c := range []struct {
 		id, grants string
 		rat        []byte
@@ -72,28 +54,7 @@ func TestMigrateRegisteredOpen(t *testing.T) {
 func TestMigrateRefreshFamilies(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	db, err := sql.Open("sqlite", "file:"+filepath.ToSlash(filepath.Join(dir, FileName)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, err := loadMigrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ms[9].name != "0010_refresh_families.sql" {
-		t.Fatalf("migration 10 is %s", ms[9].name)
-	}
-	if _, err := db.ExecContext(ctx, createMigrationsTable); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range ms[:9] {
-		if _, err := db.ExecContext(ctx, m.sql); err != nil {
-			t.Fatalf("%s: %v", m.name, err)
-		}
-		if _, err := db.ExecContext(ctx, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, 'test')", m.version); err != nil {
-			t.Fatal(err)
-		}
-	}
+	db := migratedTo(t, dir, "0009_registered_open.sql")
 	for _, q := range []string{
 		`INSERT INTO refresh_tokens VALUES ('h', 'f', 'c', 'u', '[]', '[]', 1, '[]', '', '', 'j', 1, 9e18, 9e18, NULL, 0)`,
 		`INSERT INTO revoked_families VALUES ('g', 1)`,
@@ -113,4 +74,36 @@ func TestMigrateRefreshFamilies(t *testing.T) {
 	if err := s.CreateRefreshFamily(ctx, f, sigil.IssuedToken{}); err != nil {
 		t.Errorf("CreateRefreshFamily after the migration: %v", err)
 	}
+}
+
+// migratedTo opens a new database file in dir with the embedded
+// migrations applied up to and including the one named last, as a store
+// of that version left it, and returns it open.
+func migratedTo(t *testing.T, dir, last string) *sql.DB {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", "file:"+filepath.ToSlash(filepath.Join(dir, FileName)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := loadMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, createMigrationsTable); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if _, err := db.ExecContext(ctx, m.sql); err != nil {
+			t.Fatalf("%s: %v", m.name, err)
+		}
+		if _, err := db.ExecContext(ctx, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, 'test')", m.version); err != nil {
+			t.Fatal(err)
+		}
+		if m.name == last {
+			return db
+		}
+	}
+	t.Fatalf("no migration %s", last)
+	return nil
 }
