@@ -296,6 +296,40 @@ func TestWriterJournalRotation(t *testing.T) {
 	}
 }
 
+// TestWriterJournalFullBatchesDoNotLinger: with a journal the writer
+// gathers records for its linger, but a full batch is written at once.
+// Lingering anyway capped the trail at MaxBatch records per linger (about
+// ten thousand a second in production), and the queue then held requests
+// back. The linger here is an hour, so only full batches reach the store
+// until Close (or a leftover wake-up).
+func TestWriterJournalFullBatchesDoNotLinger(t *testing.T) {
+	t.Parallel()
+	const batch, n = 10, 45
+	dir, path := journalFile(t)
+	st := openStore(t, dir)
+	w := startWriter(t, &audit.Writer{Store: st, Journal: openJournal(t, path), MaxBatch: batch, JournalLinger: time.Hour})
+	appendRange(t, w, 1, n)
+	// A wake-up left over from a full batch may end one later linger
+	// early too, so the store may hold more.
+	const full = n / batch * batch
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		head, err := st.AuditHead(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if head.Seq >= full {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the store holds %d records after 10 s, want at least the %d of the full batches", head.Seq, full)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	closeWriter(t, w)
+	wantTrail(t, st, n)
+}
+
 // TestWriterJournalBackpressure: a record the caller is told failed is not
 // in the journal, so no restart appends it behind the caller's back.
 func TestWriterJournalBackpressure(t *testing.T) {

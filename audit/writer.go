@@ -42,9 +42,9 @@ const (
 // Linger is how long the writer waits to fill a batch under concurrent
 // load, and lingerAfter the previous batch size that counts as such load.
 // With a journal nobody waits for the batch, so the writer gathers records
-// for JournalLinger instead (Flush and Close cut it short): at ten
-// thousand tokens a second a batch of a thousand records, whose commit
-// rewrites each index's last page once instead of forty times. The store
+// for JournalLinger instead (Flush, Close and a full batch cut it short):
+// at ten thousand tokens a second a batch of a thousand records, whose
+// commit rewrites each index's last page once instead of forty times. The store
 // then trails the journal by that much, which only a reader in another
 // process can see. The writer starts a new journal segment once the
 // current one passes JournalRotateSize.
@@ -92,6 +92,9 @@ type Writer struct {
 	// JournalRotateSize is the journal segment size at which the writer
 	// starts a new segment; 0 means JournalRotateSize.
 	JournalRotateSize int64
+	// JournalLinger is how long the writer gathers a batch when it has a
+	// journal, unless a full batch is waiting; 0 means JournalLinger.
+	JournalLinger time.Duration
 
 	mu      sync.RWMutex // guards closed against sends on a closed queue
 	closed  bool
@@ -146,6 +149,9 @@ func (w *Writer) Start() error {
 	}
 	if w.JournalRotateSize <= 0 || w.JournalRotateSize > journalSegmentSize/2 {
 		w.JournalRotateSize = JournalRotateSize
+	}
+	if w.JournalLinger <= 0 {
+		w.JournalLinger = JournalLinger
 	}
 	if w.Log == nil {
 		w.Log = slog.Default()
@@ -341,7 +347,16 @@ func (w *Writer) submitJournaled(ctx context.Context, p *pending, timeout time.D
 		p.jseq = w.jseq
 	}
 	w.queue <- p // never blocks: only senders holding jmu add to it
+	if len(w.queue) >= w.fullBatch() {
+		w.nudge()
+	}
 	return nil
+}
+
+// fullBatch is how many queued records, with the one the writer holds,
+// make a full batch: the writer stops lingering once the queue has them.
+func (w *Writer) fullBatch() int {
+	return min(w.MaxBatch-1, cap(w.queue))
 }
 
 // nudge ends the writer's linger, if it is lingering.
@@ -410,11 +425,14 @@ func (w *Writer) run() {
 		var linger <-chan time.Time
 		var timer *time.Timer
 		switch {
-		case w.Journal != nil:
+		case w.Journal != nil && len(w.queue) < w.fullBatch():
 			// Nobody waits for this batch: let a large one gather in the
 			// queue, without waking this goroutine for each record. Flush
-			// and Close cut the wait short.
-			t := time.NewTimer(JournalLinger)
+			// and Close cut the wait short, and so does the record that
+			// completes a full batch (submitJournaled): at more than
+			// MaxBatch records per JournalLinger the writer must not
+			// wait, or it would cap the trail at that rate.
+			t := time.NewTimer(w.JournalLinger)
 			select {
 			case <-t.C:
 			case <-w.wake:
