@@ -28,14 +28,17 @@ type AuditEntry struct {
 }
 
 // AuditIndex is the part of a record that stores index: its time (in
-// audit.TimeFormat), event, client, subject and token id. Empty fields are
-// not indexed.
+// audit.TimeFormat), event, client, subject and token id, and for a token
+// issued by token exchange the ids of the subject and actor tokens it came
+// from. Empty fields are not indexed.
 type AuditIndex struct {
-	Time     string
-	Event    string
-	ClientID string
-	Subject  string
-	JTI      string
+	Time            string
+	Event           string
+	ClientID        string
+	Subject         string
+	JTI             string
+	SubjectTokenJTI string
+	ActorTokenJTI   string
 }
 
 // AuditHead is the last record of the chain: Seq 0 and a zero Hash when
@@ -62,9 +65,12 @@ type AuditQuery struct {
 	Subject  string
 	JTI      string
 	Event    string
-	Since    time.Time // record time ≥ Since
-	Until    time.Time // record time < Until
-	Limit    int       // 0 means the store's default (1000)
+	// ExchangedFrom selects the tokens issued by token exchange from the
+	// token with this jti, as the subject token or the actor token.
+	ExchangedFrom string
+	Since         time.Time // record time ≥ Since
+	Until         time.Time // record time < Until
+	Limit         int       // 0 means the store's default (1000)
 }
 
 // JournalMark says how far a node's local audit journal has reached the

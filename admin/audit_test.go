@@ -157,6 +157,8 @@ func TestAdminAuditEvents(t *testing.T) {
 		status       int
 		after        func(t *testing.T, r reply) // reads ids from the response
 		want         func() audit.Record
+		// first, when set, is the record the request writes before want.
+		first func() audit.Record
 	}{
 		{
 			name: "client-create", method: str("POST"), path: str("/admin/v1/clients"),
@@ -202,7 +204,7 @@ func TestAdminAuditEvents(t *testing.T) {
 			body:   func() any { return map[string]string{"client": clientID} },
 			status: http.StatusNoContent,
 			want: func() audit.Record {
-				return audit.Record{Event: audit.TokenRevoked, ClientID: clientID, Detail: map[string]string{"by": "admin", "kind": string(sigil.RevokeClient), "status_entries": "0"}}
+				return audit.Record{Event: audit.TokenRevoked, ClientID: clientID, Detail: map[string]string{"by": "admin", "kind": string(sigil.RevokeClient), "status_entries": "0", "exchanged": "0"}}
 			},
 		},
 		{
@@ -210,7 +212,7 @@ func TestAdminAuditEvents(t *testing.T) {
 			body:   func() any { return map[string]string{"subject": "alice"} },
 			status: http.StatusNoContent,
 			want: func() audit.Record {
-				return audit.Record{Event: audit.TokenRevoked, Subject: "alice", Detail: map[string]string{"by": "admin", "kind": string(sigil.RevokeSubject), "status_entries": "0", "sessions_ended": "0"}}
+				return audit.Record{Event: audit.TokenRevoked, Subject: "alice", Detail: map[string]string{"by": "admin", "kind": string(sigil.RevokeSubject), "status_entries": "0", "sessions_ended": "0", "exchanged": "0"}}
 			},
 		},
 		{
@@ -218,13 +220,17 @@ func TestAdminAuditEvents(t *testing.T) {
 			body:   func() any { return map[string]string{"jti": "some-jti"} },
 			status: http.StatusNoContent,
 			want: func() audit.Record {
-				return audit.Record{Event: audit.TokenRevoked, JTI: "some-jti", Detail: map[string]string{"by": "admin", "kind": string(sigil.RevokeJTI), "status_entries": "0"}}
+				return audit.Record{Event: audit.TokenRevoked, JTI: "some-jti", Detail: map[string]string{"by": "admin", "kind": string(sigil.RevokeJTI), "status_entries": "0", "exchanged": "0"}}
 			},
 		},
 		{
 			name: "client-delete", method: str("DELETE"), path: func() string { return "/admin/v1/clients/" + clientID },
 			status: http.StatusNoContent,
-			want:   func() audit.Record { return audit.Record{Event: audit.ClientDeleted, ClientID: clientID} },
+			// Deleting a client revokes its tokens first.
+			first: func() audit.Record {
+				return audit.Record{Event: audit.TokenRevoked, ClientID: clientID, Detail: map[string]string{"by": "admin", "kind": string(sigil.RevokeClient), "status_entries": "0", "exchanged": "0"}}
+			},
+			want: func() audit.Record { return audit.Record{Event: audit.ClientDeleted, ClientID: clientID} },
 		},
 	} {
 		t.Run(step.name, func(t *testing.T) {
@@ -242,13 +248,18 @@ func TestAdminAuditEvents(t *testing.T) {
 			rid := r.header.Get(httpx.RequestIDHeader)
 			// No polling: the admin API answers once the record is durable.
 			got := n.byRequest(t, rid)
-			if len(got) != 1 {
-				t.Fatalf("%d records for request %s, want 1: %+v", len(got), rid, got)
+			wants := []audit.Record{step.want()}
+			if step.first != nil {
+				wants = append([]audit.Record{step.first()}, wants...)
 			}
-			want := step.want()
-			want.Node, want.Outcome, want.RequestID, want.Source = node, audit.Success, rid, local
-			if diff := cmp.Diff(&want, got[0], cmpopts.IgnoreFields(audit.Record{}, "Time")); diff != "" {
-				t.Errorf("record (-want +got):\n%s", diff)
+			if len(got) != len(wants) {
+				t.Fatalf("%d records for request %s, want %d: %+v", len(got), rid, len(wants), got)
+			}
+			for i, want := range wants {
+				want.Node, want.Outcome, want.RequestID, want.Source = node, audit.Success, rid, local
+				if diff := cmp.Diff(&want, got[i], cmpopts.IgnoreFields(audit.Record{}, "Time")); diff != "" {
+					t.Errorf("record %d (-want +got):\n%s", i, diff)
+				}
 			}
 			if !strings.HasPrefix(local, "127.0.0.1:") {
 				t.Errorf("caller address %q", local)

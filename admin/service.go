@@ -19,6 +19,7 @@ import (
 	"github.com/sigil-sts/sigil/config"
 	"github.com/sigil-sts/sigil/internal/httpx"
 	"github.com/sigil-sts/sigil/keys"
+	"github.com/sigil-sts/sigil/revocation"
 	"github.com/sigil-sts/sigil/secret"
 	"github.com/sigil-sts/sigil/statuslist"
 	"github.com/sigil-sts/sigil/token"
@@ -385,9 +386,22 @@ func (s *Service) Clients(ctx context.Context) ([]*ClientInfo, error) {
 	return out, nil
 }
 
-// DeleteClient removes a client. Its tokens stop introspecting as active
-// at once.
+// DeleteClient revokes a client's tokens, and those exchanged from them,
+// as Revoke by client does, and removes the client. Its tokens stop
+// introspecting as active at once, and resource servers see them invalid
+// within their status lists' ttl.
 func (s *Service) DeleteClient(ctx context.Context, id string) error {
+	// Its tokens die with it: introspection finds no client, and resource
+	// servers read their status list entries, which Revoke sets, with
+	// those of the tokens exchanged from them (a deleted agent's
+	// sub-agents). First, so that a failure leaves the client to delete
+	// again.
+	if _, err := s.Store.Client(ctx, id); err != nil {
+		return fmt.Errorf("admin: delete client %q: %w", id, err)
+	}
+	if _, err := s.Revoke(ctx, "", id, ""); err != nil {
+		return fmt.Errorf("admin: delete client %q: revoke its tokens: %w", id, err)
+	}
 	if err := s.Store.DeleteClient(ctx, id); err != nil {
 		return fmt.Errorf("admin: delete client %q: %w", id, err)
 	}
@@ -478,13 +492,18 @@ type RevokeResult struct {
 	StatusEntries int `json:"status_entries"`
 	// Sessions counts the browser sessions ended (subject revocation).
 	Sessions int `json:"sessions,omitempty"`
+	// Exchanged counts the tokens revoked because they were exchanged
+	// (RFC 8693), at any depth, from the revoked ones.
+	Exchanged int `json:"exchanged"`
 }
 
 // DefaultRevokeSettle is RevokeSettle's default.
 const DefaultRevokeSettle = 500 * time.Millisecond
 
 // Revoke revokes by jti, by client (every token issued to it so far) or by
-// subject. Exactly one of the three must be set.
+// subject. Exactly one of the three must be set. The tokens exchanged from
+// the revoked ones (token exchange, at any depth: an agent's, and its
+// sub-agents') are revoked too (package revocation).
 //
 // Introspection sees the revocation at once, through the stored record.
 // Status lists see it through the tokens' entries: one jti names its own
@@ -522,6 +541,7 @@ func (s *Service) Revoke(ctx context.Context, jti, client, subject string) (Revo
 	}
 	var res RevokeResult
 	var err error
+	var roots []string // the revoked tokens, whose exchanges go too
 	if r.Kind != sigil.RevokeJTI {
 		// The grants that would mint new tokens go too: refresh token
 		// families and, for a user, browser sessions. Their access tokens
@@ -533,9 +553,10 @@ func (s *Service) Revoke(ctx context.Context, jti, client, subject string) (Revo
 		// A rotation that committed after the record above, in a later
 		// second than its cutoff, issued an access token the record does
 		// not cover; the families name it.
-		if err := s.revokeJTIs(ctx, jtis, now); err != nil {
+		if _, err := s.revoker().JTIs(ctx, jtis); err != nil {
 			return res, fmt.Errorf("admin: revoke the refresh families' access tokens: %w", err)
 		}
+		roots = append(roots, jtis...)
 		if subject != "" {
 			if res.Sessions, err = s.Store.DeleteSessions(ctx, subject); err != nil {
 				return res, fmt.Errorf("admin: end sessions: %w", err)
@@ -544,47 +565,52 @@ func (s *Service) Revoke(ctx context.Context, jti, client, subject string) (Revo
 	}
 	if r.Kind == sigil.RevokeJTI {
 		res.StatusEntries, err = statuslist.Invalidate(ctx, s.Store, jti)
+		roots = append(roots, jti)
 	} else {
-		res.StatusEntries, err = s.invalidateIssued(ctx, client, subject, now)
+		var issued []string
+		issued, res.StatusEntries, err = s.invalidateIssued(ctx, client, subject, now)
+		roots = append(roots, issued...)
 	}
 	if err != nil {
 		return res, fmt.Errorf("admin: revoke: %w", err)
 	}
-	detail := map[string]string{"by": "admin", "kind": string(r.Kind), "status_entries": strconv.Itoa(res.StatusEntries)}
+	chain, err := s.revoker().Chain(ctx, roots)
+	res.Exchanged = len(chain.Exchanged)
+	res.StatusEntries += chain.StatusEntries
+	if err != nil {
+		return res, fmt.Errorf("admin: revoke the tokens exchanged from the revoked ones: %w", err)
+	}
+	detail := map[string]string{"by": "admin", "kind": string(r.Kind), "status_entries": strconv.Itoa(res.StatusEntries),
+		"exchanged": strconv.Itoa(res.Exchanged)}
 	if subject != "" {
 		detail["sessions_ended"] = strconv.Itoa(res.Sessions)
 	}
 	return res, s.changed(ctx, audit.Record{Event: audit.TokenRevoked, JTI: jti, ClientID: client, Subject: subject, Detail: detail})
 }
 
-// revokeJTIs revokes access tokens by jti: a record each, for
-// introspection, and their status list entries.
-func (s *Service) revokeJTIs(ctx context.Context, jtis []string, now time.Time) error {
-	for _, j := range jtis {
-		if err := s.Store.Revoke(ctx, sigil.Revocation{Kind: sigil.RevokeJTI, Value: j, Cutoff: now,
-			ExpiresAt: now.Add(config.MaxAccessTokenTTL + config.MaxLeeway + time.Minute)}); err != nil {
-			return err
-		}
+// revoker revokes by jti, and follows token exchanges from the revoked
+// tokens, for Revoke. Its records are sized, as Revoke's own, by the hard
+// limits: this process's settings may differ from the servers'.
+func (s *Service) revoker() *revocation.Revoker {
+	r := &revocation.Revoker{Store: s.Store, Lifetime: config.MaxAccessTokenTTL + config.MaxLeeway + time.Minute,
+		Settle: s.RevokeSettle, Now: s.Now}
+	if f, ok := s.Audit.(interface{ Flush(context.Context) error }); ok {
+		r.Flush = f.Flush
 	}
-	if len(jtis) > 0 {
-		if _, err := statuslist.Invalidate(ctx, s.Store, jtis...); err != nil {
-			return err
-		}
-	}
-	return nil
+	return r
 }
 
 // invalidateIssued sets the status list entries of every token the audit
 // trail shows issued to client (or about subject) up to the cutoff's
 // second and possibly still live, in two passes (see Revoke). It returns
-// how many entries it set.
+// their jtis and how many entries it set.
 //
 // Which tokens the revocation covers is decided as introspection decides
 // it: by the token's issue time (carried in its jti) in whole seconds,
 // at or before the cutoff's. The audit record's own time, taken after
 // signing and on the issuing node's clock, only bounds the search, with
 // the largest leeway on either side.
-func (s *Service) invalidateIssued(ctx context.Context, client, subject string, cutoff time.Time) (int, error) {
+func (s *Service) invalidateIssued(ctx context.Context, client, subject string, cutoff time.Time) (covered []string, n int, err error) {
 	second := cutoff.Truncate(time.Second)
 	q := sigil.AuditQuery{ClientID: client, Subject: subject, Event: string(audit.TokenIssued),
 		Since: second.Add(-config.MaxAccessTokenTTL - config.MaxLeeway)}
@@ -593,38 +619,37 @@ func (s *Service) invalidateIssued(ctx context.Context, client, subject string, 
 		settle = DefaultRevokeSettle
 	}
 	seen := map[string]bool{}
-	n := 0
 	for pass := range 2 {
 		if pass == 1 {
 			wait := second.Add(time.Second + settle).Sub(s.now())
 			select {
 			case <-time.After(wait):
 			case <-ctx.Done():
-				return n, ctx.Err()
+				return covered, n, ctx.Err()
 			}
 		}
 		if f, ok := s.Audit.(interface{ Flush(context.Context) error }); ok {
 			if err := f.Flush(ctx); err != nil {
-				return n, err
+				return covered, n, err
 			}
 		}
 		jtis, err := s.issuedJTIs(ctx, q, seen)
 		if err != nil {
-			return n, err
+			return covered, n, err
 		}
-		covered := jtis[:0]
+		start := len(covered)
 		for _, jti := range jtis {
 			if issued, _, _, ok := token.StatusOfJTI(jti); ok && !issued.Truncate(time.Second).After(second) {
 				covered = append(covered, jti)
 			}
 		}
-		set, err := statuslist.Invalidate(ctx, s.Store, covered...)
+		set, err := statuslist.Invalidate(ctx, s.Store, covered[start:]...)
 		n += set
 		if err != nil {
-			return n, err
+			return covered, n, err
 		}
 	}
-	return n, nil
+	return covered, n, nil
 }
 
 // issuedJTIs returns the jtis of the records q selects that are not in

@@ -80,10 +80,15 @@ type Record struct {
 	ClientID string
 	Subject  string
 	// Act is the delegation chain, outermost actor first (token exchange).
-	Act      []string
-	JTI      string
-	Scope    string
-	Audience []string
+	Act []string
+	JTI string
+	// SubjectTokenJTI and ActorTokenJTI name the tokens a token exchange
+	// issued JTI from, when they are this issuer's: revoking either
+	// revokes JTI too.
+	SubjectTokenJTI string
+	ActorTokenJTI   string
+	Scope           string
+	Audience        []string
 	// RequestID and Source identify the HTTP request, when there is one.
 	RequestID string
 	Source    string
@@ -98,20 +103,23 @@ const TimeFormat = "2006-01-02T15:04:05.000000000Z"
 // body is the canonical encoding: members in this order, empty ones left
 // out, Detail's keys sorted by encoding/json.
 type body struct {
-	Time      string            `json:"time"`
-	Node      string            `json:"node,omitempty"`
-	Event     Event             `json:"event"`
-	Outcome   string            `json:"outcome"`
-	Reason    string            `json:"reason,omitempty"`
-	ClientID  string            `json:"client_id,omitempty"`
-	Subject   string            `json:"sub,omitempty"`
-	Act       []string          `json:"act,omitempty"`
-	JTI       string            `json:"jti,omitempty"`
-	Scope     string            `json:"scope,omitempty"`
-	Audience  []string          `json:"aud,omitempty"`
-	RequestID string            `json:"request_id,omitempty"`
-	Source    string            `json:"source,omitempty"`
-	Detail    map[string]string `json:"detail,omitempty"`
+	Time     string   `json:"time"`
+	Node     string   `json:"node,omitempty"`
+	Event    Event    `json:"event"`
+	Outcome  string   `json:"outcome"`
+	Reason   string   `json:"reason,omitempty"`
+	ClientID string   `json:"client_id,omitempty"`
+	Subject  string   `json:"sub,omitempty"`
+	Act      []string `json:"act,omitempty"`
+	JTI      string   `json:"jti,omitempty"`
+	// The tokens a token exchange issued jti from.
+	SubjectTokenJTI string            `json:"subject_token_jti,omitempty"`
+	ActorTokenJTI   string            `json:"actor_token_jti,omitempty"`
+	Scope           string            `json:"scope,omitempty"`
+	Audience        []string          `json:"aud,omitempty"`
+	RequestID       string            `json:"request_id,omitempty"`
+	Source          string            `json:"source,omitempty"`
+	Detail          map[string]string `json:"detail,omitempty"`
 }
 
 // Encode returns r's canonical encoding: what encoding/json makes of body
@@ -131,6 +139,8 @@ func Encode(r *Record) ([]byte, error) {
 	b = appendMember(b, "sub", r.Subject, true)
 	b = appendList(b, "act", r.Act)
 	b = appendMember(b, "jti", r.JTI, true)
+	b = appendMember(b, "subject_token_jti", r.SubjectTokenJTI, true)
+	b = appendMember(b, "actor_token_jti", r.ActorTokenJTI, true)
 	b = appendMember(b, "scope", r.Scope, true)
 	b = appendList(b, "aud", r.Audience)
 	b = appendMember(b, "request_id", r.RequestID, true)
@@ -193,7 +203,8 @@ func Decode(b []byte) (*Record, error) {
 		return nil, fmt.Errorf("audit: record time: %w", err)
 	}
 	return &Record{Time: t, Node: x.Node, Event: x.Event, Outcome: x.Outcome, Reason: x.Reason,
-		ClientID: x.ClientID, Subject: x.Subject, Act: x.Act, JTI: x.JTI, Scope: x.Scope,
+		ClientID: x.ClientID, Subject: x.Subject, Act: x.Act, JTI: x.JTI,
+		SubjectTokenJTI: x.SubjectTokenJTI, ActorTokenJTI: x.ActorTokenJTI, Scope: x.Scope,
 		Audience: x.Audience, RequestID: x.RequestID, Source: x.Source, Detail: x.Detail}, nil
 }
 
@@ -250,6 +261,9 @@ func IndexOf(b []byte) (sigil.AuditIndex, error) {
 		ClientID string `json:"client_id"`
 		Subject  string `json:"sub"`
 		JTI      string `json:"jti"`
+
+		SubjectTokenJTI string `json:"subject_token_jti"`
+		ActorTokenJTI   string `json:"actor_token_jti"`
 	}
 	if err := json.Unmarshal(b, &x); err != nil {
 		return sigil.AuditIndex{}, fmt.Errorf("audit: record body: %w", err)
@@ -259,7 +273,8 @@ func IndexOf(b []byte) (sigil.AuditIndex, error) {
 
 // index is IndexOf for a record about to be encoded, without parsing.
 func index(r *Record) sigil.AuditIndex {
-	return sigil.AuditIndex{Time: r.Time.UTC().Format(TimeFormat), Event: string(r.Event), ClientID: r.ClientID, Subject: r.Subject, JTI: r.JTI}
+	return sigil.AuditIndex{Time: r.Time.UTC().Format(TimeFormat), Event: string(r.Event), ClientID: r.ClientID, Subject: r.Subject, JTI: r.JTI,
+		SubjectTokenJTI: r.SubjectTokenJTI, ActorTokenJTI: r.ActorTokenJTI}
 }
 
 // Matches reports whether an entry's body (not its index columns, which
@@ -275,7 +290,8 @@ func Matches(e sigil.AuditEntry, q sigil.AuditQuery) bool {
 	case q.ClientID != "" && ix.ClientID != q.ClientID,
 		q.Subject != "" && ix.Subject != q.Subject,
 		q.JTI != "" && ix.JTI != q.JTI,
-		q.Event != "" && ix.Event != q.Event:
+		q.Event != "" && ix.Event != q.Event,
+		q.ExchangedFrom != "" && ix.SubjectTokenJTI != q.ExchangedFrom && ix.ActorTokenJTI != q.ExchangedFrom:
 		return false
 	}
 	if !q.Since.IsZero() && ix.Time < q.Since.UTC().Format(TimeFormat) {

@@ -19,20 +19,22 @@ import (
 
 func fullRecord() audit.Record {
 	return audit.Record{
-		Time:      t0,
-		Node:      "node-a",
-		Event:     audit.TokenRefused,
-		Outcome:   audit.Failure,
-		Reason:    "invalid_scope",
-		ClientID:  "billing",
-		Subject:   "alice",
-		Act:       []string{"agent-1", "agent-2"},
-		JTI:       "3q2-7w",
-		Scope:     "orders:read",
-		Audience:  []string{"https://api.example.com", "https://b.example.com"},
-		RequestID: "req-1",
-		Source:    "192.0.2.1:443",
-		Detail:    map[string]string{"zeta": "1", "alpha": "2", "mid": "3", "Beta": "4", "kid": "k1"},
+		Time:            t0,
+		Node:            "node-a",
+		Event:           audit.TokenRefused,
+		Outcome:         audit.Failure,
+		Reason:          "invalid_scope",
+		ClientID:        "billing",
+		Subject:         "alice",
+		Act:             []string{"agent-1", "agent-2"},
+		JTI:             "3q2-7w",
+		SubjectTokenJTI: "1a-subject",
+		ActorTokenJTI:   "1b-actor",
+		Scope:           "orders:read",
+		Audience:        []string{"https://api.example.com", "https://b.example.com"},
+		RequestID:       "req-1",
+		Source:          "192.0.2.1:443",
+		Detail:          map[string]string{"zeta": "1", "alpha": "2", "mid": "3", "Beta": "4", "kid": "k1"},
 	}
 }
 
@@ -62,6 +64,7 @@ func TestEncodeDeterministic(t *testing.T) {
 	// The members come in the documented order, Detail's keys sorted.
 	want := `{"time":"2026-03-14T15:09:26.535897932Z","node":"node-a","event":"token.refused","outcome":"failure",` +
 		`"reason":"invalid_scope","client_id":"billing","sub":"alice","act":["agent-1","agent-2"],"jti":"3q2-7w",` +
+		`"subject_token_jti":"1a-subject","actor_token_jti":"1b-actor",` +
 		`"scope":"orders:read","aud":["https://api.example.com","https://b.example.com"],"request_id":"req-1",` +
 		`"source":"192.0.2.1:443","detail":{"Beta":"4","alpha":"2","kid":"k1","mid":"3","zeta":"1"}}`
 	if string(first) != want {
@@ -287,27 +290,29 @@ func TestMarshalEntry(t *testing.T) {
 // these members, in this order. Encode is written by hand for speed and
 // must produce exactly these bytes.
 type jsonBody struct {
-	Time      string            `json:"time"`
-	Node      string            `json:"node,omitempty"`
-	Event     audit.Event       `json:"event"`
-	Outcome   string            `json:"outcome"`
-	Reason    string            `json:"reason,omitempty"`
-	ClientID  string            `json:"client_id,omitempty"`
-	Subject   string            `json:"sub,omitempty"`
-	Act       []string          `json:"act,omitempty"`
-	JTI       string            `json:"jti,omitempty"`
-	Scope     string            `json:"scope,omitempty"`
-	Audience  []string          `json:"aud,omitempty"`
-	RequestID string            `json:"request_id,omitempty"`
-	Source    string            `json:"source,omitempty"`
-	Detail    map[string]string `json:"detail,omitempty"`
+	Time            string            `json:"time"`
+	Node            string            `json:"node,omitempty"`
+	Event           audit.Event       `json:"event"`
+	Outcome         string            `json:"outcome"`
+	Reason          string            `json:"reason,omitempty"`
+	ClientID        string            `json:"client_id,omitempty"`
+	Subject         string            `json:"sub,omitempty"`
+	Act             []string          `json:"act,omitempty"`
+	JTI             string            `json:"jti,omitempty"`
+	SubjectTokenJTI string            `json:"subject_token_jti,omitempty"`
+	ActorTokenJTI   string            `json:"actor_token_jti,omitempty"`
+	Scope           string            `json:"scope,omitempty"`
+	Audience        []string          `json:"aud,omitempty"`
+	RequestID       string            `json:"request_id,omitempty"`
+	Source          string            `json:"source,omitempty"`
+	Detail          map[string]string `json:"detail,omitempty"`
 }
 
 func referenceEncode(t testing.TB, r *audit.Record) []byte {
 	b, err := json.Marshal(jsonBody{
 		Time: r.Time.UTC().Format(audit.TimeFormat), Node: r.Node, Event: r.Event, Outcome: r.Outcome,
 		Reason: r.Reason, ClientID: r.ClientID, Subject: r.Subject, Act: r.Act, JTI: r.JTI,
-		Scope: r.Scope, Audience: r.Audience, RequestID: r.RequestID, Source: r.Source, Detail: r.Detail,
+		SubjectTokenJTI: r.SubjectTokenJTI, ActorTokenJTI: r.ActorTokenJTI, Scope: r.Scope, Audience: r.Audience, RequestID: r.RequestID, Source: r.Source, Detail: r.Detail,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -338,7 +343,7 @@ func TestEncodeMatchesJSON(t *testing.T) {
 	for _, s := range tricky {
 		r := audit.Record{
 			Time: t0.In(time.FixedZone("x", 3600)), Node: s, Event: audit.Event(s), Outcome: s, Reason: s,
-			ClientID: s, Subject: s, Act: []string{s, s}, JTI: s, Scope: s, Audience: []string{s},
+			ClientID: s, Subject: s, Act: []string{s, s}, JTI: s, SubjectTokenJTI: s, ActorTokenJTI: s, Scope: s, Audience: []string{s},
 			RequestID: s, Source: s, Detail: map[string]string{s: s, "k" + s: "", "": s},
 		}
 		checkEncodeMatchesJSON(t, &r)
@@ -352,7 +357,7 @@ func FuzzEncode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, a, b, c string, ns int64) {
 		r := audit.Record{
 			Time: time.Unix(0, ns), Node: a, Event: audit.Event(b), Outcome: c, ClientID: a, Subject: b,
-			Act: []string{c, a}, JTI: c, Scope: a, Audience: []string{b}, RequestID: c, Source: a,
+			Act: []string{c, a}, JTI: c, SubjectTokenJTI: a, ActorTokenJTI: b, Scope: a, Audience: []string{b}, RequestID: c, Source: a,
 			Detail: map[string]string{a: b, c: a},
 		}
 		checkEncodeMatchesJSON(t, &r)

@@ -21,14 +21,16 @@ func record(ctx context.Context, r audit.Record) audit.Record {
 // it, so no client ever holds a token the trail does not show. When the
 // trail cannot take the record (its queue stayed full, or the store
 // failed), the token is not handed out.
-func (h *Handler) issued(ctx context.Context, grant string, c *token.Claims) *Error {
+func (h *Handler) issued(ctx context.Context, grant string, resp *TokenResponse) *Error {
+	c := resp.claims
 	detail := map[string]string{"grant_type": grant}
 	if jkt := c.BoundKey(); jkt != "" {
 		detail["dpop_jkt"] = jkt
 	}
 	err := h.Audit.Append(ctx, record(ctx, audit.Record{
 		Event: audit.TokenIssued, Outcome: audit.Success, ClientID: c.ClientID, Subject: c.Subject,
-		Act: c.Act.Chain(), JTI: c.JTI, Scope: c.Scope, Audience: c.Audience, Detail: detail,
+		Act: c.Act.Chain(), JTI: c.JTI, SubjectTokenJTI: resp.subjectTokenJTI, ActorTokenJTI: resp.actorTokenJTI,
+		Scope: c.Scope, Audience: c.Audience, Detail: detail,
 	}))
 	if err != nil {
 		h.Log.ErrorContext(ctx, "audit: issuance not recorded; token withheld", "client_id", c.ClientID, "jti", c.JTI, "err", err)

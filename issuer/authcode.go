@@ -14,7 +14,7 @@ import (
 	"github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/audit"
 	"github.com/sigil-sts/sigil/dpop"
-	"github.com/sigil-sts/sigil/statuslist"
+	"github.com/sigil-sts/sigil/revocation"
 	"github.com/sigil-sts/sigil/verify"
 )
 
@@ -322,21 +322,32 @@ func (h *Handler) refreshReplayed(ctx context.Context, c *sigil.Client, family, 
 }
 
 // revokeJTIs revokes access tokens by jti: a revocation record for
-// introspection and the flipped status list bit for resource servers.
+// introspection and the flipped status list bit for resource servers; and
+// then the tokens exchanged from them, at any depth, which takes
+// revocation.DefaultSettle at least. These are a grant's tokens revoked
+// after a replay or at the user's request: rare enough to wait for.
 // Errors are logged: the caller is already refusing a request.
 func (h *Handler) revokeJTIs(ctx context.Context, jtis []string) {
 	jtis = slices.DeleteFunc(slices.Clone(jtis), func(j string) bool { return j == "" })
 	if len(jtis) == 0 {
 		return
 	}
-	// Outlives any access token issued before now.
-	exp := h.now().Add(h.MaxAccessTokenTTL + h.leeway() + time.Minute)
-	for _, j := range jtis {
-		if err := h.Store.Revoke(ctx, sigil.Revocation{Kind: sigil.RevokeJTI, Value: j, Cutoff: h.now(), ExpiresAt: exp}); err != nil {
-			h.Log.ErrorContext(ctx, "revocation not stored", "jti", j, "err", err)
-		}
+	r := h.revoker()
+	if _, err := r.JTIs(ctx, jtis); err != nil {
+		h.Log.ErrorContext(ctx, "revocation not stored", "err", err)
 	}
-	if _, err := statuslist.Invalidate(ctx, h.Store, jtis...); err != nil {
-		h.Log.ErrorContext(ctx, "status lists not updated", "err", err)
+	if _, err := r.Chain(ctx, jtis); err != nil {
+		h.Log.ErrorContext(ctx, "tokens exchanged from revoked ones not revoked", "err", err)
 	}
+}
+
+// revoker revokes tokens for this issuer: records that outlive any
+// access token issued before now, and this process's audit queue flushed
+// before each search for exchanged tokens.
+func (h *Handler) revoker() *revocation.Revoker {
+	r := &revocation.Revoker{Store: h.Store, Lifetime: h.MaxAccessTokenTTL + h.leeway() + time.Minute, Now: h.Now}
+	if f, ok := h.Audit.(interface{ Flush(context.Context) error }); ok {
+		r.Flush = f.Flush
+	}
+	return r
 }

@@ -100,12 +100,13 @@ func (g tokenExchange) Exchange(ctx context.Context, req *TokenRequest) (*TokenR
 	}
 	actor := &token.Actor{Subject: c.ID}
 	notAfter := subject.Expiry.Time()
+	var actorJTI string
 	if actorToken != "" {
 		ac, oerr := h.exchangeActor(ctx, c, actorToken, actorType)
 		if oerr != nil {
 			return nil, oerr
 		}
-		actor.Subject = ac.Subject
+		actor.Subject, actorJTI = ac.Subject, ac.JTI
 		if e := ac.Expiry.Time(); e.Before(notAfter) {
 			notAfter = e
 		}
@@ -167,6 +168,13 @@ func (g tokenExchange) Exchange(ctx context.Context, req *TokenRequest) (*TokenR
 		return nil, oerr
 	}
 	resp.IssuedTokenType = issuedType
+	// The audit record links the new token to the tokens it came from,
+	// when they are this issuer's (a trusted external issuer's jti means
+	// nothing here): revoking either revokes it.
+	if subject.Issuer == h.Issuer {
+		resp.subjectTokenJTI = subject.JTI
+	}
+	resp.actorTokenJTI = actorJTI
 	// RFC 8693 §2.2.1: scope may be left out only when it is what was
 	// requested; always sending it is simpler for clients.
 	return resp, nil

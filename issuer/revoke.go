@@ -3,6 +3,8 @@ package issuer
 import (
 	"errors"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/sigil-sts/sigil/audit"
 	"github.com/sigil-sts/sigil/internal/httpx"
 	"github.com/sigil-sts/sigil/statuslist"
+	"github.com/sigil-sts/sigil/token"
 	"github.com/sigil-sts/sigil/verify"
 )
 
@@ -17,6 +20,12 @@ import (
 // presenting them; the revocation is stored by jti until the token expires.
 // An invalid, expired or unknown token gets 200 (§2.2: nothing to do); a
 // valid token of another client is refused.
+//
+// A token that may have been exchanged (RFC 8693: its client may exchange
+// tokens, or it is addressed to a client) takes the tokens exchanged from
+// it along, at any depth, before the answer: that takes
+// revocation.DefaultSettle at least. If the answer never comes the client
+// retries, and the retry finishes the job.
 func (h *Handler) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	form, oerr := readForm(w, r)
 	if oerr != nil {
@@ -70,9 +79,18 @@ func (h *Handler) serveRevoke(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, h.Log, internal(err))
 		return
 	}
+	detail := map[string]string{"by": "rfc7009"}
+	if exchangeable(caller, c) {
+		chain, err := h.revoker().Chain(r.Context(), []string{c.JTI})
+		if err != nil {
+			writeError(w, r, h.Log, internal(err))
+			return
+		}
+		detail["exchanged"] = strconv.Itoa(len(chain.Exchanged))
+	}
 	err = h.Audit.Append(r.Context(), record(r.Context(), audit.Record{
 		Event: audit.TokenRevoked, Outcome: audit.Success, ClientID: caller.ID, Subject: c.Subject, JTI: c.JTI,
-		Scope: c.Scope, Audience: c.Audience, Detail: map[string]string{"by": "rfc7009"},
+		Scope: c.Scope, Audience: c.Audience, Detail: detail,
 	}))
 	if err != nil {
 		// The revocation holds; the client retries (revocation is
@@ -82,6 +100,17 @@ func (h *Handler) serveRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// exchangeable reports whether a token of client c may have been
+// exchanged for others: c may use token exchange (with the token as
+// subject or actor token), or the token is addressed to a client, which
+// may.
+func exchangeable(c *sigil.Client, t *token.Claims) bool {
+	if slices.Contains(c.GrantTypes, sigil.GrantTokenExchange) {
+		return true
+	}
+	return slices.ContainsFunc(t.Audience, func(aud string) bool { return strings.HasPrefix(aud, ClientAudience("")) })
 }
 
 // revokeRefresh revokes a refresh token presented to the revocation

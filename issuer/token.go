@@ -49,6 +49,10 @@ type TokenResponse struct {
 	IssuedTokenType string `json:"issued_token_type,omitempty"`
 
 	claims *token.Claims // what was issued, for the audit trail
+	// subjectTokenJTI and actorTokenJTI name the tokens of this issuer a
+	// token exchange issued from, for the audit trail: revoking either
+	// revokes this one (the revocation package).
+	subjectTokenJTI, actorTokenJTI string
 }
 
 func (h *Handler) serveToken(w http.ResponseWriter, r *http.Request) {
@@ -62,7 +66,7 @@ func (h *Handler) serveToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, h.Log, oerr)
 		return
 	}
-	if oerr = h.issued(r.Context(), gt, resp.claims); oerr != nil {
+	if oerr = h.issued(r.Context(), gt, resp); oerr != nil {
 		// The trail itself is saturated or failing: the withheld token is
 		// logged by issued, and queueing a refusal record would only make
 		// the shed request wait a second time.

@@ -136,7 +136,8 @@ func runVerify(t *testing.T, dir string) (verifyReport, string, int) {
 	return r, errs, code
 }
 
-// cliTrail writes a trail of five records with CLI commands.
+// cliTrail writes a trail of six records with CLI commands (deleting the
+// client revokes its tokens first: two records).
 func cliTrail(t *testing.T, dir string) {
 	t.Helper()
 	var c struct {
@@ -172,7 +173,7 @@ func TestAuditVerifyTamper(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			cliTrail(t, dir)
-			if r, errs, code := runVerify(t, dir); code != 0 || !r.Intact || r.Records != 5 || r.HeadSeq != 5 {
+			if r, errs, code := runVerify(t, dir); code != 0 || !r.Intact || r.Records != 6 || r.HeadSeq != 6 {
 				t.Fatalf("before tampering: exit %d, %+v, stderr %q", code, r, errs)
 			}
 			if err := sqlExec(filepath.Join(dir, "sigil.db"), tc.stmts...); err != nil {

@@ -35,11 +35,14 @@ func runRevoke(ctx context.Context, m *Main, o *options) error {
 	}
 	if o.json {
 		return json.NewEncoder(m.Stdout).Encode(map[string]any{"revoked": true, "jti": o.revokeJTI, "client": o.revokeClient,
-			"subject": o.revokeSubject, "status_entries": res.StatusEntries})
+			"subject": o.revokeSubject, "status_entries": res.StatusEntries, "exchanged": res.Exchanged})
 	}
 	fmt.Fprintln(m.Stdout, "revoked")
 	if res.StatusEntries > 0 {
 		fmt.Fprintf(m.Stdout, "status list entries set: %d\n", res.StatusEntries)
+	}
+	if res.Exchanged > 0 {
+		fmt.Fprintf(m.Stdout, "tokens exchanged from them, revoked too: %d\n", res.Exchanged)
 	}
 	return nil
 }

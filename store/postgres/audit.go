@@ -27,8 +27,8 @@ const (
 	auditHeadSQL = `SELECT seq, hash FROM audit_head WHERE id = 1`
 	// auditInsertSQL writes a whole batch in one statement, one array
 	// parameter per column, whatever the number of rows.
-	auditInsertSQL = `INSERT INTO audit (seq, prev, hash, body, time, event, client_id, sub, jti, sub_is_client)
-		SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::boolean[])`
+	auditInsertSQL = `INSERT INTO audit (seq, prev, hash, body, time, event, client_id, sub, jti, sub_is_client, subject_token_jti, actor_token_jti)
+		SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::boolean[], $11::text[], $12::text[])`
 	auditMoveHeadSQL = `UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1`
 	journalMarkSQL   = `INSERT INTO audit_journals (journal, seq) VALUES ($1, $2)
 		ON CONFLICT (journal) DO UPDATE SET seq = excluded.seq WHERE excluded.seq > audit_journals.seq`
@@ -149,6 +149,7 @@ func auditColumnArgs(entries []sigil.AuditEntry) []any {
 		body                        = make([]string, n)
 		at, event, client, sub, jti = make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
 		subIsClient                 = make([]bool, n)
+		subjectToken, actorToken    = make([]*string, n), make([]*string, n)
 	)
 	for i, e := range entries {
 		seq[i], prev[i], hash[i], body[i] = e.Seq, e.Prev, e.Hash, string(e.Body)
@@ -157,8 +158,9 @@ func auditColumnArgs(entries []sigil.AuditEntry) []any {
 			s, subIsClient[i] = "", true
 		}
 		at[i], event[i], client[i], sub[i], jti[i] = nullable(e.Index.Time), nullable(e.Index.Event), nullable(e.Index.ClientID), nullable(s), nullable(e.Index.JTI)
+		subjectToken[i], actorToken[i] = nullable(e.Index.SubjectTokenJTI), nullable(e.Index.ActorTokenJTI)
 	}
-	return []any{seq, prev, hash, body, at, event, client, sub, jti, subIsClient}
+	return []any{seq, prev, hash, body, at, event, client, sub, jti, subIsClient, subjectToken, actorToken}
 }
 
 // nullable stores an empty index value as NULL, which the partial indexes
@@ -236,7 +238,7 @@ func (s *Store) AuditEntries(ctx context.Context, after int64, limit int) ([]sig
 // index on the time column serves narrow time ranges; a wide one is read
 // in seq order, filtered, up to the limit.
 func (s *Store) QueryAudit(ctx context.Context, q sigil.AuditQuery) ([]sigil.AuditEntry, error) {
-	for _, v := range []string{q.ClientID, q.Subject, q.JTI, q.Event} {
+	for _, v := range []string{q.ClientID, q.Subject, q.JTI, q.Event, q.ExchangedFrom} {
 		if !storable(v) {
 			return nil, nil // no stored record can have it
 		}
@@ -279,6 +281,10 @@ func auditQuerySQL(q sigil.AuditQuery) (query string, args []any, limit int, err
 	if q.Subject != "" {
 		p := param(q.Subject)
 		where = append(where, "(sub = "+p+" OR (client_id = "+p+" AND sub_is_client))")
+	}
+	if q.ExchangedFrom != "" {
+		p := param(q.ExchangedFrom)
+		where = append(where, "(subject_token_jti = "+p+" OR actor_token_jti = "+p+")")
 	}
 	for _, f := range []struct{ column, value string }{
 		{"client_id", q.ClientID},

@@ -32,8 +32,8 @@ const (
 const (
 	auditColumns    = `seq, prev, hash, body`
 	auditHeadSQL    = `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`
-	auditInsertSQL  = `INSERT INTO audit (seq, prev, hash, body, time, event, client_id, sub, jti, sub_is_client) VALUES ` + auditRowParams
-	auditRowParams  = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	auditInsertSQL  = `INSERT INTO audit (seq, prev, hash, body, time, event, client_id, sub, jti, sub_is_client, subject_token_jti, actor_token_jti) VALUES ` + auditRowParams
+	auditRowParams  = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	auditEntriesSQL = `SELECT ` + auditColumns + ` FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`
 	journalMarkSQL  = `INSERT INTO audit_journals (journal, seq) VALUES (?, ?)
 		ON CONFLICT (journal) DO UPDATE SET seq = excluded.seq WHERE excluded.seq > audit_journals.seq`
@@ -237,6 +237,10 @@ func auditQuerySQL(q sigil.AuditQuery, beforeSeq int64) (query string, args []an
 		where = append(where, "("+auditSubExpr+" = ? OR ("+auditClientExpr+" = ? AND sub_is_client = 1))")
 		args = append(args, q.Subject, q.Subject)
 	}
+	if q.ExchangedFrom != "" {
+		where = append(where, "(subject_token_jti = ? OR actor_token_jti = ?)")
+		args = append(args, q.ExchangedFrom, q.ExchangedFrom)
+	}
 	for _, f := range []struct{ expr, value string }{
 		{auditClientExpr, q.ClientID},
 		{auditJTIExpr, q.JTI},
@@ -352,7 +356,7 @@ func auditInsertSQLFor(n int) string {
 
 // insertAudit writes entries with prepared multi-row INSERTs.
 func (s *Store) insertAudit(ctx context.Context, tx *sql.Tx, entries []sigil.AuditEntry) error {
-	args := make([]any, 0, 10*auditChunks[0])
+	args := make([]any, 0, 12*auditChunks[0])
 	for len(entries) > 0 {
 		c := 0
 		for auditChunks[c] > len(entries) {
@@ -371,7 +375,8 @@ func (s *Store) insertAudit(ctx context.Context, tx *sql.Tx, entries []sigil.Aud
 				sub, subIsClient = "", 1
 			}
 			args = append(args, e.Seq, e.Prev, e.Hash, string(e.Body),
-				nullable(e.Index.Time), nullable(e.Index.Event), nullable(e.Index.ClientID), nullable(sub), nullable(e.Index.JTI), subIsClient)
+				nullable(e.Index.Time), nullable(e.Index.Event), nullable(e.Index.ClientID), nullable(sub), nullable(e.Index.JTI), subIsClient,
+				nullable(e.Index.SubjectTokenJTI), nullable(e.Index.ActorTokenJTI))
 		}
 		if _, err := tx.StmtContext(ctx, s.auditInsertChunk[c]).ExecContext(ctx, args...); err != nil {
 			return fmt.Errorf("insert records %d to %d: %w", entries[0].Seq, entries[n-1].Seq, err)

@@ -27,17 +27,21 @@ type auditRecord struct {
 	ClientID string
 	Subject  string
 	JTI      string
+	// The tokens a token exchange issued JTI from.
+	SubjectToken, ActorToken string
 }
 
 // body encodes r as package audit does: members left out when empty.
 func (r auditRecord) body() []byte {
 	b, err := json.Marshal(struct {
-		Time     string `json:"time"`
-		Event    string `json:"event"`
-		ClientID string `json:"client_id,omitempty"`
-		Subject  string `json:"sub,omitempty"`
-		JTI      string `json:"jti,omitempty"`
-	}{r.Time.UTC().Format(auditTimeFormat), r.Event, r.ClientID, r.Subject, r.JTI})
+		Time         string `json:"time"`
+		Event        string `json:"event"`
+		ClientID     string `json:"client_id,omitempty"`
+		Subject      string `json:"sub,omitempty"`
+		JTI          string `json:"jti,omitempty"`
+		SubjectToken string `json:"subject_token_jti,omitempty"`
+		ActorToken   string `json:"actor_token_jti,omitempty"`
+	}{r.Time.UTC().Format(auditTimeFormat), r.Event, r.ClientID, r.Subject, r.JTI, r.SubjectToken, r.ActorToken})
 	if err != nil {
 		panic(err)
 	}
@@ -462,6 +466,14 @@ func auditDataset() []auditRecord {
 			Subject:  subjects[i%len(subjects)],
 			JTI:      fmt.Sprintf("j%d", i),
 		}
+		// Exchanged tokens: j10 is the subject token of j21 and the
+		// actor token of j31.
+		if i%5 == 1 {
+			rs[i].SubjectToken = fmt.Sprintf("j%d", i/2)
+		}
+		if i%7 == 3 {
+			rs[i].ActorToken = fmt.Sprintf("j%d", i/3)
+		}
 	}
 	return rs
 }
@@ -518,6 +530,11 @@ func testQueryAudit(t *testing.T, s sigil.Store) {
 		{"client differing in case", sigil.AuditQuery{ClientID: "C1"}, func(int64, rec) bool { return false }, 0},
 		{"client prefix", sigil.AuditQuery{ClientID: "c"}, func(int64, rec) bool { return false }, 0},
 		{"unknown event", sigil.AuditQuery{Event: "token"}, func(int64, rec) bool { return false }, 0},
+		{"exchanged from", sigil.AuditQuery{ExchangedFrom: "j10"},
+			func(_ int64, r rec) bool { return r.SubjectToken == "j10" || r.ActorToken == "j10" }, 0},
+		{"exchanged from, and client", sigil.AuditQuery{ExchangedFrom: "j10", ClientID: "c3"},
+			func(_ int64, r rec) bool { return (r.SubjectToken == "j10" || r.ActorToken == "j10") && r.ClientID == "c3" }, 0},
+		{"exchanged from a token no exchange used", sigil.AuditQuery{ExchangedFrom: "j59"}, func(int64, rec) bool { return false }, 0},
 	} {
 		want := []int64{}
 		for i, r := range rs {
