@@ -533,7 +533,9 @@ func testQueryAudit(t *testing.T, s sigil.Store) {
 		{"exchanged from", sigil.AuditQuery{ExchangedFrom: "j10"},
 			func(_ int64, r rec) bool { return r.SubjectToken == "j10" || r.ActorToken == "j10" }, 0},
 		{"exchanged from, and client", sigil.AuditQuery{ExchangedFrom: "j10", ClientID: "c3"},
-			func(_ int64, r rec) bool { return (r.SubjectToken == "j10" || r.ActorToken == "j10") && r.ClientID == "c3" }, 0},
+			func(_ int64, r rec) bool {
+				return (r.SubjectToken == "j10" || r.ActorToken == "j10") && r.ClientID == "c3"
+			}, 0},
 		{"exchanged from a token no exchange used", sigil.AuditQuery{ExchangedFrom: "j59"}, func(int64, rec) bool { return false }, 0},
 	} {
 		want := []int64{}
