@@ -356,8 +356,8 @@ func (b *browser) checkCodeAlert(t *testing.T, typed string) {
 }
 
 // checkDeviceConsentPage checks the device consent form and that it names
-// the client, the user code and one line per scope, a scope without a
-// description by its name.
+// the client, the user code (on one line) and one line per scope, a scope
+// without a description by its name.
 func (b *browser) checkDeviceConsentPage(t *testing.T, clientName, userCode string, scopes []string) {
 	t.Helper()
 	for _, sel := range []string{
@@ -374,6 +374,11 @@ func (b *browser) checkDeviceConsentPage(t *testing.T, clientName, userCode stri
 	text := get(t, b, "read the page", chromedp.Text(chromedp.CSS("main")))
 	if !strings.Contains(text, clientName) || !strings.Contains(text, userCode) {
 		t.Errorf("the device consent page names neither the client %q nor the code %s:\n%s", clientName, userCode, text)
+	}
+	// The user compares the code with the device's (RFC 8628 §5.4): it is
+	// shown whole, on one line.
+	if n := get(t, b, "count the code's lines", chromedp.Evaluate[int](`document.getElementById("user-code").getClientRects().length`)); n != 1 {
+		t.Errorf("the device consent page shows the code %s broken over %d lines", userCode, n)
 	}
 	lines := get(t, b, "read the scopes", chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("ul.scopes li"), li => li.textContent.trim())`))
 	t.Logf("the consent page lists %q", lines)
