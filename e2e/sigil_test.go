@@ -132,13 +132,15 @@ type server struct {
 }
 
 // start runs `sigil serve` on the data directory, on free loopback ports,
-// and waits until it is ready. The server is stopped with SIGTERM when
-// the test ends, and its log is shown if the test failed.
-func (s *sigil) start(t *testing.T) *server {
+// with any further flags given, and waits until it is ready. The server
+// is stopped with SIGTERM when the test ends, and its log is shown if the
+// test failed.
+func (s *sigil) start(t *testing.T, flags ...string) *server {
 	t.Helper()
 	pub, adm := freeAddr(t), freeAddr(t)
 	srv := &server{issuer: "http://" + pub, stderr: new(syncBuffer), exited: make(chan struct{})}
-	srv.cmd = exec.Command(s.bin, "serve", "--data-dir", s.dataDir, "--listen", pub, "--admin-listen", adm, "--keys-prepublish", "0s")
+	args := append([]string{"serve", "--data-dir", s.dataDir, "--listen", pub, "--admin-listen", adm, "--keys-prepublish", "0s"}, flags...)
+	srv.cmd = exec.Command(s.bin, args...)
 	srv.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	srv.cmd.Stderr = srv.stderr
 	if err := srv.cmd.Start(); err != nil {
