@@ -3,7 +3,9 @@
 // the sign-in and consent pages of the authorization code flow (RFC 6749
 // §4.1 with PKCE, RFC 7636, and OpenID Connect Core 1.0) in front of a Go
 // relying party built on golang.org/x/oauth2 and go-oidc, and the npm
-// openid-client package run by Node.js.
+// openid-client package run by Node.js; and the device authorization
+// grant (RFC 8628), a net/http device polling while the browser enters
+// its user code, signs in and decides.
 //
 // The package has no code of its own outside its tests. The tests build
 // the sigil binary and talk to it only through the command line and HTTP
