@@ -453,3 +453,60 @@ func TestAdminAuditQuery(t *testing.T) {
 		}
 	})
 }
+
+// TestAdminAuditExchangedFrom: ?exchanged_from=JTI selects the issuance
+// records of the tokens exchanged from that token, and nothing else.
+func TestAdminAuditExchangedFrom(t *testing.T) {
+	n := startNode(t)
+	var c admin.ClientInfo
+	r := n.call(t, "POST", "/admin/v1/clients", admin.ClientSpec{Name: "agent", Scope: "read", DefaultScope: "read",
+		GrantTypes: []string{"client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"}})
+	if r.status != http.StatusCreated {
+		t.Fatalf("create client: %d %s", r.status, r.body)
+	}
+	r.decode(t, &c)
+	status, own := n.tokenStatus(t, c.ClientID, c.ClientSecret)
+	if status != http.StatusOK {
+		t.Fatalf("token: %d", status)
+	}
+	form := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token": {own},
+		"subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"}}
+	req, _ := http.NewRequest(http.MethodPost, n.public+"/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(c.ClientID), url.QueryEscape(c.ClientSecret))
+	ex := do(t, req)
+	var m struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(ex.body, &m); ex.status != http.StatusOK || err != nil {
+		t.Fatalf("exchange: %d %s", ex.status, ex.body)
+	}
+	for _, tc := range []struct {
+		jti  string
+		want []string // jtis of the records
+	}{
+		{jtiOf(t, own), []string{jtiOf(t, m.AccessToken)}},
+		{jtiOf(t, m.AccessToken), nil},
+	} {
+		r := n.call(t, "GET", "/admin/v1/audit?"+url.Values{"exchanged_from": {tc.jti}}.Encode(), nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("status %d: %s", r.status, r.body)
+		}
+		var page []struct {
+			Event           string `json:"event"`
+			JTI             string `json:"jti"`
+			SubjectTokenJTI string `json:"subject_token_jti"`
+		}
+		r.decode(t, &page)
+		var got []string
+		for _, e := range page {
+			if e.Event != string(audit.TokenIssued) || e.SubjectTokenJTI != tc.jti {
+				t.Errorf("exchanged_from=%s: record %+v", tc.jti, e)
+			}
+			got = append(got, e.JTI)
+		}
+		if diff := cmp.Diff(tc.want, got, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("exchanged_from=%s (-want +got):\n%s", tc.jti, diff)
+		}
+	}
+}

@@ -204,12 +204,14 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) error {
 const maxAuditLimit = 10_000
 
 // queryAudit answers GET /admin/v1/audit?client=&subject=&jti=&event=
-// &since=&until=&after=&limit= with a JSON array of records (seq, prev,
-// hash and the record's members), oldest first. since and until are
-// RFC 3339; after is a sequence number to page from.
+// &exchanged_from=&since=&until=&after=&limit= with a JSON array of
+// records (seq, prev, hash and the record's members), oldest first. since
+// and until are RFC 3339; after is a sequence number to page from;
+// exchanged_from selects the tokens exchanged from the token with that jti.
 func (h *Handler) queryAudit(w http.ResponseWriter, r *http.Request) error {
 	v := r.URL.Query()
-	q := sigil.AuditQuery{ClientID: v.Get("client"), Subject: v.Get("subject"), JTI: v.Get("jti"), Event: v.Get("event")}
+	q := sigil.AuditQuery{ClientID: v.Get("client"), Subject: v.Get("subject"), JTI: v.Get("jti"), Event: v.Get("event"),
+		ExchangedFrom: v.Get("exchanged_from")}
 	var err error
 	for _, t := range []struct {
 		name string
