@@ -40,7 +40,10 @@ type AuthCode struct {
 	AMR           []string
 	ACR           string
 	SessionID     string
-	ExpiresAt     time.Time
+	// AuthorizationDetails are the RFC 9396 details the user allowed, as
+	// compact JSON (package authzdetails); empty for none.
+	AuthorizationDetails string
+	ExpiresAt            time.Time
 	// Redemption is set once the code has been redeemed.
 	Redemption *Redemption
 }
@@ -85,6 +88,10 @@ type RefreshFamily struct {
 	// JKT binds the family's tokens to a DPoP key (RFC 9449 §5) for
 	// public clients; empty when unbound.
 	JKT string
+	// AuthorizationDetails are the RFC 9396 details granted to the family,
+	// as compact JSON (package authzdetails); empty for none. A refresh
+	// may narrow an access token's, never the family's.
+	AuthorizationDetails string
 	// Generation counts the family's rotations: 0 for its first token.
 	Generation int64
 	// TokenHash is the keyed hash of the current token.

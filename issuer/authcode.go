@@ -13,6 +13,7 @@ import (
 
 	"github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/audit"
+	"github.com/sigil-sts/sigil/authzdetails"
 	"github.com/sigil-sts/sigil/dpop"
 	"github.com/sigil-sts/sigil/revocation"
 	"github.com/sigil-sts/sigil/verify"
@@ -67,6 +68,16 @@ func (g authorizationCode) Exchange(ctx context.Context, req *TokenRequest) (*To
 	if subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(rec.CodeChallenge)) != 1 {
 		return nil, badRequest(CodeInvalidGrant, "code_verifier does not match the code_challenge")
 	}
+	granted, err := authzdetails.Decode(rec.AuthorizationDetails)
+	if err != nil {
+		return nil, internal(err)
+	}
+	// RFC 9396 §6.1: the token request may narrow what the user allowed;
+	// the refresh family keeps all of it.
+	details, oerr := narrowDetails(granted, f.Get("authorization_details"))
+	if oerr != nil {
+		return nil, oerr
+	}
 	user, oerr := activeUser(h.Store.User(ctx, rec.UserID))
 	if oerr != nil {
 		return nil, oerr
@@ -74,6 +85,7 @@ func (g authorizationCode) Exchange(ctx context.Context, req *TokenRequest) (*To
 	return h.userTokens(ctx, userGrant{
 		client: c, user: user, id: id, family: family, scopes: rec.Scopes, aud: rec.Audience,
 		nonce: rec.Nonce, authTime: rec.AuthTime, acr: rec.ACR, amr: rec.AMR, proof: req.DPoP, sessionID: rec.SessionID,
+		details: details, refreshDetails: granted,
 	})
 }
 
@@ -110,6 +122,10 @@ type userGrant struct {
 	acr           string
 	amr           []string
 	proof         *dpop.Proof
+	// details are the access token's authorization details (RFC 9396),
+	// refreshDetails the refresh family's: what was granted, which a
+	// narrowing request does not change.
+	details, refreshDetails authzdetails.List
 	// sessionID is the browser session of a code grant, for the ID
 	// token's sid.
 	sessionID string
@@ -126,7 +142,7 @@ type userGrant struct {
 func (h *Handler) userTokens(ctx context.Context, g userGrant) (*TokenResponse, *Error) {
 	resp, oerr := h.mintAccessToken(g.client, accessGrant{
 		id: g.id, sub: g.user.ID, scopes: g.scopes, aud: g.aud, proof: g.proof,
-		extra: entitlements(g.user), authTime: g.authTime, mayAct: userMayAct(g.user),
+		extra: entitlements(g.user), authTime: g.authTime, mayAct: userMayAct(g.user), details: g.details,
 	})
 	if oerr != nil {
 		return nil, oerr
@@ -161,6 +177,7 @@ func (h *Handler) userTokens(ctx context.Context, g userGrant) (*TokenResponse, 
 		f = &sigil.RefreshFamily{
 			ID: g.family, ClientID: g.client.ID, UserID: g.user.ID, Scopes: refreshScopes, Audience: g.aud,
 			AuthTime: g.authTime, AMR: g.amr, ACR: g.acr, CreatedAt: now, ExpiresAt: now.Add(h.RefreshTokenMaxTTL),
+			AuthorizationDetails: g.refreshDetails.Encode(),
 		}
 		f.IdleExpiresAt = earlier(now.Add(h.RefreshTokenIdleTTL), f.ExpiresAt)
 		if g.client.AuthMethod == sigil.AuthNone && g.proof != nil {

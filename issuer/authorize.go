@@ -15,6 +15,7 @@ import (
 
 	"github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/audit"
+	"github.com/sigil-sts/sigil/authzdetails"
 )
 
 // Authorization endpoint error codes (RFC 6749 §4.1.2.1, OpenID Connect
@@ -52,6 +53,9 @@ type authRequest struct {
 	Prompt       []string `json:"prompt,omitempty"`
 	MaxAge       int64    `json:"max_age"` // -1: none given
 	LoginHint    string   `json:"login_hint,omitempty"`
+	// AuthorizationDetails are the RFC 9396 details requested; the consent
+	// page shows them, always (needsConsent).
+	AuthorizationDetails authzdetails.List `json:"authorization_details,omitempty"`
 	// Session is the session a sign-in made for this request: it meets
 	// prompt=login and max_age whatever the clocks say.
 	Session string `json:"session,omitempty"`
@@ -267,11 +271,15 @@ func (h *Handler) validateAuthorize(c *sigil.Client, p url.Values) (*authRequest
 		return fail(oerr.Code, oerr.Description)
 	}
 	req.Scopes = scopes
-	aud, oerr := h.grantAudience(c, p["resource"])
+	details, oerr := parseDetails(p.Get("authorization_details"))
 	if oerr != nil {
 		return fail(oerr.Code, oerr.Description)
 	}
-	req.Audience = aud
+	aud, oerr := h.detailsAudience(c, p["resource"], details)
+	if oerr != nil {
+		return fail(oerr.Code, oerr.Description)
+	}
+	req.Audience, req.AuthorizationDetails = aud, details
 	req.Nonce = p.Get("nonce")
 	if len(req.Nonce) > maxNonceLen {
 		return fail(CodeInvalidRequest, "nonce is too long")
@@ -335,7 +343,7 @@ func (h *Handler) recheck(ctx context.Context, req *authRequest) *authError {
 	if !slices.Contains(c.RedirectURIs, req.RedirectURI) {
 		return errorPage("the application's redirect URI is no longer registered")
 	}
-	if !c.HasGrant(sigil.GrantAuthorizationCode) || !subset(req.Scopes, c.Scopes) {
+	if !c.HasGrant(sigil.GrantAuthorizationCode) || !subset(req.Scopes, c.Scopes) || !subset(req.AuthorizationDetails.Resources(), c.Audiences) {
 		return &authError{Code: CodeUnauthorizedClient, Description: "the application's registration changed; start again", redirect: req}
 	}
 	return nil
@@ -407,13 +415,16 @@ func (h *Handler) mustAuthenticate(req *authRequest, s *sigil.Session) bool {
 }
 
 // needsConsent reports whether the user must be asked: prompt=consent, a
-// public client, or no remembered consent covering the request's scopes
-// and audience. A public client is always asked: anyone can send its
-// client_id, and an app on the user's device can claim its redirect URI,
-// so a silent answer could hand the user's code to an impostor (RFC 8252
-// §8.6).
+// public client, authorization details, or no remembered consent covering
+// the request's scopes and audience. A public client is always asked:
+// anyone can send its client_id, and an app on the user's device can
+// claim its redirect URI, so a silent answer could hand the user's code
+// to an impostor (RFC 8252 §8.6). Authorization details (RFC 9396) are
+// always shown: a consent remembers scopes and audiences, not the tools
+// the user allowed, so a remembered consent never grants a tool the user
+// did not see (and prompt=none with details is consent_required).
 func (h *Handler) needsConsent(ctx context.Context, req *authRequest, client *sigil.Client, userID string) (bool, error) {
-	if slices.Contains(req.Prompt, "consent") || client.AuthMethod == sigil.AuthNone {
+	if slices.Contains(req.Prompt, "consent") || client.AuthMethod == sigil.AuthNone || len(req.AuthorizationDetails) > 0 {
 		return true, nil
 	}
 	c, err := h.Store.Consent(ctx, userID, req.ClientID)
@@ -449,7 +460,7 @@ func (h *Handler) issueCode(w http.ResponseWriter, r *http.Request, req *authReq
 		Hash: h.keys.storedHash("code", code), ClientID: req.ClientID, UserID: sess.UserID,
 		RedirectURI: req.RedirectURI, Scopes: req.Scopes, Audience: req.Audience, Nonce: req.Nonce,
 		CodeChallenge: req.Challenge, AuthTime: sess.AuthTime, AMR: sess.AMR, ACR: acrPassword,
-		SessionID: sess.ID, ExpiresAt: now.Add(codeTTL),
+		SessionID: sess.ID, ExpiresAt: now.Add(codeTTL), AuthorizationDetails: req.AuthorizationDetails.Encode(),
 	})
 	if err != nil {
 		h.Log.ErrorContext(ctx, "authorize: code not stored", "err", err)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/authzdetails"
 	"github.com/sigil-sts/sigil/dpop"
 	"github.com/sigil-sts/sigil/statuslist"
 	"github.com/sigil-sts/sigil/token"
@@ -28,22 +29,29 @@ func (g clientCredentials) Exchange(ctx context.Context, req *TokenRequest) (*To
 	if err != nil {
 		return nil, err
 	}
-	aud, err := g.h.grantAudience(c, req.Form["resource"])
+	// Bounded by the client's registration: every resource must be one
+	// of its audiences (detailsAudience).
+	details, err := parseDetails(req.Form.Get("authorization_details"))
 	if err != nil {
 		return nil, err
 	}
-	return g.h.issueAccessToken(ctx, c, c.ID, scopes, aud, req.DPoP)
+	aud, err := g.h.detailsAudience(c, req.Form["resource"], details)
+	if err != nil {
+		return nil, err
+	}
+	return g.h.issueAccessToken(ctx, c, c.ID, scopes, aud, req.DPoP, details)
 }
 
 // issueAccessToken mints an RFC 9068 access token for client c about
 // subject sub, bound to the proof's key when there is a DPoP proof, with
-// an entry in a status list when the handler allocates them.
-func (h *Handler) issueAccessToken(ctx context.Context, c *sigil.Client, sub string, scopes, aud []string, proof *dpop.Proof) (*TokenResponse, *Error) {
+// an entry in a status list when the handler allocates them, carrying
+// details (nil for none).
+func (h *Handler) issueAccessToken(ctx context.Context, c *sigil.Client, sub string, scopes, aud []string, proof *dpop.Proof, details authzdetails.List) (*TokenResponse, *Error) {
 	id, err := h.newTokenID(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return h.mintAccessToken(c, accessGrant{id: id, sub: sub, scopes: scopes, aud: aud, proof: proof, extra: c.Claims})
+	return h.mintAccessToken(c, accessGrant{id: id, sub: sub, scopes: scopes, aud: aud, proof: proof, extra: c.Claims, details: details})
 }
 
 // tokenID is an access token's identity, decided before the token is
@@ -91,6 +99,9 @@ type accessGrant struct {
 	// notAfter, when set, caps the expiry: an exchanged token never
 	// outlives its subject token.
 	notAfter time.Time
+	// details are the token's authorization details (RFC 9396); nil for
+	// none.
+	details authzdetails.List
 }
 
 // accessTTL is the lifetime of client c's access tokens (and ID tokens):
@@ -125,6 +136,8 @@ func (h *Handler) mintAccessToken(c *sigil.Client, g accessGrant) (*TokenRespons
 		Act:       g.act,
 		MayAct:    g.mayAct,
 		Extra:     g.extra,
+
+		AuthorizationDetails: g.details,
 	}
 	if !g.authTime.IsZero() {
 		claims.AuthTime = token.NewNumericDate(g.authTime)
@@ -142,5 +155,6 @@ func (h *Handler) mintAccessToken(c *sigil.Client, g accessGrant) (*TokenRespons
 	if serr != nil {
 		return nil, internal(serr)
 	}
-	return &TokenResponse{AccessToken: raw, TokenType: tokenType, ExpiresIn: int64(ttl.Seconds()), Scope: scope, claims: claims}, nil
+	return &TokenResponse{AccessToken: raw, TokenType: tokenType, ExpiresIn: int64(ttl.Seconds()), Scope: scope,
+		AuthorizationDetails: g.details, claims: claims}, nil
 }

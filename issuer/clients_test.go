@@ -127,6 +127,7 @@ func TestMetadata(t *testing.T) {
 				"grant_types_supported":                            {"client_credentials", "authorization_code", "refresh_token"},
 				"response_types_supported":                         {"code"},
 				"code_challenge_methods_supported":                 {"S256"},
+				"authorization_details_types_supported":            {"mcp_tool"},
 			} {
 				got := strList(m[name])
 				for _, w := range want {

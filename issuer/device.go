@@ -134,6 +134,12 @@ func (h *Handler) serveDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 		writeError(w, r, h.Log, badRequest(CodeUnauthorizedClient, "the client may not use the device authorization grant"))
 		return
 	}
+	if form.Has("authorization_details") {
+		// Not stored with device authorizations: refused, never ignored,
+		// so no client takes an unrestricted token for a restricted one.
+		writeError(w, r, h.Log, errDeviceDetails)
+		return
+	}
 	scopes, oerr := grantScope(c, form.Get("scope"))
 	if oerr == nil {
 		var aud []string
@@ -145,6 +151,10 @@ func (h *Handler) serveDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 		writeError(w, r, h.Log, oerr)
 	}
 }
+
+// errDeviceDetails refuses authorization_details in the device flow,
+// which does not carry them yet.
+var errDeviceDetails = badRequest(CodeInvalidAuthorizationDetails, "the device authorization grant does not support authorization_details")
 
 // startDevice stores a new device authorization and writes the response.
 func (h *Handler) startDevice(ctx context.Context, w http.ResponseWriter, c *sigil.Client, scopes, aud []string) *Error {
@@ -207,6 +217,9 @@ func (g deviceCode) Exchange(ctx context.Context, req *TokenRequest) (*TokenResp
 	code := req.Form.Get("device_code")
 	if code == "" {
 		return nil, invalidRequest("device_code is required")
+	}
+	if req.Form.Has("authorization_details") {
+		return nil, errDeviceDetails
 	}
 	// As for codes, the tokens' identity is recorded with the redemption
 	// before anything is minted, so a replay finds what to revoke.

@@ -15,9 +15,11 @@
 // detection (refresh.go, RFC 9700 §4.14), pushed authorization requests
 // (par.go, RFC 9126), logout (logout.go, OpenID Connect RP-Initiated
 // Logout 1.0) and the account page where users withdraw consents
-// (account.go). Between pages the request travels sealed, and codes,
-// sessions and refresh tokens are stored as keyed hashes, under keys
-// derived from Handler.StateKey (flowstate.go).
+// (account.go). Rich authorization requests (RFC 9396, the mcp_tool
+// type of package authzdetails) follow one set of rules at every
+// endpoint, kept in details.go. Between pages the request travels
+// sealed, and codes, sessions and refresh tokens are stored as keyed
+// hashes, under keys derived from Handler.StateKey (flowstate.go).
 //
 // Clients may also register themselves, when the operator allows it:
 // dynamic registration and its management (RFC 7591, RFC 7592;

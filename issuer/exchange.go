@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/authzdetails"
 	"github.com/sigil-sts/sigil/token"
 	"github.com/sigil-sts/sigil/verify"
 )
@@ -49,7 +50,10 @@ func ClientAudience(clientID string) string { return "urn:sigil:client:" + clien
 // consent, and the client's; the audience is one of the client's allowed
 // audiences; the token expires no later than the subject (and actor)
 // token; a DPoP proof binds it to the proof's key, and a bound subject
-// token's binding moves to the client's key, never drops.
+// token's binding moves to the client's key, never drops. Authorization
+// details (RFC 9396) are those requested within the subject token's, or
+// by default all of the subject token's for the client's audiences
+// (exchangeDetails).
 type tokenExchange struct{ h *Handler }
 
 func (tokenExchange) Type() string { return sigil.GrantTokenExchange }
@@ -145,7 +149,16 @@ func (g tokenExchange) Exchange(ctx context.Context, req *TokenRequest) (*TokenR
 	if oerr != nil {
 		return nil, oerr
 	}
-	aud, oerr := h.exchangeAudience(c, append(slices.Clone(f["resource"]), f["audience"]...))
+	details, requested, oerr := exchangeDetails(c, subject, fromIDToken, f.Get("authorization_details"))
+	if oerr != nil {
+		return nil, oerr
+	}
+	targets := append(slices.Clone(f["resource"]), f["audience"]...)
+	if requested && !slices.ContainsFunc(targets, func(a string) bool { return a != "" }) {
+		// Named tool servers address the token, as in the other grants.
+		targets = details.Resources()
+	}
+	aud, oerr := h.exchangeAudience(c, targets)
 	if oerr != nil {
 		return nil, oerr
 	}
@@ -162,7 +175,7 @@ func (g tokenExchange) Exchange(ctx context.Context, req *TokenRequest) (*TokenR
 	}
 	resp, oerr := h.mintAccessToken(c, accessGrant{
 		id: id, sub: subject.Subject, scopes: scopes, aud: aud, proof: req.DPoP, extra: extra,
-		authTime: subject.AuthTime.Time(), act: actor, mayAct: mayAct, notAfter: notAfter,
+		authTime: subject.AuthTime.Time(), act: actor, mayAct: mayAct, notAfter: notAfter, details: details,
 	})
 	if oerr != nil {
 		return nil, oerr
@@ -274,6 +287,41 @@ func (h *Handler) exchangeBound(ctx context.Context, c *sigil.Client, subject *t
 		granted = consent.Scopes
 	}
 	return slices.DeleteFunc(slices.Clone(granted), func(s string) bool { return !slices.Contains(c.Scopes, s) }), nil
+}
+
+// exchangeDetails decides the new token's authorization details (RFC
+// 9396) and reports whether the request named them. The bound is the
+// subject token's details cut to the client's audiences, as its scopes
+// are cut to the client's scopes: the requested details must be within
+// it, and without a request the new token carries all of it. Every hop
+// keeps or narrows, never widens. A subject token with details none of
+// which is left for the client is refused rather than exchanged for a
+// token without details, which a resource server might read as bounded
+// by its scopes alone; one without details (an ID token, a federated
+// workload's token, a token issued without them) gets none.
+func exchangeDetails(c *sigil.Client, subject *token.Claims, fromIDToken bool, raw string) (authzdetails.List, bool, *Error) {
+	var granted authzdetails.List
+	if !fromIDToken { // an ID token carries no grant (exchangeBound)
+		granted = subject.AuthorizationDetails
+	}
+	requested, oerr := parseDetails(raw)
+	if oerr != nil {
+		return nil, false, oerr
+	}
+	if requested != nil {
+		if oerr := clientDetails(c, requested); oerr != nil {
+			return nil, false, oerr
+		}
+		if err := requested.Within(granted); err != nil {
+			return nil, false, detailsError(err)
+		}
+		return requested, true, nil
+	}
+	bound := granted.Filter(c.HasAudience)
+	if len(granted) > 0 && len(bound) == 0 {
+		return nil, false, badRequest(CodeInvalidAuthorizationDetails, "none of the subject token's authorization details is for this client's audiences")
+	}
+	return bound, false, nil
 }
 
 // narrowScope picks the requested scopes, each of which must be in bound,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/audit"
+	"github.com/sigil-sts/sigil/authzdetails"
 	"github.com/sigil-sts/sigil/dpop"
 	"github.com/sigil-sts/sigil/internal/httpx"
 	"github.com/sigil-sts/sigil/keys"
@@ -341,6 +342,7 @@ type Metadata struct {
 	RevocationEndpointAuthSigningAlgValues    []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
 	AccessTokenSigningAlgValuesSupported      []string `json:"access_token_signing_alg_values_supported"`
 	DPoPSigningAlgValuesSupported             []string `json:"dpop_signing_alg_values_supported"`
+	AuthorizationDetailsTypesSupported        []string `json:"authorization_details_types_supported"`
 	StatusListAggregationEndpoint             string   `json:"status_list_aggregation_endpoint,omitempty"`
 	RegistrationEndpoint                      string   `json:"registration_endpoint,omitempty"`
 	ClientIDMetadataDocumentSupported         bool     `json:"client_id_metadata_document_supported,omitempty"`
@@ -391,6 +393,7 @@ func (h *Handler) buildMetadata() ([]byte, error) {
 		RevocationEndpointAuthSigningAlgValues:    keys.Algorithms,
 		AccessTokenSigningAlgValuesSupported:      []string{h.AccessTokenAlg},
 		DPoPSigningAlgValuesSupported:             dpop.Algorithms,
+		AuthorizationDetailsTypesSupported:        authzdetails.Types,
 	}
 	if h.StatusLists != nil {
 		m.StatusListAggregationEndpoint = h.endpoint(strings.TrimSuffix(PathStatusLists, "/"))

@@ -48,9 +48,14 @@ func (g jwtBearer) Exchange(ctx context.Context, req *TokenRequest) (*TokenRespo
 	if oerr != nil {
 		return nil, oerr
 	}
-	aud, oerr := h.grantAudience(c, f["resource"])
+	// As for client credentials: bounded by the mapped client's audiences.
+	details, oerr := parseDetails(f.Get("authorization_details"))
 	if oerr != nil {
 		return nil, oerr
 	}
-	return h.issueAccessToken(ctx, c, c.ID, scopes, aud, req.DPoP)
+	aud, oerr := h.detailsAudience(c, f["resource"], details)
+	if oerr != nil {
+		return nil, oerr
+	}
+	return h.issueAccessToken(ctx, c, c.ID, scopes, aud, req.DPoP, details)
 }

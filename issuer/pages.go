@@ -216,7 +216,7 @@ func (h *Handler) renderConsent(w http.ResponseWriter, r *http.Request, req *aut
 	h.render(w, http.StatusOK, "consent.html", map[string]any{
 		"Title": "Allow access", "ClientName": displayName(c), "ClientHost": documentHost(c.ID), "Username": u.Username,
 		"Unverified": selfRegistered(c), "Destination": shownDestination(req.RedirectURI),
-		"Scopes": scopeLines(req.Scopes), "Audience": aud, "Action": h.endpoint(PathConsent),
+		"Scopes": scopeLines(req.Scopes), "Tools": req.AuthorizationDetails, "Audience": aud, "Action": h.endpoint(PathConsent),
 		"CSRF": h.csrfFor(w, r), "Ticket": h.ticket(req), "AccountURL": h.endpoint(PathAccount),
 	}, req.RedirectURI)
 }

@@ -21,11 +21,13 @@ const parTTL = 60 * time.Second
 // authorizeParamNames are the parameters the authorization endpoint reads.
 var authorizeParamNames = []string{
 	"response_type", "redirect_uri", "scope", "state", "nonce", "code_challenge", "code_challenge_method",
-	"response_mode", "prompt", "max_age", "login_hint", "resource",
+	"response_mode", "prompt", "max_age", "login_hint", "resource", "authorization_details",
 }
 
-// maxPushedParams bounds a pushed request as stored.
-const maxPushedParams = 8 << 10
+// maxPushedParams bounds a pushed request as stored: room for the
+// largest authorization_details (authzdetails.MaxBytes, up to three
+// times that form-encoded) beside the other parameters.
+const maxPushedParams = 16 << 10
 
 // servePAR is the pushed authorization request endpoint (RFC 9126): an
 // authenticated client posts the authorization request's parameters and

@@ -6,6 +6,7 @@ import (
 	"errors"
 
 	"github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/authzdetails"
 	"github.com/sigil-sts/sigil/token"
 )
 
@@ -69,6 +70,16 @@ func (g refreshToken) Exchange(ctx context.Context, req *TokenRequest) (*TokenRe
 			}
 		}
 	}
+	// The family keeps what was granted; the access token may narrow it
+	// (RFC 9396 §6.2), never widen it or add details to a family without.
+	granted, err := authzdetails.Decode(rt.AuthorizationDetails)
+	if err != nil {
+		return nil, internal(err)
+	}
+	details, oerr := narrowDetails(granted, req.Form.Get("authorization_details"))
+	if oerr != nil {
+		return nil, oerr
+	}
 	// From the cache: disabling or deleting the user revokes the family,
 	// which the rotation checks in the store (Cache).
 	user, oerr := activeUser(h.Cache.User(ctx, rt.UserID))
@@ -84,6 +95,7 @@ func (g refreshToken) Exchange(ctx context.Context, req *TokenRequest) (*TokenRe
 	proof := req.DPoP
 	return h.userTokens(ctx, userGrant{
 		client: c, user: user, id: id, scopes: scopes, refreshScopes: rt.Scopes, aud: rt.Audience,
+		details: details, refreshDetails: granted,
 		authTime: rt.AuthTime, acr: rt.ACR, amr: rt.AMR, proof: proof, from: rt, fromHash: hash,
 	})
 }

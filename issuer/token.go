@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/authzdetails"
 	"github.com/sigil-sts/sigil/dpop"
 	"github.com/sigil-sts/sigil/internal/httpx"
 	"github.com/sigil-sts/sigil/token"
@@ -47,6 +48,9 @@ type TokenResponse struct {
 	// IssuedTokenType is the type of a token exchange's token (RFC 8693
 	// §2.2.1).
 	IssuedTokenType string `json:"issued_token_type,omitempty"`
+	// AuthorizationDetails are the details the access token carries (RFC
+	// 9396 §7).
+	AuthorizationDetails authzdetails.List `json:"authorization_details,omitempty"`
 
 	claims *token.Claims // what was issued, for the audit trail
 	// subjectTokenJTI and actorTokenJTI name the tokens of this issuer a

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sigil-sts/sigil/authzdetails"
 	"github.com/sigil-sts/sigil/internal/jsonobj"
 )
 
@@ -22,6 +23,7 @@ import (
 var Registered = []string{
 	"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope",
 	"cnf", "act", "may_act", "status", "azp", "nonce", "auth_time", "acr", "amr",
+	"authorization_details",
 }
 
 // IsRegistered reports whether name is a registered claim name or differs
@@ -62,8 +64,12 @@ type Claims struct {
 	Confirmation *Confirmation `json:"cnf,omitempty"`
 	// Status says where the token's status is published
 	// (draft-ietf-oauth-status-list §6.1).
-	Status *Status        `json:"status,omitempty"`
-	Extra  map[string]any `json:"-"`
+	Status *Status `json:"status,omitempty"`
+	// AuthorizationDetails are what the token grants beyond its scopes
+	// (RFC 9396 §9.1): for mcp_tool, the tools it may call on which
+	// resource. Nil when the grant carried none.
+	AuthorizationDetails authzdetails.List `json:"authorization_details,omitempty"`
+	Extra                map[string]any    `json:"-"`
 }
 
 // Status is the status claim. Only the status_list mechanism is read;
@@ -201,6 +207,9 @@ func (c Claims) MarshalJSON() ([]byte, error) {
 		}
 		b = append(b, '}')
 	}
+	if len(c.AuthorizationDetails) > 0 {
+		b = appendDetails(appendName(b, "authorization_details"), c.AuthorizationDetails)
+	}
 	if len(c.Extra) > 0 {
 		names := make([]string, 0, len(c.Extra))
 		for k := range c.Extra {
@@ -219,6 +228,33 @@ func (c Claims) MarshalJSON() ([]byte, error) {
 		}
 	}
 	return append(b, '}'), nil
+}
+
+// appendDetails appends an authorization_details array as encoding/json
+// encodes authzdetails.List.
+func appendDetails(b []byte, l authzdetails.List) []byte {
+	b = append(b, '[')
+	for i, d := range l {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = jsonobj.AppendString(append(b, `{"type":`...), d.Type)
+		if d.Resource != "" {
+			b = jsonobj.AppendString(append(b, `,"resource":`...), d.Resource)
+		}
+		if len(d.Tools) > 0 {
+			b = append(b, `,"tools":[`...)
+			for j, t := range d.Tools {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = jsonobj.AppendString(b, t)
+			}
+			b = append(b, ']')
+		}
+		b = append(b, '}')
+	}
+	return append(b, ']')
 }
 
 // appendComma appends the comma before a member, unless b holds only the
@@ -324,6 +360,8 @@ func (c *Claims) decode(b []byte, fast bool) error {
 			p.Act, err = decodeActor(v, 1)
 		case "may_act":
 			p.MayAct, err = decodeActor(v, 1)
+		case "authorization_details":
+			p.AuthorizationDetails, err = decodeDetails(v)
 		default:
 			if IsRegistered(k) {
 				continue
@@ -396,6 +434,57 @@ func decodeConfirmation(v json.RawMessage) (*Confirmation, error) {
 		}
 	}
 	return &cnf, nil
+}
+
+// decodeDetails reads an authorization_details claim: an array of
+// objects, each with a string type, and for the members Sigil issues
+// (resource, a string; tools, an array of strings) the right JSON types.
+// Names are matched exactly; other members are ignored. It checks the
+// structure only: a signed token's details are what its issuer granted,
+// and the limits and rules of requests (authzdetails.Parse) are the
+// issuer's business. An empty array reads as none.
+func decodeDetails(v json.RawMessage) (authzdetails.List, error) {
+	var objects []map[string]json.RawMessage
+	if err := json.Unmarshal(v, &objects); err != nil {
+		return nil, err
+	}
+	if len(objects) == 0 {
+		return nil, nil
+	}
+	l := make(authzdetails.List, len(objects))
+	for i, o := range objects {
+		d := &l[i]
+		t, ok := o["type"]
+		if !ok || !isJSONString(t) {
+			return nil, errors.New("authorization_details objects need a string type")
+		}
+		if err := json.Unmarshal(t, &d.Type); err != nil {
+			return nil, err
+		}
+		if r, ok := o["resource"]; ok {
+			if !isJSONString(r) {
+				return nil, errors.New("authorization_details resource is not a string")
+			}
+			if err := json.Unmarshal(r, &d.Resource); err != nil {
+				return nil, err
+			}
+		}
+		if tools, ok := o["tools"]; ok {
+			if err := json.Unmarshal(tools, &d.Tools); err != nil {
+				return nil, err
+			}
+			if len(d.Tools) == 0 {
+				d.Tools = nil
+			}
+		}
+	}
+	return l, nil
+}
+
+// isJSONString reports whether a raw value is a JSON string.
+func isJSONString(v json.RawMessage) bool {
+	v = bytes.TrimLeft(v, " \t\r\n")
+	return len(v) > 0 && v[0] == '"'
 }
 
 // decodeStatus reads a status claim, matching member names exactly. A

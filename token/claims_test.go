@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/sigil-sts/sigil/authzdetails"
 	"github.com/sigil-sts/sigil/token"
 )
 
@@ -26,6 +27,12 @@ func TestClaimsJSON(t *testing.T) {
 		{"registered then extra", token.Claims{Issuer: "i", Extra: map[string]any{"role": "x"}}, `{"iss":"i","role":"x"}`},
 		{"extra never overrides", token.Claims{Issuer: "i", Extra: map[string]any{"iss": "evil", "Iss": "evil", "cnf": 1}}, `{"iss":"i"}`},
 		{"dates are integers", token.Claims{Expiry: 1700000000}, `{"exp":1700000000}`},
+		{"authorization details after status", token.Claims{
+			Status: &token.Status{}, Extra: map[string]any{"authorization_details": "evil", "z": 1},
+			AuthorizationDetails: authzdetails.List{{Type: "mcp_tool", Resource: "https://m.example", Tools: []string{"search", "fetch"}}},
+		}, `{"status":{},"authorization_details":[{"type":"mcp_tool","resource":"https://m.example","tools":["search","fetch"]}],"z":1}`},
+		{"authorization details escaped", token.Claims{AuthorizationDetails: authzdetails.List{{Type: "<x>", Tools: []string{"&"}}, {}}},
+			`{"authorization_details":[{"type":"\u003cx\u003e","tools":["\u0026"]},{"type":""}]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,6 +79,23 @@ func TestClaimsUnmarshal(t *testing.T) {
 		{"aud object", `{"aud":{"a":1}}`, token.Claims{}, true},
 		{"array", `[]`, token.Claims{}, true},
 		{"truncated", `{"iss":"a"`, token.Claims{}, true},
+		{"authorization details", `{"authorization_details":[{"type":"mcp_tool","resource":"https://m.example","tools":["a","b"]}]}`,
+			token.Claims{AuthorizationDetails: authzdetails.List{{Type: "mcp_tool", Resource: "https://m.example", Tools: []string{"a", "b"}}}}, false},
+		{"authorization details of another type keep their type", `{"authorization_details":[{"type":"payment","amount":"1","Tools":["x"]}]}`,
+			token.Claims{AuthorizationDetails: authzdetails.List{{Type: "payment"}}}, false},
+		{"authorization details empty", `{"authorization_details":[]}`, token.Claims{}, false},
+		{"authorization details null", `{"authorization_details":null}`, token.Claims{}, false},
+		{"authorization details names are exact", `{"authorization_details":[{"type":"mcp_tool","RESOURCE":"https://evil.example","TOOLS":["admin"]}]}`,
+			token.Claims{AuthorizationDetails: authzdetails.List{{Type: "mcp_tool"}}}, false},
+		{"authorization details not an array", `{"authorization_details":{"type":"mcp_tool"}}`, token.Claims{}, true},
+		{"authorization details string", `{"authorization_details":"[]"}`, token.Claims{}, true},
+		{"authorization details without type", `{"authorization_details":[{"resource":"r"}]}`, token.Claims{}, true},
+		{"authorization details null entry", `{"authorization_details":[null]}`, token.Claims{}, true},
+		{"authorization details type null", `{"authorization_details":[{"type":null}]}`, token.Claims{}, true},
+		{"authorization details resource number", `{"authorization_details":[{"type":"t","resource":1}]}`, token.Claims{}, true},
+		{"authorization details resource null", `{"authorization_details":[{"type":"t","resource":null}]}`, token.Claims{}, true},
+		{"authorization details tools string", `{"authorization_details":[{"type":"t","tools":"x"}]}`, token.Claims{}, true},
+		{"authorization details tools numbers", `{"authorization_details":[{"type":"t","tools":[1]}]}`, token.Claims{}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -119,6 +143,8 @@ func TestClaimsUnmarshalCoversEveryField(t *testing.T) {
 				val = `{"status_list":{"idx":1,"uri":"x"}}`
 			case reflect.TypeFor[*token.Actor]():
 				val = `{"sub":"x"}`
+			case reflect.TypeFor[authzdetails.List]():
+				val = `[{"type":"x"}]`
 			}
 			var c token.Claims
 			if err := json.Unmarshal([]byte(`{"`+name+`":`+val+`}`), &c); err != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/sigil-sts/sigil/authzdetails"
 	"github.com/sigil-sts/sigil/keys"
 	"github.com/sigil-sts/sigil/token"
 )
@@ -149,6 +150,12 @@ func randomClaims(rng *rand.Rand) *token.Claims {
 	c.Audience = token.Audience{"https://rs.example", fmt.Sprintf("https://rs%d.example", rng.IntN(100))}[:1+rng.IntN(2)]
 	if rng.IntN(2) == 0 {
 		c.Extra = map[string]any{"tenant": fmt.Sprintf("t%d", rng.IntN(1000)), "roles": []any{"a", "b"}}
+	}
+	if rng.IntN(2) == 0 {
+		c.AuthorizationDetails = authzdetails.List{{
+			Type: authzdetails.TypeMCPTool, Resource: fmt.Sprintf("https://mcp%d.example", rng.IntN(100)),
+			Tools: []string{"search", fmt.Sprintf("tool-%d", rng.IntN(100))},
+		}}
 	}
 	return c
 }

@@ -111,6 +111,10 @@ func FuzzClaimsUnmarshal(f *testing.F) {
 		`{"scope":"a b","client_id":"c","jti":"j"}`,
 		"{\"\xff\":\"\xfe\"}",
 		`{"a":1e999999}`,
+		`{"authorization_details":[{"type":"mcp_tool","resource":"https://m.example","tools":["a","b"]}]}`,
+		`{"authorization_details":[]}`, `{"authorization_details":null}`, `{"authorization_details":[{"type":"x","tools":[]}]}`,
+		`{"authorization_details":[{"type":"x","tools":[null],"resource":""}],"authorization_details":[{"type":"y"}]}`,
+		`{"authorization_details":[{"type":"a","type":"b","Type":"c","tools":null}]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -153,6 +157,8 @@ func FuzzClaimsFastPaths(f *testing.F) {
 		`{"cnf":{"jkt":"x"},"CNF":{"jkt":"y"},"ſub":"z"}`,
 		`{"sub":"admin","sub":null}`, `{"iss":"a","iss":null,"jti":"j","jti":null,"scope":"s","scope":null}`,
 		`{"exp":5,"exp":null}`, `{"aud":"a","aud":null}`, `{"cnf":{"jkt":"x"},"cnf":null}`,
+		`{"authorization_details":[{"type":"mcp_tool","resource":"https://m.example","tools":["a"]}],"authorization_details":null}`,
+		`{"authorization_details":[{"type":1}],"authorization_details":[]}`, `{"authorization_details":[ { "type" : "t" , "tools" : [ ] } ]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -183,6 +189,8 @@ func FuzzClaimsMarshal(f *testing.F) {
 		`{"x":1.5e300,"y":[1,{"z":null}],"A":"\u00e9","<k>":true,"":""}`, `{"sub":"s","department":"eng","clearance":"internal"}`,
 		"{\"jti\":\"\xff\"}",
 		`{"sub":"u","auth_time":5,"acr":"1","amr":["pwd","<m>"],"azp":"c","nonce":"n\u2028","at_hash":"h"}`, `{"amr":[]}`, `{"amr":null}`,
+		`{"status":{},"authorization_details":[{"type":"mcp_tool","resource":"https://m.example/<&>","tools":["a","\u2028é",""]},{"type":""}],"z":1}`,
+		`{"authorization_details":[{"type":"x","tools":[],"resource":""}]}`, `{"authorization_details":[]}`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/authzdetails"
 	"github.com/sigil-sts/sigil/dpop"
 	"github.com/sigil-sts/sigil/keys"
 	"github.com/sigil-sts/sigil/statuslist"
@@ -207,4 +208,22 @@ func ExampleStatusLists() {
 	// Output:
 	// entry 3: revoked false
 	// entry 7: revoked true
+}
+
+// A tool server (or the gateway in front of it) lets a verified token call
+// only the tools its authorization_details grant on this server.
+func ExampleAllowsTool() {
+	const self = "https://mcp.example/mcp" // the Verifier's Audience too
+	claims := &token.Claims{               // as Verifier.Verify or ClaimsFrom return them
+		Audience: token.Audience{self},
+		AuthorizationDetails: authzdetails.List{
+			{Type: authzdetails.TypeMCPTool, Resource: self, Tools: []string{"search", "fetch"}},
+		},
+	}
+	for _, tool := range []string{"search", "delete"} {
+		fmt.Println(tool, verify.AllowsTool(claims, self, tool))
+	}
+	// Output:
+	// search true
+	// delete false
 }

@@ -103,7 +103,7 @@ func (s *Store) DeleteSessions(ctx context.Context, userID string) (int, error) 
 // them.
 const codeColumns = `hash, client_id, user_id, redirect_uri, scopes, audience, nonce,
 	code_challenge, auth_time, amr, acr, session_id, expires_at,
-	redeemed_at, access_jti, refresh_family`
+	redeemed_at, access_jti, refresh_family, authorization_details`
 
 // scanCode reads one row selected with codeColumns. Empty lists read back
 // as nil; Redemption is nil unless the code was redeemed.
@@ -117,7 +117,7 @@ func scanCode(row pgx.Row) (*sigil.AuthCode, error) {
 	)
 	err := row.Scan(&c.Hash, &c.ClientID, &c.UserID, &c.RedirectURI, &scopes, &audience, &c.Nonce,
 		&c.CodeChallenge, &authTime, &amr, &c.ACR, &c.SessionID, &expiresAt,
-		&redeemedAt, &accessJTI, &familyID)
+		&redeemedAt, &accessJTI, &familyID, &c.AuthorizationDetails)
 	if err != nil {
 		return nil, err
 	}
@@ -160,11 +160,11 @@ func (s *Store) CreateCode(ctx context.Context, c *sigil.AuthCode) error {
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO auth_codes (hash, client_id, user_id,
 		redirect_uri, scopes, audience, nonce, code_challenge, auth_time, amr, acr,
-		session_id, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		session_id, expires_at, authorization_details)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		c.Hash, c.ClientID, c.UserID, c.RedirectURI, rowcodec.EncodeList(c.Scopes),
 		rowcodec.EncodeList(c.Audience), c.Nonce, c.CodeChallenge, rowcodec.UnixNano(c.AuthTime),
-		rowcodec.EncodeList(c.AMR), c.ACR, c.SessionID, rowcodec.UnixNano(c.ExpiresAt))
+		rowcodec.EncodeList(c.AMR), c.ACR, c.SessionID, rowcodec.UnixNano(c.ExpiresAt), c.AuthorizationDetails)
 	if _, ok := uniqueViolation(err); ok {
 		return errorf("postgres: create code for client %q: %w", c.ClientID, sigil.ErrConflict)
 	}

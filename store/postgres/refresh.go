@@ -42,7 +42,8 @@ const revokedFamilyGrace = time.Hour
 // familyColumns lists the refresh_families columns in the order
 // scanFamily reads them.
 const familyColumns = `id, client_id, user_id, scopes, audience, auth_time, amr, acr, jkt,
-	generation, token_hash, created_at, rotated_at, idle_expires_at, expires_at, revoked`
+	generation, token_hash, created_at, rotated_at, idle_expires_at, expires_at, revoked,
+	authorization_details`
 
 // lockFamiliesSQL selects the IDs of the families matching where and
 // locks their rows in ID order, for an UPDATE or DELETE … WHERE id IN
@@ -61,7 +62,8 @@ func scanFamily(row pgx.Row) (*sigil.RefreshFamily, error) {
 		rotated                                 *int64
 	)
 	err := row.Scan(&f.ID, &f.ClientID, &f.UserID, &scopes, &audience, &authTime, &amr, &f.ACR, &f.JKT,
-		&f.Generation, &f.TokenHash, &created, &rotated, &idleUntil, &expiresAt, &f.Revoked)
+		&f.Generation, &f.TokenHash, &created, &rotated, &idleUntil, &expiresAt, &f.Revoked,
+		&f.AuthorizationDetails)
 	if err != nil {
 		return nil, err
 	}
@@ -76,13 +78,13 @@ func scanFamily(row pgx.Row) (*sigil.RefreshFamily, error) {
 	return &f, nil
 }
 
-// createFamilySQL inserts a family ($1-$13) unless its ID exists, and its
-// first access token ($14 jti, $15 expiry; none if the jti is empty) only
+// createFamilySQL inserts a family ($1-$13, $16) unless its ID exists, and
+// its first access token ($14 jti, $15 expiry; none if the jti is empty) only
 // if the family was inserted, in one statement. It returns how many
 // families it inserted: 0 or 1.
 const createFamilySQL = `WITH f AS (
 		INSERT INTO refresh_families (` + familyColumns + `)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, NULL, $12, $13, false)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, NULL, $12, $13, false, $16)
 		ON CONFLICT (id) DO NOTHING
 		RETURNING id
 	), a AS (
@@ -120,7 +122,7 @@ func (s *Store) CreateRefreshFamily(ctx context.Context, f *sigil.RefreshFamily,
 		f.ID, f.ClientID, f.UserID, rowcodec.EncodeList(f.Scopes), rowcodec.EncodeList(f.Audience),
 		rowcodec.UnixNano(f.AuthTime), rowcodec.EncodeList(f.AMR), f.ACR, f.JKT, f.TokenHash,
 		rowcodec.UnixNano(created), rowcodec.UnixNano(f.IdleExpiresAt), rowcodec.UnixNano(f.ExpiresAt),
-		access.JTI, rowcodec.UnixNano(access.ExpiresAt)).Scan(&inserted)
+		access.JTI, rowcodec.UnixNano(access.ExpiresAt), f.AuthorizationDetails).Scan(&inserted)
 	if err != nil {
 		return errorf("postgres: create refresh family %q: %w", f.ID, err)
 	}
@@ -283,7 +285,7 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, id string) ([]string, e
 	var jtis []string
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO refresh_families (`+familyColumns+`)
-			VALUES ($1, '', '', '[]', '[]', 0, '[]', '', '', 0, '', $2, NULL, $3, $3, true)
+			VALUES ($1, '', '', '[]', '[]', 0, '[]', '', '', 0, '', $2, NULL, $3, $3, true, '')
 			ON CONFLICT (id) DO UPDATE SET revoked = true`,
 			id, rowcodec.UnixNano(now), until); err != nil {
 			return err

@@ -96,7 +96,7 @@ func (s *Store) DeleteSessions(ctx context.Context, userID string) (int, error) 
 // them.
 const codeColumns = `hash, client_id, user_id, redirect_uri, scopes, audience, nonce,
 	code_challenge, auth_time, amr, acr, session_id, expires_at,
-	redeemed_at, access_jti, refresh_family`
+	redeemed_at, access_jti, refresh_family, authorization_details`
 
 // scanCode reads one row selected with codeColumns. Empty lists read back
 // as nil; Redemption is nil unless the code was redeemed.
@@ -110,7 +110,7 @@ func scanCode(row scanner) (*sigil.AuthCode, error) {
 	)
 	err := row.Scan(&c.Hash, &c.ClientID, &c.UserID, &c.RedirectURI, &scopes, &audience, &c.Nonce,
 		&c.CodeChallenge, &authTime, &amr, &c.ACR, &c.SessionID, &expiresAt,
-		&redeemedAt, &accessJTI, &familyID)
+		&redeemedAt, &accessJTI, &familyID, &c.AuthorizationDetails)
 	if err != nil {
 		return nil, err
 	}
@@ -152,11 +152,11 @@ func (s *Store) CreateCode(ctx context.Context, c *sigil.AuthCode) error {
 	}
 	_, err := s.wconn.ExecContext(ctx, `INSERT INTO auth_codes (hash, client_id, user_id,
 		redirect_uri, scopes, audience, nonce, code_challenge, auth_time, amr, acr,
-		session_id, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		session_id, expires_at, authorization_details)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.Hash, c.ClientID, c.UserID, c.RedirectURI, rowcodec.EncodeList(c.Scopes),
 		rowcodec.EncodeList(c.Audience), c.Nonce, c.CodeChallenge, rowcodec.UnixNano(c.AuthTime),
-		rowcodec.EncodeList(c.AMR), c.ACR, c.SessionID, rowcodec.UnixNano(c.ExpiresAt))
+		rowcodec.EncodeList(c.AMR), c.ACR, c.SessionID, rowcodec.UnixNano(c.ExpiresAt), c.AuthorizationDetails)
 	if isConstraint(err) {
 		return fmt.Errorf("sqlite: create code for client %q: %w", c.ClientID, sigil.ErrConflict)
 	}

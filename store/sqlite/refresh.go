@@ -19,7 +19,8 @@ import (
 // familyColumns lists the refresh_families columns in the order
 // scanFamily reads them.
 const familyColumns = `id, client_id, user_id, scopes, audience, auth_time, amr, acr, jkt,
-	generation, token_hash, created_at, rotated_at, idle_expires_at, expires_at, revoked`
+	generation, token_hash, created_at, rotated_at, idle_expires_at, expires_at, revoked,
+	authorization_details`
 
 // revokedFamilyGrace is how long a family revoked before it existed keeps
 // its placeholder row: CreateRefreshFamily refuses the ID until then. It
@@ -37,7 +38,8 @@ func scanFamily(row scanner) (*sigil.RefreshFamily, error) {
 		rotated                                 sql.NullInt64
 	)
 	err := row.Scan(&f.ID, &f.ClientID, &f.UserID, &scopes, &audience, &authTime, &amr, &f.ACR, &f.JKT,
-		&f.Generation, &f.TokenHash, &created, &rotated, &idleUntil, &expiresAt, &f.Revoked)
+		&f.Generation, &f.TokenHash, &created, &rotated, &idleUntil, &expiresAt, &f.Revoked,
+		&f.AuthorizationDetails)
 	if err != nil {
 		return nil, err
 	}
@@ -87,11 +89,11 @@ func (s *Store) CreateRefreshFamily(ctx context.Context, f *sigil.RefreshFamily,
 	defer s.writing()()
 	err := inTx(ctx, s.wconn, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO refresh_families (`+familyColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, NULL, ?, ?, 0) ON CONFLICT (id) DO NOTHING`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, NULL, ?, ?, 0, ?) ON CONFLICT (id) DO NOTHING`,
 			f.ID, f.ClientID, f.UserID, rowcodec.EncodeList(f.Scopes), rowcodec.EncodeList(f.Audience),
 			rowcodec.UnixNano(f.AuthTime), rowcodec.EncodeList(f.AMR), f.ACR, f.JKT,
 			f.TokenHash, rowcodec.UnixNano(created),
-			rowcodec.UnixNano(f.IdleExpiresAt), rowcodec.UnixNano(f.ExpiresAt))
+			rowcodec.UnixNano(f.IdleExpiresAt), rowcodec.UnixNano(f.ExpiresAt), f.AuthorizationDetails)
 		if err != nil {
 			return err
 		}
@@ -294,7 +296,7 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, id string) ([]string, e
 	var jtis []string
 	err := inTx(ctx, s.wconn, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO refresh_families (`+familyColumns+`)
-			VALUES (?1, '', '', '[]', '[]', 0, '[]', '', '', 0, '', ?2, NULL, ?3, ?3, 1)
+			VALUES (?1, '', '', '[]', '[]', 0, '[]', '', '', 0, '', ?2, NULL, ?3, ?3, 1, '')
 			ON CONFLICT (id) DO UPDATE SET revoked = 1`,
 			id, rowcodec.UnixNano(now), until); err != nil {
 			return fmt.Errorf("mark revoked: %w", err)

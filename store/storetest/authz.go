@@ -45,6 +45,8 @@ func fullCode(hash string) *sigil.AuthCode {
 		ACR:           "urn:example:loa:2",
 		SessionID:     "sess-1",
 		ExpiresAt:     fromNow(time.Hour),
+		// Stored and returned byte for byte.
+		AuthorizationDetails: `[{"type":"mcp_tool","resource":"https://mcp.example.com/a&b","tools":["search","fetch"]}]`,
 	}
 }
 

@@ -30,6 +30,8 @@ func fullFamily(id string) *sigil.RefreshFamily {
 		CreatedAt:     base,
 		IdleExpiresAt: fromNow(time.Hour),
 		ExpiresAt:     fromNow(24 * time.Hour),
+		// Kept through every rotation, byte for byte.
+		AuthorizationDetails: `[{"type":"mcp_tool","resource":"https://mcp.example.com","tools":["search"]}]`,
 	}
 }
 
