@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -81,7 +82,9 @@ func (h *Handler) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	detail := map[string]string{"by": "rfc7009"}
 	if exchangeable(caller, c) {
-		chain, err := h.revoker().Chain(r.Context(), []string{c.JTI})
+		// Not cut short if the client hangs up: the retry that would
+		// finish the job may never come.
+		chain, err := h.revoker().Chain(context.WithoutCancel(r.Context()), []string{c.JTI})
 		if err != nil {
 			writeError(w, r, h.Log, internal(err))
 			return
