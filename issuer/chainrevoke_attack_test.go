@@ -5,12 +5,15 @@ package issuer_test
 // show; each failed on main at the time of the review.
 
 import (
+	"context"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sigil-sts/sigil/audit"
 	"github.com/sigil-sts/sigil/issuer"
 )
 
@@ -54,4 +57,81 @@ func TestAttackChainRevocationSurvivesHangUp(t *testing.T) {
 	eventually(t, 5*time.Second, "the token exchanged from the replayed code's token to be revoked", func() bool {
 		return !n.active(t, d.a.auth(), exchanged)
 	})
+}
+
+// TestAttackExchangeOutrunsChainRevocation: a second node, whose audit
+// writer reaches the shared store late (a slow commit, a database
+// failover, a queue under load), exchanges alice's token; her token is
+// then revoked on the first node, whose walk of the chain reads the store
+// half a second later and does not find the exchange yet. The exchanged
+// token must not come out of this live: it is linked to alice's token
+// only in the trail, so neither a revocation record nor its status list
+// entry would ever reach it.
+func TestAttackExchangeOutrunsChainRevocation(t *testing.T) {
+	n := startNode(t)
+	d := newDelegation(t, n, nil)
+	user := d.userAT.str(t, "access_token")
+
+	gs := &gatedStore{AuditStore: n.srv.Core.Store, entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	journal, err := audit.OpenJournal(filepath.Join(t.TempDir(), "audit.journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &audit.Writer{Journal: journal, Store: gs, Node: "lagging", Log: quietLog()}
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(gs.gate)
+		}
+	}
+	t.Cleanup(func() {
+		release()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := w.Close(ctx); err != nil {
+			t.Errorf("close writer: %v", err)
+		}
+	})
+	second := issuerOn(t, n, w)
+
+	// A exchanges alice's token at the second node.
+	exchanged := make(chan reply, 1)
+	go func() {
+		form := with(subjectParams(user), "grant_type", grantExchange, "audience", issuer.ClientAudience(d.b.ClientID))
+		req, _ := http.NewRequest(http.MethodPost, second+"/token", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(url.QueryEscape(d.a.info.ClientID), url.QueryEscape(d.a.info.ClientSecret))
+		exchanged <- n.do(t, req)
+	}()
+	select {
+	case <-gs.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second node's audit writer never reached the store")
+	}
+
+	// alice's token is revoked on the first node meanwhile.
+	if r := n.postForm(t, "/revoke", url.Values{"token": {user}}, d.a.auth()); r.status != http.StatusOK {
+		t.Fatalf("RFC 7009 of alice's token: %d %s", r.status, r.body)
+	}
+	release()
+	var r reply
+	select {
+	case r = <-exchanged:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the exchange never finished")
+	}
+	if r.status != http.StatusOK {
+		return // refused: nothing escaped
+	}
+	tok := r.str(t, "access_token")
+	if err := w.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n.active(t, d.a.auth(), tok) {
+		t.Errorf("a token exchanged from alice's token is active after her token was revoked")
+	}
 }
