@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -133,5 +134,39 @@ func TestAttackExchangeOutrunsChainRevocation(t *testing.T) {
 	}
 	if n.active(t, d.a.auth(), tok) {
 		t.Errorf("a token exchanged from alice's token is active after her token was revoked")
+	}
+}
+
+// TestAttackChainRevocationAfterGrantChange: agent A exchanged alice's
+// token, then lost the token exchange grant (the operator narrowed it).
+// A's revocation of alice's token through RFC 7009 must still take the
+// token exchanged from it: what A may do now says nothing about what it
+// did while its token lived.
+func TestAttackChainRevocationAfterGrantChange(t *testing.T) {
+	n := startNode(t)
+	d := newDelegation(t, n, nil)
+	user := d.userAT.str(t, "access_token")
+	r := d.exchange(t, d.a.auth(), with(subjectParams(user), "audience", issuer.ClientAudience(d.b.ClientID)))
+	if r.status != http.StatusOK {
+		t.Fatalf("A's exchange: %d %s", r.status, r.body)
+	}
+	exchanged := r.str(t, "access_token")
+
+	ctx := context.Background()
+	c, err := n.srv.Core.Store.Client(ctx, d.a.info.ClientID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.GrantTypes = slices.DeleteFunc(c.GrantTypes, func(g string) bool { return g == grantExchange })
+	if err := n.srv.Core.Store.UpdateClient(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	n.srv.Issuer.Cache.Invalidate()
+
+	if r := n.postForm(t, "/revoke", url.Values{"token": {user}}, d.a.auth()); r.status != http.StatusOK {
+		t.Fatalf("RFC 7009 of alice's token: %d %s", r.status, r.body)
+	}
+	if n.active(t, d.a.auth(), exchanged) {
+		t.Errorf("the token A exchanged from alice's token is active after her token was revoked")
 	}
 }
