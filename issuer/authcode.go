@@ -344,11 +344,16 @@ func (h *Handler) refreshReplayed(ctx context.Context, c *sigil.Client, family, 
 // revocation.DefaultSettle at least. These are a grant's tokens revoked
 // after a replay or at the user's request: rare enough to wait for.
 // Errors are logged: the caller is already refusing a request.
+//
+// The work outlives the request: the client may hang up while the chain
+// settles (a thief replaying a code need not wait for the answer), and
+// nothing would ever retry it, the code being spent or the family gone.
 func (h *Handler) revokeJTIs(ctx context.Context, jtis []string) {
 	jtis = slices.DeleteFunc(slices.Clone(jtis), func(j string) bool { return j == "" })
 	if len(jtis) == 0 {
 		return
 	}
+	ctx = context.WithoutCancel(ctx)
 	r := h.revoker()
 	if _, err := r.JTIs(ctx, jtis); err != nil {
 		h.Log.ErrorContext(ctx, "revocation not stored", "err", err)

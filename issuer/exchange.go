@@ -105,12 +105,13 @@ func (g tokenExchange) Exchange(ctx context.Context, req *TokenRequest) (*TokenR
 	actor := &token.Actor{Subject: c.ID}
 	notAfter := subject.Expiry.Time()
 	var actorJTI string
+	var actorClaims *token.Claims
 	if actorToken != "" {
 		ac, oerr := h.exchangeActor(ctx, c, actorToken, actorType)
 		if oerr != nil {
 			return nil, oerr
 		}
-		actor.Subject, actorJTI = ac.Subject, ac.JTI
+		actor.Subject, actorJTI, actorClaims = ac.Subject, ac.JTI, ac
 		if e := ac.Expiry.Time(); e.Before(notAfter) {
 			notAfter = e
 		}
@@ -186,11 +187,57 @@ func (g tokenExchange) Exchange(ctx context.Context, req *TokenRequest) (*TokenR
 	// nothing here): revoking either revokes it.
 	if subject.Issuer == h.Issuer {
 		resp.subjectTokenJTI = subject.JTI
+		ref := tokenRef(subject)
+		if fromIDToken {
+			ref.ClientID = c.ID // as exchangeSubject checked it
+		}
+		resp.exchangedFrom = append(resp.exchangedFrom, ref)
 	}
 	resp.actorTokenJTI = actorJTI
+	if actorClaims != nil {
+		resp.exchangedFrom = append(resp.exchangedFrom, tokenRef(actorClaims))
+	}
 	// RFC 8693 §2.2.1: scope may be left out only when it is what was
 	// requested; always sending it is simpler for clients.
 	return resp, nil
+}
+
+// exchangeRecorded closes the race between a token exchange and the
+// revocation of its subject or actor token, once the issuance record is
+// queued (issued): it waits for the record to commit, then checks both
+// tokens again. A revocation the check does not see commits after it,
+// and so after the record: the walk of the chain that follows it
+// (package revocation) finds the record, however late this node's audit
+// writer or this request was. One the check sees withholds the token.
+// Without it a node whose trail reached the store after that walk (a slow
+// commit, a failover, a full queue) handed out a token linked to a
+// revoked one only in the trail, which nothing would ever revoke.
+func (h *Handler) exchangeRecorded(ctx context.Context, resp *TokenResponse) *Error {
+	if len(resp.exchangedFrom) == 0 {
+		return nil
+	}
+	if f, ok := h.Audit.(interface{ Flush(context.Context) error }); ok {
+		if err := f.Flush(ctx); err != nil {
+			h.Log.ErrorContext(ctx, "audit: token exchange not committed; token withheld", "jti", resp.claims.JTI, "err", err)
+			return unavailable()
+		}
+	}
+	for _, ref := range resp.exchangedFrom {
+		revoked, err := h.Store.Revoked(ctx, ref)
+		if err != nil {
+			return internal(err)
+		}
+		if revoked {
+			h.Log.InfoContext(ctx, "token exchange: subject or actor token revoked meanwhile; token withheld", "jti", resp.claims.JTI, "from", ref.JTI)
+			return invalidRequest("the subject or actor token was revoked")
+		}
+	}
+	return nil
+}
+
+// tokenRef is what a revocation check needs of a token.
+func tokenRef(c *token.Claims) sigil.TokenRef {
+	return sigil.TokenRef{JTI: c.JTI, ClientID: c.ClientID, Subject: c.Subject, IssuedAt: c.IssuedAt.Time()}
 }
 
 // exchangeSubject verifies a subject token of the declared type: one of

@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -22,9 +23,9 @@ import (
 // valid token of another client is refused.
 //
 // A token that may have been exchanged (RFC 8693: its client may exchange
-// tokens, or it is addressed to a client) takes the tokens exchanged from
-// it along, at any depth, before the answer: that takes
-// revocation.DefaultSettle at least. If the answer never comes the client
+// tokens, or it is addressed to a client, or the trail shows an exchange
+// from it) takes the tokens exchanged from it along, at any depth, before
+// the answer: that takes revocation.DefaultSettle at least. If the answer never comes the client
 // retries, and the retry finishes the job.
 func (h *Handler) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	form, oerr := readForm(w, r)
@@ -80,8 +81,19 @@ func (h *Handler) serveRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	detail := map[string]string{"by": "rfc7009"}
-	if exchangeable(caller, c) {
-		chain, err := h.revoker().Chain(r.Context(), []string{c.JTI})
+	walk := exchangeable(caller, c)
+	if !walk {
+		// Nothing can be exchanging it now, but it may have been
+		// exchanged while the client could (its grants changed since).
+		if walk, err = h.revoker().Exchanged(r.Context(), c.JTI); err != nil {
+			writeError(w, r, h.Log, internal(err))
+			return
+		}
+	}
+	if walk {
+		// Not cut short if the client hangs up: the retry that would
+		// finish the job may never come.
+		chain, err := h.revoker().Chain(context.WithoutCancel(r.Context()), []string{c.JTI})
 		if err != nil {
 			writeError(w, r, h.Log, internal(err))
 			return
@@ -102,10 +114,10 @@ func (h *Handler) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// exchangeable reports whether a token of client c may have been
-// exchanged for others: c may use token exchange (with the token as
+// exchangeable reports whether a token of client c may be being
+// exchanged for others now: c may use token exchange (with the token as
 // subject or actor token), or the token is addressed to a client, which
-// may.
+// may. Exchanges made while c could are in the trail either way.
 func exchangeable(c *sigil.Client, t *token.Claims) bool {
 	if slices.Contains(c.GrantTypes, sigil.GrantTokenExchange) {
 		return true

@@ -57,6 +57,9 @@ type TokenResponse struct {
 	// token exchange issued from, for the audit trail: revoking either
 	// revokes this one (the revocation package).
 	subjectTokenJTI, actorTokenJTI string
+	// exchangedFrom names the same tokens for the check that follows the
+	// record (exchangeRecorded).
+	exchangedFrom []sigil.TokenRef
 }
 
 func (h *Handler) serveToken(w http.ResponseWriter, r *http.Request) {
@@ -74,6 +77,13 @@ func (h *Handler) serveToken(w http.ResponseWriter, r *http.Request) {
 		// The trail itself is saturated or failing: the withheld token is
 		// logged by issued, and queueing a refusal record would only make
 		// the shed request wait a second time.
+		writeError(w, r, h.Log, oerr)
+		return
+	}
+	if oerr = h.exchangeRecorded(r.Context(), resp); oerr != nil {
+		if oerr.Code != CodeTemporarilyUnavailable {
+			h.refused(r.Context(), clientID, gt, oerr)
+		}
 		writeError(w, r, h.Log, oerr)
 		return
 	}

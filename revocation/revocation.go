@@ -147,6 +147,19 @@ func (r *Revoker) Chain(ctx context.Context, roots []string) (Result, error) {
 	return res, nil
 }
 
+// Exchanged reports whether the audit trail shows a token exchanged from
+// the token jti, without waiting Settle: for a caller that knows no
+// exchange from it can be under way, only past ones.
+func (r *Revoker) Exchanged(ctx context.Context, jti string) (bool, error) {
+	if r.Flush != nil {
+		if err := r.Flush(ctx); err != nil {
+			return false, fmt.Errorf("revocation: flush the audit trail: %w", err)
+		}
+	}
+	children, err := r.exchangedFrom(ctx, jti, r.now().Add(-r.Lifetime), map[string]bool{})
+	return len(children) > 0, err
+}
+
 // exchangedFrom returns the jtis, not in seen, of the tokens the audit
 // trail shows issued since since by exchanging parent, and adds them to
 // seen.

@@ -96,3 +96,28 @@ func TestChainFlushesAndStops(t *testing.T) {
 		t.Errorf("Chain with a cancelled context: %v, want context.Canceled", err)
 	}
 }
+
+// TestExchanged: Exchanged finds a token exchanged from jti at once, as
+// subject or actor token, within the lifetime window only.
+func TestExchanged(t *testing.T) {
+	st := openStore(t)
+	now := time.Now()
+	trail := audit.Direct{Store: st}
+	for _, r := range []audit.Record{
+		{Time: now, JTI: "by-subject", SubjectTokenJTI: "root"},
+		{Time: now, JTI: "by-actor", SubjectTokenJTI: "other", ActorTokenJTI: "actor"},
+		{Time: now.Add(-2 * time.Hour), JTI: "long-ago", SubjectTokenJTI: "old"},
+	} {
+		r.Event, r.Outcome, r.ClientID = audit.TokenIssued, audit.Success, "agent"
+		if err := trail.Append(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &revocation.Revoker{Store: st, Lifetime: time.Hour, Settle: time.Hour}
+	for jti, want := range map[string]bool{"root": true, "actor": true, "other": true, "old": false, "by-subject": false} {
+		got, err := r.Exchanged(t.Context(), jti)
+		if err != nil || got != want {
+			t.Errorf("Exchanged(%s) = %v, %v; want %v", jti, got, err, want)
+		}
+	}
+}
