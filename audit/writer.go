@@ -42,7 +42,9 @@ const (
 // Linger is how long the writer waits to fill a batch under concurrent
 // load, and lingerAfter the previous batch size that counts as such load.
 // With a journal nobody waits for the batch, so the writer gathers records
-// for JournalLinger instead (Flush, Close and a full batch cut it short):
+// for JournalLinger instead (Flush, Close and a full batch cut it short;
+// after a Flush it still gathers for Linger, so that the token exchanges
+// of a moment, which each wait for their record's commit, share one):
 // at ten thousand tokens a second a batch of a thousand records, whose
 // commit rewrites each index's last page once instead of forty times. The store
 // then trails the journal by that much, which only a reader in another
@@ -437,6 +439,11 @@ func (w *Writer) run() {
 			case <-t.C:
 			case <-w.wake:
 				t.Stop()
+				// Someone waits for a commit (Flush: a token exchange,
+				// see issuer): gather for Linger still, so that under
+				// load the waiters of a moment share one commit.
+				timer = time.NewTimer(Linger)
+				linger = timer.C
 			}
 		case last >= lingerAfter:
 			timer = time.NewTimer(Linger)
