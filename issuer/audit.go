@@ -24,11 +24,15 @@ func record(ctx context.Context, r audit.Record) audit.Record {
 func (h *Handler) issued(ctx context.Context, grant string, resp *TokenResponse) *Error {
 	c := resp.claims
 	detail := map[string]string{"grant_type": grant}
+	clientID := c.ClientID
+	if clientID == "" {
+		clientID = c.AuthorizedParty // an ID token from a token exchange
+	}
 	if jkt := c.BoundKey(); jkt != "" {
 		detail["dpop_jkt"] = jkt
 	}
 	err := h.Audit.Append(ctx, record(ctx, audit.Record{
-		Event: audit.TokenIssued, Outcome: audit.Success, ClientID: c.ClientID, Subject: c.Subject,
+		Event: audit.TokenIssued, Outcome: audit.Success, ClientID: clientID, Subject: c.Subject,
 		Act: c.Act.Chain(), JTI: c.JTI, SubjectTokenJTI: resp.subjectTokenJTI, ActorTokenJTI: resp.actorTokenJTI,
 		Scope: c.Scope, Audience: c.Audience, Detail: detail,
 	}))

@@ -77,11 +77,11 @@ func (g tokenExchange) Exchange(ctx context.Context, req *TokenRequest) (*TokenR
 	switch issuedType {
 	case "":
 		issuedType = TokenTypeAccessToken
-	case TokenTypeAccessToken, TokenTypeJWT:
+	case TokenTypeAccessToken, TokenTypeJWT, TokenTypeIDToken:
 	case TokenTypeSAML2:
 		return nil, invalidRequest("requested_token_type saml2 is not supported yet")
 	default:
-		return nil, invalidRequest("requested_token_type must be access_token or jwt")
+		return nil, invalidRequest("requested_token_type must be access_token, jwt or id_token")
 	}
 
 	subject, fromIDToken, oerr := h.exchangeSubject(ctx, c, subjectToken, subjectType)
@@ -104,14 +104,13 @@ func (g tokenExchange) Exchange(ctx context.Context, req *TokenRequest) (*TokenR
 	}
 	actor := &token.Actor{Subject: c.ID}
 	notAfter := subject.Expiry.Time()
-	var actorJTI string
 	var actorClaims *token.Claims
 	if actorToken != "" {
 		ac, oerr := h.exchangeActor(ctx, c, actorToken, actorType)
 		if oerr != nil {
 			return nil, oerr
 		}
-		actor.Subject, actorJTI, actorClaims = ac.Subject, ac.JTI, ac
+		actor.Subject, actorClaims = ac.Subject, ac
 		if e := ac.Expiry.Time(); e.Before(notAfter) {
 			notAfter = e
 		}
@@ -150,6 +149,9 @@ func (g tokenExchange) Exchange(ctx context.Context, req *TokenRequest) (*TokenR
 	if oerr != nil {
 		return nil, oerr
 	}
+	if issuedType == TokenTypeIDToken {
+		return h.exchangeIDToken(ctx, req, subject, user, scopes, actor, notAfter)
+	}
 	details, requested, oerr := exchangeDetails(c, subject, fromIDToken, f.Get("authorization_details"))
 	if oerr != nil {
 		return nil, oerr
@@ -182,23 +184,60 @@ func (g tokenExchange) Exchange(ctx context.Context, req *TokenRequest) (*TokenR
 		return nil, oerr
 	}
 	resp.IssuedTokenType = issuedType
-	// The audit record links the new token to the tokens it came from,
-	// when they are this issuer's (a trusted external issuer's jti means
-	// nothing here): revoking either revokes it.
+	h.linkExchange(resp, c, subject, actorClaims)
+	// RFC 8693 §2.2.1: scope may be left out only when it is what was
+	// requested; always sending it is simpler for clients.
+	return resp, nil
+}
+
+// linkExchange links an exchanged token to the tokens it came from, for
+// its audit record and the checks after it (exchangeRecorded), when they
+// are this issuer's (a trusted external issuer's jti means nothing here):
+// revoking either revokes it. actor is nil without an actor token.
+func (h *Handler) linkExchange(resp *TokenResponse, c *sigil.Client, subject, actor *token.Claims) {
 	if subject.Issuer == h.Issuer {
 		resp.subjectTokenJTI = subject.JTI
 		ref := tokenRef(subject)
-		if fromIDToken {
-			ref.ClientID = c.ID // as exchangeSubject checked it
+		if subject.ClientID == "" {
+			ref.ClientID = c.ID // an ID token, issued to c as exchangeSubject checked
 		}
 		resp.exchangedFrom = append(resp.exchangedFrom, ref)
 	}
-	resp.actorTokenJTI = actorJTI
-	if actorClaims != nil {
-		resp.exchangedFrom = append(resp.exchangedFrom, tokenRef(actorClaims))
+	if actor != nil {
+		resp.actorTokenJTI = actor.JTI
+		resp.exchangedFrom = append(resp.exchangedFrom, tokenRef(actor))
 	}
-	// RFC 8693 §2.2.1: scope may be left out only when it is what was
-	// requested; always sending it is simpler for clients.
+}
+
+// exchangeIDToken issues an ID token (requested_token_type id_token): the
+// user's identity, for the client itself (aud and azp), with the
+// delegation chain in act, no longer lived than the subject token. It
+// needs a user's subject token and the openid scope among those left;
+// resource, audience and authorization_details do not apply to it.
+func (h *Handler) exchangeIDToken(ctx context.Context, req *TokenRequest, subject *token.Claims, user *sigil.User,
+	scopes []string, actor *token.Actor, notAfter time.Time) (*TokenResponse, *Error) {
+	f, c := req.Form, req.Client
+	switch {
+	case user == nil:
+		return nil, invalidRequest("an ID token is issued for a user's subject token only")
+	case !slices.Contains(scopes, "openid"):
+		return nil, badRequest(CodeInvalidScope, "an ID token needs the openid scope")
+	case slices.ContainsFunc(append(slices.Clone(f["resource"]), f["audience"]...), func(a string) bool { return a != "" }):
+		return nil, badRequest(CodeInvalidTarget, "an ID token is addressed to the client itself: no resource or audience")
+	case f.Get("authorization_details") != "":
+		return nil, invalidRequest("authorization_details do not apply to an ID token")
+	}
+	if notAfter.Sub(h.now()) < time.Second {
+		return nil, invalidRequest("the subject token expires now")
+	}
+	raw, claims, oerr := h.signIDToken(idTokenGrant{client: c, user: user, scopes: scopes, authTime: subject.AuthTime.Time(),
+		acr: subject.ACR, amr: subject.AMR, act: actor, notAfter: notAfter})
+	if oerr != nil {
+		return nil, oerr
+	}
+	resp := &TokenResponse{AccessToken: raw, TokenType: "N_A", ExpiresIn: int64(claims.Expiry.Time().Sub(claims.IssuedAt.Time()) / time.Second),
+		Scope: strings.Join(scopes, " "), IssuedTokenType: TokenTypeIDToken, claims: claims}
+	h.linkExchange(resp, c, subject, nil)
 	return resp, nil
 }
 

@@ -240,3 +240,72 @@ func TestExchangeIDTokenSubject(t *testing.T) {
 		t.Errorf("claims = %v", m)
 	}
 }
+
+// TestExchangeForIDToken: requested_token_type id_token gives agent A an
+// ID token about alice for itself (aud and azp A, act naming A, typ JWT,
+// no longer lived than her token), verified by another JOSE library; a
+// client's own token, a request without openid, one naming an audience
+// and one with authorization_details are refused.
+func TestExchangeForIDToken(t *testing.T) {
+	n := startNode(t)
+	d := newDelegation(t, n, map[string]any{"email": "alice@example.com"})
+	user := d.userAT.str(t, "access_token")
+	idt := func(extra ...string) url.Values {
+		return with(subjectParams(user), append([]string{"requested_token_type", issuer.TokenTypeIDToken}, extra...)...)
+	}
+	r := d.exchange(t, d.a.auth(), idt("scope", "openid"))
+	if r.status != http.StatusOK {
+		t.Fatalf("exchange for an ID token: %d %s", r.status, r.body)
+	}
+	if r.str(t, "issued_token_type") != issuer.TokenTypeIDToken || r.str(t, "token_type") != "N_A" {
+		t.Errorf("response: %s", r.body)
+	}
+	raw := r.str(t, "access_token")
+	n.verifyJWX(t, raw)
+	if typ := header(t, raw)["typ"]; typ != "JWT" {
+		t.Errorf("typ = %v, want JWT", typ)
+	}
+	m := claims(t, raw)
+	act, _ := m["act"].(map[string]any)
+	if m["sub"] != d.user.ID || m["aud"] != d.a.info.ClientID || m["azp"] != d.a.info.ClientID || act["sub"] != d.a.info.ClientID {
+		t.Errorf("ID token claims: %v", m)
+	}
+	// alice's token carries no email scope: the ID token no email.
+	if m["email"] != nil || m["scope"] != nil || m["client_id"] != nil {
+		t.Errorf("ID token claims: %v", m)
+	}
+	if num(t, m, "exp") > num(t, claims(t, user), "exp") {
+		t.Error("the ID token outlives alice's token")
+	}
+	if !slices.Contains(recordActs(t, n, m["jti"].(string)), d.a.info.ClientID) {
+		t.Errorf("no token.issued record of the ID token naming A as actor")
+	}
+
+	own := n.token(t, d.a.info, url.Values{"scope": {"read:files"}})
+	for _, tc := range []struct {
+		name   string
+		params url.Values
+		code   string
+	}{
+		{"a client's own token", with(subjectParams(own), "requested_token_type", issuer.TokenTypeIDToken, "scope", "read:files"), "invalid_request"},
+		{"without openid", idt("scope", "read:files"), "invalid_scope"},
+		{"with an audience", idt("scope", "openid", "audience", toolURL), "invalid_target"},
+		{"with authorization_details", idt("scope", "openid", "authorization_details",
+			`[{"type":"mcp_tool","resource":"`+toolURL+`","tools":["search"]}]`), "invalid_request"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wantError(t, d.exchange(t, d.a.auth(), tc.params), http.StatusBadRequest, tc.code)
+		})
+	}
+}
+
+// recordActs returns the act chain of the token.issued record of jti.
+func recordActs(t *testing.T, n *testNode, jti string) []string {
+	t.Helper()
+	for _, r := range records(t, n, sigil.AuditQuery{JTI: jti}) {
+		if r.Event == audit.TokenIssued {
+			return r.Act
+		}
+	}
+	return nil
+}

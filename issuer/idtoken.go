@@ -82,13 +82,23 @@ type idTokenGrant struct {
 	// sessionID is the browser session the user signed in with; empty
 	// for ID tokens from a refresh.
 	sessionID string
+	// act is the delegation chain of an ID token from a token exchange,
+	// whose expiry notAfter caps.
+	act      *token.Actor
+	notAfter time.Time
 }
 
 // issueIDToken signs an ID token (OpenID Connect Core §2, §3.1.3.6).
 func (h *Handler) issueIDToken(g idTokenGrant) (string, *Error) {
+	raw, _, oerr := h.signIDToken(g)
+	return raw, oerr
+}
+
+// signIDToken is issueIDToken, returning the claims signed too.
+func (h *Handler) signIDToken(g idTokenGrant) (string, *token.Claims, *Error) {
 	k, err := h.Keys.Active(h.IDTokenAlg)
 	if err != nil {
-		return "", internal(err)
+		return "", nil, internal(err)
 	}
 	now := h.now()
 	extra := identityClaims(g.user, g.scopes)
@@ -110,13 +120,17 @@ func (h *Handler) issueIDToken(g idTokenGrant) (string, *Error) {
 		AuthorizedParty: g.client.ID,
 		Nonce:           g.nonce,
 		JTI:             token.NewJTI(now),
+		Act:             g.act,
 		Extra:           extra,
+	}
+	if !g.notAfter.IsZero() && claims.Expiry.Time().After(g.notAfter) {
+		claims.Expiry = token.NewNumericDate(g.notAfter)
 	}
 	raw, err := token.Sign(k, TypeIDToken, claims)
 	if err != nil {
-		return "", internal(err)
+		return "", nil, internal(err)
 	}
-	return raw, nil
+	return raw, claims, nil
 }
 
 // sid is the session identifier ID tokens carry (OpenID Connect
