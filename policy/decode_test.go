@@ -79,12 +79,12 @@ func TestDecodeRequest(t *testing.T) {
 
 func TestJSONDepth(t *testing.T) {
 	for body, want := range map[string]int{
-		`1`:                          0,
-		`{}`:                         1,
-		`{"a":[{"b":[]}]}`:           4,
-		`{"a":"[[[[{{{{"}`:           1,
-		`{"a":"\"[[[","b":[]}`:       2,
-		`{"a":"\\","b":[[]]}`:        3,
+		`1`:                         0,
+		`{}`:                        1,
+		`{"a":[{"b":[]}]}`:          4,
+		`{"a":"[[[[{{{{"}`:          1,
+		`{"a":"\"[[[","b":[]}`:      2,
+		`{"a":"\\","b":[[]]}`:       3,
 		`["\\\"[",{"x":"]]]]]]]"}]`: 2,
 	} {
 		if got := jsonDepth([]byte(body)); got != want {
