@@ -119,6 +119,11 @@ func float(f float64) (types.Value, error) {
 	if f == math.Trunc(f) && f >= math.MinInt64 && f < math.MaxInt64 {
 		return types.Long(int64(f)), nil
 	}
+	// A decimal holds four fractional digits. Rounding a finer number
+	// would change what the policy compares, so it is refused instead.
+	if scaled := f * 1e4; scaled != math.Trunc(scaled) {
+		return nil, fmt.Errorf("number %v has more than four fractional digits, which a Cedar decimal cannot hold", f)
+	}
 	d, err := types.NewDecimalFromFloat(f)
 	if err != nil {
 		return nil, fmt.Errorf("number %v does not fit a Cedar decimal", f)
