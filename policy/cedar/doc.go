@@ -24,9 +24,11 @@
 // request invalid.
 //
 // When the caller verified an access token, its claims are the record
-// context.token (so `context.token.scope`, `context.token.act.sub`); a
+// context.token (so `context.token.sub`, `context.token.act.sub`); a
 // request whose own context has a "token" member is refused (see package
-// policy). Test for it with `context has token` before reading it.
+// policy). Test for it with `context has token` before reading it. The
+// space-delimited scope claim is a set of strings, since Cedar cannot
+// split a string: `context.token.scope.contains("read:files")`.
 //
 // Entities come from two places: the request (principal, resource and
 // action, each with its properties as attributes and no parents) and

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	cedargo "github.com/cedar-policy/cedar-go"
 	"github.com/cedar-policy/cedar-go/types"
@@ -54,7 +55,7 @@ func (e *Engine) Evaluate(ctx context.Context, req policy.Request) (policy.Decis
 		}
 	}
 	if req.Token != nil {
-		claims, err := record(req.Token, 1)
+		claims, err := tokenRecord(req.Token)
 		if err != nil {
 			return policy.Decision{}, &policy.RequestError{Field: "token", Reason: "has a claim Cedar cannot represent", Err: err}
 		}
@@ -67,6 +68,34 @@ func (e *Engine) Evaluate(ctx context.Context, req policy.Request) (policy.Decis
 	}
 	dec, diag := e.policies.IsAuthorized(&in.entities, in.req)
 	return e.decision(dec, diag), nil
+}
+
+// tokenRecord converts verified claims. The space-delimited "scope" claim
+// (RFC 8693 §4.2, RFC 9068 §2.2.3) becomes a set of scopes: Cedar cannot
+// split strings, and `scope.contains("read:files")` is exact where a
+// `like "*read:files*"` pattern would also match "read:filesystem".
+func tokenRecord(claims map[string]any) (types.Record, error) {
+	scope, ok := claims["scope"].(string)
+	if !ok {
+		return record(claims, 1)
+	}
+	rest := maps.Clone(claims)
+	delete(rest, "scope")
+	r, err := record(rest, 1)
+	if err != nil {
+		return types.Record{}, err
+	}
+	fields := strings.Fields(scope)
+	vs := make([]types.Value, len(fields))
+	for i, f := range fields {
+		vs[i] = types.String(f)
+	}
+	rm := maps.Collect(r.All())
+	if rm == nil {
+		rm = types.RecordMap{}
+	}
+	rm["scope"] = types.NewSet(vs...)
+	return types.NewRecord(rm), nil
 }
 
 // decision turns Cedar's answer into a policy.Decision, denying when a
