@@ -25,8 +25,8 @@ import (
 // A token that may have been exchanged (RFC 8693: its client may exchange
 // tokens, or it is addressed to a client, or the trail shows an exchange
 // from it) takes the tokens exchanged from it along, at any depth, before
-// the answer: that takes revocation.DefaultSettle at least. If the answer never comes the client
-// retries, and the retry finishes the job.
+// the answer: that takes revocation.DefaultSettle at least. If the answer
+// never comes the client retries, and the retry finishes the job.
 func (h *Handler) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	form, oerr := readForm(w, r)
 	if oerr != nil {

@@ -9,12 +9,12 @@
 // exchanged it for, and those a sub-agent exchanged them for in turn: a
 // compromised link kills the chain below it.
 //
-// The links are read from the audit trail, which servers append to in
-// batches moments after they answer, and an exchange that checked its
-// subject token just before the revocation landed may still issue a
-// token. So each level of the chain is revoked first and its exchanges
-// read Settle later: an exchange that began before the records is then in
-// the trail, and one that began after them was refused.
+// The links are read from the audit trail. A token exchange answers only
+// once its record has committed, and checks its subject and actor tokens
+// again then (issuer): a revocation that check does not see commits after
+// the record, and one it sees withholds the token. Each level of the
+// chain is revoked first and its exchanges read Settle later as well, a
+// margin for exchanges that were between their two checks.
 package revocation
 
 import (
