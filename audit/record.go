@@ -61,6 +61,11 @@ const (
 	DeviceUserCodeRefused      Event = "device.user_code_refused"
 )
 
+// DetailIDTokenJTI is the Detail key of a token.issued record that names
+// the ID token issued with the access token (OpenID Connect): revoking the
+// access token revokes it too (package revocation).
+const DetailIDTokenJTI = "id_token_jti"
+
 // Outcomes.
 const (
 	Success = "success"

@@ -31,6 +31,9 @@ func (h *Handler) issued(ctx context.Context, grant string, resp *TokenResponse)
 	if jkt := c.BoundKey(); jkt != "" {
 		detail["dpop_jkt"] = jkt
 	}
+	if resp.idTokenJTI != "" {
+		detail[audit.DetailIDTokenJTI] = resp.idTokenJTI
+	}
 	err := h.Audit.Append(ctx, record(ctx, audit.Record{
 		Event: audit.TokenIssued, Outcome: audit.Success, ClientID: clientID, Subject: c.Subject,
 		Act: c.Act.Chain(), JTI: c.JTI, SubjectTokenJTI: resp.subjectTokenJTI, ActorTokenJTI: resp.actorTokenJTI,

@@ -16,6 +16,7 @@ import (
 	"github.com/sigil-sts/sigil/authzdetails"
 	"github.com/sigil-sts/sigil/dpop"
 	"github.com/sigil-sts/sigil/revocation"
+	"github.com/sigil-sts/sigil/token"
 	"github.com/sigil-sts/sigil/verify"
 )
 
@@ -148,13 +149,15 @@ func (h *Handler) userTokens(ctx context.Context, g userGrant) (*TokenResponse, 
 		return nil, oerr
 	}
 	if slices.Contains(g.scopes, ScopeOpenID) {
-		resp.IDToken, oerr = h.issueIDToken(idTokenGrant{
+		var idClaims *token.Claims
+		resp.IDToken, idClaims, oerr = h.signIDToken(idTokenGrant{
 			client: g.client, user: g.user, scopes: g.scopes, nonce: g.nonce, authTime: g.authTime,
 			acr: g.acr, amr: g.amr, accessToken: resp.AccessToken, sessionID: g.sessionID,
 		})
 		if oerr != nil {
 			return nil, oerr
 		}
+		resp.idTokenJTI = idClaims.JTI
 	}
 	refreshScopes := g.scopes
 	if g.refreshScopes != nil {

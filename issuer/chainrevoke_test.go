@@ -159,3 +159,25 @@ func TestRevocationReachesExchangedTokens(t *testing.T) {
 		}
 	}
 }
+
+// TestRevocationReachesIDTokenExchanges: revoking alice's access token
+// revokes the ID token issued with it, so the token A exchanged that ID
+// token for dies too, and the ID token cannot be exchanged again.
+func TestRevocationReachesIDTokenExchanges(t *testing.T) {
+	n := startNode(t)
+	d := newDelegation(t, n, nil)
+	idt := url.Values{"subject_token": {d.userAT.str(t, "id_token")}, "subject_token_type": {issuer.TokenTypeIDToken},
+		"scope": {"read:files"}}
+	r := d.exchange(t, d.a.auth(), idt)
+	if r.status != http.StatusOK {
+		t.Fatalf("exchange of alice's ID token: %d %s", r.status, r.body)
+	}
+	exchanged := r.str(t, "access_token")
+	if r := n.postForm(t, "/revoke", url.Values{"token": {d.userAT.str(t, "access_token")}}, d.a.auth()); r.status != http.StatusOK {
+		t.Fatalf("RFC 7009 of alice's access token: %d %s", r.status, r.body)
+	}
+	if n.active(t, d.a.auth(), exchanged) {
+		t.Error("the token exchanged from alice's ID token is active after her access token was revoked")
+	}
+	wantError(t, d.exchange(t, d.a.auth(), idt), http.StatusBadRequest, "invalid_request")
+}

@@ -57,6 +57,9 @@ type TokenResponse struct {
 	// token exchange issued from, for the audit trail: revoking either
 	// revokes this one (the revocation package).
 	subjectTokenJTI, actorTokenJTI string
+	// idTokenJTI names the ID token issued with the access token, for
+	// the audit record: revoking the access token revokes it too.
+	idTokenJTI string
 	// exchangedFrom names the same tokens for the check that follows the
 	// record (exchangeRecorded).
 	exchangedFrom []sigil.TokenRef

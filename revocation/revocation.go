@@ -63,6 +63,9 @@ type Result struct {
 	// Exchanged holds the jtis of the tokens revoked because they were
 	// exchanged, at any depth, from the revoked ones.
 	Exchanged []string
+	// IDTokens holds the jtis of the ID tokens revoked because they were
+	// issued with a revoked access token (audit.DetailIDTokenJTI).
+	IDTokens []string
 	// StatusEntries counts the status list entries set INVALID.
 	StatusEntries int
 }
@@ -98,7 +101,8 @@ func (r *Revoker) JTIs(ctx context.Context, jtis []string) (int, error) {
 
 // Chain revokes every token exchanged, at any depth, from the tokens in
 // roots, which the caller has revoked already (with JTIs, or by client or
-// subject). It waits Settle before reading each level's exchanges, so it
+// subject), and the ID tokens issued with any of them (and what was
+// exchanged from those). It waits Settle before reading each level's exchanges, so it
 // takes Settle per level of the chain below roots, and at least once.
 func (r *Revoker) Chain(ctx context.Context, roots []string) (Result, error) {
 	var res Result
@@ -128,15 +132,31 @@ func (r *Revoker) Chain(ctx context.Context, roots []string) (Result, error) {
 				return res, fmt.Errorf("revocation: flush the audit trail: %w", err)
 			}
 		}
+		// The ID tokens issued with this level's access tokens go with
+		// them, and so do the tokens exchanged from those.
+		var ids []string
+		for _, j := range level {
+			id, err := r.idTokenOf(ctx, j, since, seen)
+			if err != nil {
+				return res, err
+			}
+			ids = append(ids, id...)
+		}
+		n, err := r.JTIs(ctx, ids)
+		res.StatusEntries += n
+		if err != nil {
+			return res, err
+		}
+		res.IDTokens = append(res.IDTokens, ids...)
 		var next []string
-		for _, parent := range level {
+		for _, parent := range append(level, ids...) {
 			children, err := r.exchangedFrom(ctx, parent, since, seen)
 			if err != nil {
 				return res, err
 			}
 			next = append(next, children...)
 		}
-		n, err := r.JTIs(ctx, next)
+		n, err = r.JTIs(ctx, next)
 		res.StatusEntries += n
 		if err != nil {
 			return res, err
@@ -158,6 +178,32 @@ func (r *Revoker) Exchanged(ctx context.Context, jti string) (bool, error) {
 	}
 	children, err := r.exchangedFrom(ctx, jti, r.now().Add(-r.Lifetime), map[string]bool{})
 	return len(children) > 0, err
+}
+
+// idTokenOf returns the jti of the ID token the audit trail shows issued
+// with the access token jti since since, if there is one and it is not
+// in seen, and adds it to seen.
+func (r *Revoker) idTokenOf(ctx context.Context, jti string, since time.Time, seen map[string]bool) ([]string, error) {
+	q := sigil.AuditQuery{JTI: jti, Event: string(audit.TokenIssued), Since: since}
+	page, err := r.Store.QueryAudit(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("revocation: read the issuance of %s: %w", jti, err)
+	}
+	var out []string
+	for _, e := range page {
+		if !audit.Matches(e, q) {
+			continue
+		}
+		rec, err := audit.Decode(e.Body)
+		if err != nil {
+			continue
+		}
+		if id := rec.Detail[audit.DetailIDTokenJTI]; id != "" && !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out, nil
 }
 
 // exchangedFrom returns the jtis, not in seen, of the tokens the audit

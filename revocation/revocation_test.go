@@ -121,3 +121,38 @@ func TestExchanged(t *testing.T) {
 		}
 	}
 }
+
+// TestChainIDTokens: the ID token issued with a revoked access token is
+// revoked with it, and so is what was exchanged from that ID token.
+func TestChainIDTokens(t *testing.T) {
+	st := openStore(t)
+	now := time.Now()
+	trail := audit.Direct{Store: st}
+	for _, r := range []audit.Record{
+		{JTI: "access", Detail: map[string]string{audit.DetailIDTokenJTI: "id-token"}},
+		{JTI: "from-id-token", SubjectTokenJTI: "id-token"},
+		{JTI: "other-access", Detail: map[string]string{audit.DetailIDTokenJTI: "other-id-token"}},
+	} {
+		r.Time, r.Event, r.Outcome, r.ClientID = now, audit.TokenIssued, audit.Success, "rp"
+		if err := trail.Append(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &revocation.Revoker{Store: st, Lifetime: time.Hour, Settle: time.Millisecond}
+	res, err := r.Chain(t.Context(), []string{"access"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.IDTokens, []string{"id-token"}) || !slices.Equal(res.Exchanged, []string{"from-id-token"}) {
+		t.Errorf("Chain: ID tokens %v, exchanged %v; want [id-token], [from-id-token]", res.IDTokens, res.Exchanged)
+	}
+	for jti, want := range map[string]bool{"id-token": true, "from-id-token": true, "other-id-token": false} {
+		got, err := st.Revoked(t.Context(), sigil.TokenRef{JTI: jti, ClientID: "rp", Subject: "u", IssuedAt: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("%s revoked %v, want %v", jti, got, want)
+		}
+	}
+}
