@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sigil-sts/sigil"
+	"github.com/sigil-sts/sigil/audit"
 	"github.com/sigil-sts/sigil/config"
 	"github.com/sigil-sts/sigil/issuer"
 	"github.com/sigil-sts/sigil/token"
@@ -180,4 +182,33 @@ func TestRevocationReachesIDTokenExchanges(t *testing.T) {
 		t.Error("the token exchanged from alice's ID token is active after her access token was revoked")
 	}
 	wantError(t, d.exchange(t, d.a.auth(), idt), http.StatusBadRequest, "invalid_request")
+}
+
+// TestRevokeAgainSkipsTheWalk: revoking a token whose chain was walked
+// already answers without walking it again (a client repeating the
+// request cannot make the server repeat the work), and the second
+// record says so.
+func TestRevokeAgainSkipsTheWalk(t *testing.T) {
+	n := startNode(t)
+	d := newDelegation(t, n, nil)
+	user := d.userAT.str(t, "access_token")
+	r := d.exchange(t, d.a.auth(), with(subjectParams(user), "audience", issuer.ClientAudience(d.b.ClientID)))
+	if r.status != http.StatusOK {
+		t.Fatalf("A's exchange: %d %s", r.status, r.body)
+	}
+	for range 2 {
+		if r := n.postForm(t, "/revoke", url.Values{"token": {user}}, d.a.auth()); r.status != http.StatusOK {
+			t.Fatalf("RFC 7009 of alice's token: %d %s", r.status, r.body)
+		}
+	}
+	var details []map[string]string
+	for _, rec := range records(t, n, sigil.AuditQuery{JTI: claims(t, user)["jti"].(string), Event: string(audit.TokenRevoked)}) {
+		details = append(details, rec.Detail)
+	}
+	if len(details) != 2 || details[0]["exchanged"] != "1" || details[1]["chain"] != "revoked before" || details[1]["exchanged"] != "" {
+		t.Errorf("revocation records' details: %v; want the first to walk (exchanged 1), the second not (chain: revoked before)", details)
+	}
+	if n.active(t, d.a.auth(), r.str(t, "access_token")) {
+		t.Error("the exchanged token is active")
+	}
 }

@@ -91,6 +91,19 @@ func (h *Handler) serveRevoke(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if walk {
+		// A token revoked here before had its chain walked then (the
+		// record below is written after the walk), and nothing has been
+		// exchanged from it since: a client repeating the request gets
+		// its answer without the work.
+		if walked, err := h.chainWalked(r.Context(), c.JTI); err != nil {
+			writeError(w, r, h.Log, internal(err))
+			return
+		} else if walked {
+			walk = false
+			detail["chain"] = "revoked before"
+		}
+	}
+	if walk {
 		// Not cut short if the client hangs up: the retry that would
 		// finish the job may never come.
 		chain, err := h.revoker().Chain(context.WithoutCancel(r.Context()), []string{c.JTI})
@@ -112,6 +125,31 @@ func (h *Handler) serveRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// chainWalked reports whether the audit trail holds a revocation of jti
+// that walked its chain (here or through the admin API): one that
+// recorded how many exchanged tokens it reached.
+func (h *Handler) chainWalked(ctx context.Context, jti string) (bool, error) {
+	if f, ok := h.Audit.(interface{ Flush(context.Context) error }); ok {
+		if err := f.Flush(ctx); err != nil {
+			return false, err
+		}
+	}
+	q := sigil.AuditQuery{JTI: jti, Event: string(audit.TokenRevoked)}
+	es, err := h.Store.QueryAudit(ctx, q)
+	if err != nil {
+		return false, err
+	}
+	for _, e := range es {
+		if !audit.Matches(e, q) {
+			continue
+		}
+		if rec, err := audit.Decode(e.Body); err == nil && rec.Outcome == audit.Success && rec.Detail["exchanged"] != "" {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // exchangeable reports whether a token of client c may be being
