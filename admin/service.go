@@ -655,30 +655,11 @@ func (s *Service) invalidateIssued(ctx context.Context, client, subject string, 
 // issuedJTIs returns the jtis of the records q selects that are not in
 // seen, adding them to it.
 func (s *Service) issuedJTIs(ctx context.Context, q sigil.AuditQuery, seen map[string]bool) ([]string, error) {
-	var out []string
-	for {
-		page, err := s.Store.QueryAudit(ctx, q)
-		if err != nil {
-			return nil, fmt.Errorf("read the audit trail: %w", err)
-		}
-		if len(page) == 0 {
-			return out, nil
-		}
-		for _, e := range page {
-			// The chain protects bodies, not the index columns the query
-			// used.
-			if !audit.Matches(e, q) {
-				continue
-			}
-			ix, err := audit.IndexOf(e.Body)
-			if err != nil || ix.JTI == "" || seen[ix.JTI] {
-				continue
-			}
-			seen[ix.JTI] = true
-			out = append(out, ix.JTI)
-		}
-		q.AfterSeq = page[len(page)-1].Seq
+	out, err := revocation.JTIsOf(ctx, s.Store, q, seen)
+	if err != nil {
+		return nil, fmt.Errorf("read the audit trail: %w", err)
 	}
+	return out, nil
 }
 
 // IsValidation reports whether err is a ValidationError.

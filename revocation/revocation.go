@@ -32,7 +32,7 @@ import (
 type Store interface {
 	sigil.RevocationStore
 	sigil.StatusListStore
-	QueryAudit(ctx context.Context, q sigil.AuditQuery) ([]sigil.AuditEntry, error)
+	AuditQuerier
 }
 
 // DefaultSettle is Revoker.Settle's default: well beyond the audit
@@ -211,18 +211,33 @@ func (r *Revoker) idTokenOf(ctx context.Context, jti string, since time.Time, se
 // seen.
 func (r *Revoker) exchangedFrom(ctx context.Context, parent string, since time.Time, seen map[string]bool) ([]string, error) {
 	q := sigil.AuditQuery{ExchangedFrom: parent, Event: string(audit.TokenIssued), Since: since}
+	out, err := JTIsOf(ctx, r.Store, q, seen)
+	if err != nil {
+		return nil, fmt.Errorf("revocation: read the tokens exchanged from %s: %w", parent, err)
+	}
+	return out, nil
+}
+
+// AuditQuerier is the store's audit query.
+type AuditQuerier interface {
+	QueryAudit(ctx context.Context, q sigil.AuditQuery) ([]sigil.AuditEntry, error)
+}
+
+// JTIsOf returns the jtis of every record q selects, page after page,
+// that are not in seen, and adds them to seen. Each record is checked
+// against its body (audit.Matches): the chain protects bodies, not the
+// index columns the query used.
+func JTIsOf(ctx context.Context, st AuditQuerier, q sigil.AuditQuery, seen map[string]bool) ([]string, error) {
 	var out []string
 	for {
-		page, err := r.Store.QueryAudit(ctx, q)
+		page, err := st.QueryAudit(ctx, q)
 		if err != nil {
-			return nil, fmt.Errorf("revocation: read the tokens exchanged from %s: %w", parent, err)
+			return nil, err
 		}
 		if len(page) == 0 {
 			return out, nil
 		}
 		for _, e := range page {
-			// The chain protects bodies, not the index columns the query
-			// used.
 			if !audit.Matches(e, q) {
 				continue
 			}
