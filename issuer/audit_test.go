@@ -525,6 +525,25 @@ func (g *gatedStore) AppendAudit(ctx context.Context, mark sigil.JournalMark, bu
 	return g.AuditStore.AppendAudit(ctx, mark, build)
 }
 
+// startGated starts w, whose store is gs, and returns what opens gs's
+// gate; at the end of the test the gate opens and w closes.
+func startGated(t *testing.T, w *audit.Writer, gs *gatedStore) (release func()) {
+	t.Helper()
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	release = sync.OnceFunc(func() { close(gs.gate) })
+	t.Cleanup(func() {
+		release()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := w.Close(ctx); err != nil {
+			t.Errorf("close writer: %v", err)
+		}
+	})
+	return release
+}
+
 // TestAuditBackpressureWriter runs the real audit.Writer, with a queue of
 // one, over a store that stalls: a request that finds the queue full waits
 // EnqueueTimeout and gets 503 without a token; the requests already
@@ -535,24 +554,7 @@ func TestAuditBackpressureWriter(t *testing.T) {
 	c := n.newClient(t, admin.ClientSpec{Scope: "read"})
 	gs := &gatedStore{AuditStore: n.srv.Core.Store, entered: make(chan struct{}, 1), gate: make(chan struct{})}
 	w := &audit.Writer{Store: gs, Node: "gated", QueueSize: 1, MaxBatch: 1, EnqueueTimeout: 300 * time.Millisecond, Log: quietLog()}
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			close(gs.gate)
-		}
-	}
-	t.Cleanup(func() {
-		release()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := w.Close(ctx); err != nil {
-			t.Errorf("close writer: %v", err)
-		}
-	})
+	release := startGated(t, w, gs)
 	base := issuerOn(t, n, w)
 	cc := clientcredentials.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, TokenURL: base + "/token", AuthStyle: oauth2.AuthStyleInHeader}
 

@@ -79,24 +79,7 @@ func TestAttackExchangeOutrunsChainRevocation(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := &audit.Writer{Journal: journal, Store: gs, Node: "lagging", Log: quietLog()}
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			close(gs.gate)
-		}
-	}
-	t.Cleanup(func() {
-		release()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := w.Close(ctx); err != nil {
-			t.Errorf("close writer: %v", err)
-		}
-	})
+	release := startGated(t, w, gs)
 	second := issuerOn(t, n, w)
 
 	// A exchanges alice's token at the second node.
