@@ -69,7 +69,7 @@ func Detect(fsys fs.FS) (string, error) {
 	case err != nil:
 		return "", err
 	case hasCedar && hasRego:
-		return "", errors.New("holds both .cedar and .rego files; name the engine (policy-engine cedar or rego)")
+		return "", errors.New("holds both .cedar and .rego files; name the engine with --policy-engine cedar or rego")
 	case hasCedar:
 		return Cedar, nil
 	case hasRego:
