@@ -134,6 +134,23 @@ type Config struct {
 	// exchange subject tokens (config key federation.trusted-issuers,
 	// flag --federation-trusted-issuers). Default none: federation off.
 	TrustedIssuers []TrustedIssuer
+	// PolicyDir is a directory of Cedar or Rego policies (package
+	// policy/source). When set, the server decides access requests on it
+	// with the OpenID AuthZEN API and reloads it when its files change.
+	// Default none: no AuthZEN endpoints.
+	PolicyDir string
+	// PolicyEngine names the policy language of PolicyDir: "cedar",
+	// "rego", or "" (the default) to detect it from the files.
+	PolicyEngine string
+	// PolicyReloadInterval is how often the server looks for changed
+	// policy files; 0 turns reloading off. Default 1s.
+	PolicyReloadInterval time.Duration
+	// AuthZENScope is the scope a caller's access token must carry to use
+	// the AuthZEN API. Default authzen:evaluate.
+	AuthZENScope string
+	// PolicyAuditDecisions records every policy decision in the audit
+	// trail. Default true.
+	PolicyAuditDecisions bool
 }
 
 // Hard limits on settings, the same for every node and command. Records
@@ -172,6 +189,9 @@ func Default() Config {
 		RefreshTokenMaxTTL:      90 * 24 * time.Hour,
 		IDTokenAlg:              "RS256",
 		RegistrationScopes:      []string{"openid", "profile", "email", "offline_access"},
+		PolicyReloadInterval:    time.Second,
+		AuthZENScope:            "authzen:evaluate",
+		PolicyAuditDecisions:    true,
 	}
 }
 
@@ -298,6 +318,17 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateFederation(bad)
+	switch c.PolicyEngine {
+	case "", "cedar", "rego":
+	default:
+		bad("policy-engine", "%q must be cedar or rego (or empty to detect it from the files)", c.PolicyEngine)
+	}
+	if c.PolicyReloadInterval != 0 && (c.PolicyReloadInterval < 10*time.Millisecond || c.PolicyReloadInterval > time.Hour) {
+		bad("policy-reload-interval", "%s must be 0 (off) or between 10ms and 1h", c.PolicyReloadInterval)
+	}
+	if !sigil.ValidScope(c.AuthZENScope) {
+		bad("authzen-scope", "%q must be one scope token (RFC 6749 §3.3)", c.AuthZENScope)
+	}
 	return errors.Join(errs...)
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/sigil-sts/sigil"
 	"github.com/sigil-sts/sigil/admin"
 	"github.com/sigil-sts/sigil/audit"
+	"github.com/sigil-sts/sigil/authzen"
 	"github.com/sigil-sts/sigil/config"
 	"github.com/sigil-sts/sigil/dpop"
 	"github.com/sigil-sts/sigil/internal/httpx"
@@ -47,6 +48,8 @@ type Server struct {
 	Log        *slog.Logger
 	// Audit is the audit writer; nil when the trail is turned off.
 	Audit *audit.Writer
+	// AuthZEN is the AuthZEN API; nil without a policy directory.
+	AuthZEN *authzen.Handler
 
 	public, admin     *http.Server
 	publicLn, adminLn net.Listener
@@ -150,10 +153,17 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 	if err := iss.Init(); err != nil {
 		return nil, err
 	}
-	s := &Server{Core: core, Issuer: iss, Log: log, Audit: writer}
+	az, err := authZEN(cfg, core, iss, trail, log)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Core: core, Issuer: iss, Log: log, Audit: writer, AuthZEN: az}
 
 	mux := http.NewServeMux()
 	iss.Mount(mux)
+	if az != nil {
+		az.Mount(mux)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteRawJSON(w, http.StatusOK, []byte(`{"status":"ok"}`))
 	})
@@ -204,6 +214,9 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 		s.goLoop(func() { s.watchChanges(bg, n, clients) })
 	}
 	s.goLoop(func() { s.purge(bg) })
+	if az != nil && cfg.PolicyReloadInterval > 0 {
+		s.goLoop(func() { s.watchPolicies(bg) })
+	}
 	s.goLoop(func() { s.serve(s.public, s.publicLn) })
 	if s.admin != nil {
 		s.goLoop(func() { s.serve(s.admin, s.adminLn) })

@@ -39,6 +39,8 @@ type options struct {
 	follow, checkpoints                        bool
 	// migrate
 	print bool
+	// policy eval
+	request string
 }
 
 type command struct {
@@ -75,6 +77,9 @@ func init() {
 		{path: "audit verify", summary: "check the audit trail's hash chain and signed checkpoints", flags: auditVerifyFlags, run: runAuditVerify},
 		{path: "audit tail", summary: "show the latest audit records (--follow for new ones)", flags: auditTailFlags, run: runAuditTail},
 		{path: "audit export", summary: "write audit records as JSON lines, for a SIEM", flags: auditExportFlags, run: runAuditExport},
+		{path: "policy validate", summary: "check a policy directory; errors are listed as file:line", flags: policyFlags, run: runPolicyValidate},
+		{path: "policy eval", summary: "decide one AuthZEN request (or batch) from --request FILE or - on a policy directory", flags: policyEvalFlags, run: runPolicyEval},
+		{path: "policy test", summary: "run the test cases (request → expected decision) in TESTS_DIR against a policy directory", args: 1, argHelp: "TESTS_DIR", flags: policyFlags, run: runPolicyTest},
 		{path: "decode", summary: "print a JWT's header and claims; with --issuer, verify its signature", args: 1, argHelp: "TOKEN (or - for stdin)", flags: decodeFlags, run: runDecode},
 	}
 }
@@ -141,7 +146,24 @@ func serverFlags(fs *flag.FlagSet, o *options) {
 	fs.BoolVar(&o.cfg.ClientMetadataDocuments, "client-metadata-documents", o.cfg.ClientMetadataDocuments, "accept https URLs as client_ids naming client metadata documents")
 	fs.StringVar(&o.cfg.ClientMetadataCAFile, "client-metadata-ca-file", "", "PEM certificates trusted, besides the system's, when fetching client metadata documents")
 	fs.BoolVar(&o.cfg.ClientMetadataUnsafeAllowLoopback, "client-metadata-unsafe-allow-loopback", false, "TESTS ONLY: also fetch client metadata documents from loopback addresses")
+	fs.StringVar(&o.cfg.PolicyDir, "policy-dir", "", "directory of Cedar or Rego policies: serves the AuthZEN API and reloads the files when they change")
+	fs.StringVar(&o.cfg.PolicyEngine, "policy-engine", "", "policy language of --policy-dir: cedar or rego (default: detected from the files)")
+	fs.DurationVar(&o.cfg.PolicyReloadInterval, "policy-reload-interval", o.cfg.PolicyReloadInterval, "how often to look for changed policy files (0: never)")
+	fs.StringVar(&o.cfg.AuthZENScope, "authzen-scope", o.cfg.AuthZENScope, "scope a caller's access token needs for the AuthZEN API")
+	fs.BoolVar(&o.cfg.PolicyAuditDecisions, "policy-audit-decisions", o.cfg.PolicyAuditDecisions, "record every policy decision in the audit trail")
 	fs.Var((*trustedIssuersFlag)(&o.cfg.TrustedIssuers), config.TrustedIssuersKey, "external issuers whose JWTs map to clients (JWT bearer grant, token exchange): a JSON list, as federation.trusted-issuers in the config file")
+}
+
+// policyFlags are the flags of the policy commands, which touch no store.
+func policyFlags(fs *flag.FlagSet, o *options) {
+	fs.StringVar(&o.cfg.PolicyDir, "policy-dir", "", "directory of Cedar or Rego policies (required)")
+	fs.StringVar(&o.cfg.PolicyEngine, "policy-engine", "", "policy language: cedar or rego (default: detected from the files)")
+	fs.StringVar(&o.configFile, "config", "", "YAML config file")
+}
+
+func policyEvalFlags(fs *flag.FlagSet, o *options) {
+	policyFlags(fs, o)
+	fs.StringVar(&o.request, "request", "", "file holding the AuthZEN request JSON, or - for stdin (required)")
 }
 
 // trustedIssuersFlag is the list of trusted issuers, given as JSON (or
