@@ -59,6 +59,9 @@ const (
 	DeviceApproved             Event = "device.approved"
 	DeviceDenied               Event = "device.denied"
 	DeviceUserCodeRefused      Event = "device.user_code_refused"
+	// PolicyDecision is a decision of the policy decision point (AuthZEN):
+	// Outcome success for an allow, failure for a deny.
+	PolicyDecision Event = "policy.decision"
 )
 
 // DetailIDTokenJTI is the Detail key of a token.issued record that names

@@ -10,10 +10,6 @@ import (
 	"github.com/sigil-sts/sigil/token"
 )
 
-// EventDecision is the audit event of a policy decision. Outcome is
-// audit.Success for an allow and audit.Failure for a deny.
-const EventDecision audit.Event = "policy.decision"
-
 // record enqueues the audit record of one decision; a trail that cannot
 // take it is logged, not fatal: the decision has been made either way,
 // and a deny must not turn into an error the PEP might mishandle.
@@ -45,7 +41,7 @@ func (h *Handler) record(ctx context.Context, caller *token.Claims, req *policy.
 		detail["errors"] = "true"
 	}
 	r := audit.Record{
-		Event: EventDecision, Outcome: outcome, Detail: detail,
+		Event: audit.PolicyDecision, Outcome: outcome, Detail: detail,
 		RequestID: httpx.RequestID(ctx), Source: httpx.Source(ctx),
 	}
 	if caller != nil {

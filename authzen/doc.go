@@ -45,10 +45,10 @@
 // deterministic: engines sort their reasons.
 //
 // When the PEP sends X-Request-ID, the response carries the same value,
-// as the spec requires, replacing the server's own id in that header; the server's id
-// still identifies the request in logs and audit records.
+// as the spec requires, replacing the server's own id in that header; the
+// server's id still identifies the request in logs and audit records.
 //
-// Every decision goes to the audit trail when Audit is set, as an event
-// EventDecision record naming the caller, the subject, action, resource
-// and the deciding policies.
+// Every decision goes to the audit trail when Audit is set, as an
+// audit.PolicyDecision record naming the caller, the subject, action,
+// resource and the deciding policies.
 package authzen

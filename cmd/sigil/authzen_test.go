@@ -203,6 +203,36 @@ func TestAuthZEN(t *testing.T) {
 		}
 	})
 
+	t.Run("decisions audited", func(t *testing.T) {
+		req := `{"subject":` + morty + `,"action":` + update + `,"resource":` + rickTD + `}`
+		if code, _, body := p.post("/access/v1/evaluation", req); code != 200 || body != `{"decision":false}` {
+			t.Fatalf("%d %s, want a deny", code, body)
+		}
+		// The server appends its records in batches: look until this one
+		// is there.
+		waitFor(t, func() bool {
+			out := mustCLI(t, nil, "audit", "export", "--data-dir", data, "--format", "jsonl")
+			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+				var r struct {
+					Event    string            `json:"event"`
+					Outcome  string            `json:"outcome"`
+					ClientID string            `json:"client_id"`
+					Detail   map[string]string `json:"detail"`
+				}
+				if json.Unmarshal([]byte(line), &r) != nil {
+					continue
+				}
+				d := r.Detail
+				if r.Event == "policy.decision" && r.Outcome == "failure" && r.ClientID == clientID &&
+					d["action"] == "can_update_todo" && d["resource_id"] == "7240d0db-8ff0-41ec-98b2-34a096273b92" &&
+					strings.HasPrefix(d["subject_id"], "CiRmZDE2") && d["caller_jti"] != "" {
+					return true
+				}
+			}
+			return false
+		})
+	})
+
 	t.Run("bad requests", func(t *testing.T) {
 		deep := `{"subject":` + morty + `,"action":` + update + `,"resource":` + rickTD + `,"context":` + strings.Repeat(`{"a":`, 40) + `1` + strings.Repeat(`}`, 40) + `}`
 		big := `{"subject":` + morty + `,"action":` + update + `,"resource":` + rickTD + `,"context":{"a":"` + strings.Repeat("x", 300<<10) + `"}}`
