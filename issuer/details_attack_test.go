@@ -1,0 +1,52 @@
+package issuer_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/sigil-sts/sigil/authzdetails"
+)
+
+// largestDetails is an mcp_tool parameter for resource of exactly
+// authzdetails.MaxBytes, written compactly: MaxTools tools, padded.
+func largestDetails(resource string) string {
+	names := make([]string, authzdetails.MaxTools)
+	for i := range names {
+		names[i] = fmt.Sprintf("t%02d", i)
+	}
+	build := func() string {
+		return `[{"type":"mcp_tool","resource":"` + resource + `","tools":["` + strings.Join(names, `","`) + `"]}]`
+	}
+	for i := 0; len(build()) < authzdetails.MaxBytes; i++ {
+		names[i] += strings.Repeat("x", min(authzdetails.MaxBytes-len(build()), authzdetails.MaxToolName-len(names[i])))
+	}
+	return build()
+}
+
+// TestCodeFlowLargestDetailsRedeem: details the authorization endpoint
+// accepted, at the size limit, for a resource with a character
+// encoding/json escapes for HTML ('&'), are read back from the stored
+// code and the refresh family: the code redeems and the family refreshes,
+// never a server_error after the user consented.
+func TestCodeFlowLargestDetailsRedeem(t *testing.T) {
+	n := startNode(t)
+	c := newToolRP(t, n)
+	newUser(t, n, "alice", alicePassword, nil)
+	details := largestDetails(oddToolURL)
+	want, err := authzdetails.Parse(details)
+	if err != nil {
+		t.Fatalf("the test's details: %v", err)
+	}
+	pk := newPKCE()
+	params := c.authParams(pk, "openid offline_access")
+	params.Set("authorization_details", details)
+	code := newBrowser(t, n).codeFor(c, params, "alice", alicePassword).Get("code")
+	r := n.redeem(t, c, code, pk.verifier)
+	if r.status != http.StatusOK {
+		t.Fatalf("redeeming the code: %d %s", r.status, r.body)
+	}
+	wantDetails(t, n, c.auth(), r, want)
+	wantDetails(t, n, c.auth(), n.refresh(t, c, r.str(t, "refresh_token"), nil), want)
+}
