@@ -50,3 +50,38 @@ func TestCodeFlowLargestDetailsRedeem(t *testing.T) {
 	wantDetails(t, n, c.auth(), r, want)
 	wantDetails(t, n, c.auth(), n.refresh(t, c, r.str(t, "refresh_token"), nil), want)
 }
+
+// TestRememberedDetailsConsentSheds: a consent the user gave to tools on
+// a resource is not remembered as consent to that resource without them.
+// A later request for the same scopes at the same resource, without
+// authorization_details, would otherwise skip the page (or pass
+// prompt=none) and get a token for the resource with no details, which
+// a tool server may read as bounded by its scopes alone: every tool.
+func TestRememberedDetailsConsentSheds(t *testing.T) {
+	n := startNode(t)
+	c := newToolRP(t, n)
+	newUser(t, n, "alice", alicePassword, nil)
+	b := newBrowser(t, n)
+	params := c.authParams(newPKCE(), "openid")
+	params.Set("authorization_details", toolDetails([]string{toolURL, "search"}))
+	b.codeFor(c, params, "alice", alicePassword)
+
+	for _, resource := range []string{"", toolURL} {
+		t.Run("resource="+resource, func(t *testing.T) {
+			pk := newPKCE()
+			plain := c.authParams(pk, "openid")
+			if resource != "" {
+				plain.Set("resource", resource)
+			}
+			if p := b.authorize(plain); !p.isConsent() {
+				t.Errorf("a request without details for the resource of a tools-only consent skipped the page: %d %.300s", p.status, p.body)
+			}
+			plain.Set("prompt", "none")
+			resp := b.authorize(plain).response(t, c.redirectURI)
+			if resp.Get("error") != "consent_required" {
+				r := n.redeem(t, c, resp.Get("code"), pk.verifier)
+				t.Errorf("prompt=none without details: %v; token claims %v", resp, claims(t, r.str(t, "access_token")))
+			}
+		})
+	}
+}
