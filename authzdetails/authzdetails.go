@@ -334,16 +334,23 @@ func (l List) AllowsTool(resource, tool string) bool {
 }
 
 // Encode returns l as compact JSON, "" for a nil or empty list: the form
-// stores keep it in.
+// stores keep it in. It does not escape '&' as encoding/json does by
+// default ('<' and '>' never pass Parse): a resource may hold '&', and
+// an escaped one is six bytes, so a list Parse accepted near MaxBytes
+// would encode past it and Decode would refuse the stored code or
+// refresh family. Unescaped, Encode of a parsed list is never longer than
+// the request it came from.
 func (l List) Encode() string {
 	if len(l) == 0 {
 		return ""
 	}
-	b, err := json.Marshal(l)
-	if err != nil {
+	var b strings.Builder
+	e := json.NewEncoder(&b)
+	e.SetEscapeHTML(false)
+	if err := e.Encode(l); err != nil {
 		panic(err) // strings and string slices always encode
 	}
-	return string(b)
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // Decode reads a list Encode wrote: "" is nil; anything else must pass

@@ -3,6 +3,7 @@ package authzdetails_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -295,4 +296,45 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("not within itself: %v", err)
 		}
 	})
+}
+
+// TestEncodeFitsParse: what Encode writes for a list Parse accepted is
+// never longer than the request was, so Decode (a store's code or refresh
+// family) reads every accepted list back, even one at MaxBytes whose
+// resource holds a character encoding/json escapes for HTML ('&').
+func TestEncodeFitsParse(t *testing.T) {
+	raw := largestDetails("https://tools.example/a&b&c")
+	l, err := authzdetails.Parse(raw)
+	if err != nil {
+		t.Fatalf("Parse(%d bytes): %v", len(raw), err)
+	}
+	enc := l.Encode()
+	if len(enc) > len(raw) {
+		t.Errorf("Encode wrote %d bytes for a request of %d", len(enc), len(raw))
+	}
+	back, err := authzdetails.Decode(enc)
+	if err != nil {
+		t.Fatalf("Decode(Encode(l)): %v", err)
+	}
+	if !cmp.Equal(back, l) {
+		t.Errorf("Decode(Encode(l)) = %v, want %v", back, l)
+	}
+}
+
+// largestDetails is an mcp_tool list for resource of exactly MaxBytes,
+// written compactly: MaxTools tools, the first padded to fill.
+func largestDetails(resource string) string {
+	tools := make([]string, authzdetails.MaxTools)
+	for i := range tools {
+		tools[i] = fmt.Sprintf("t%02d", i)
+	}
+	build := func() string {
+		return `[{"type":"mcp_tool","resource":"` + resource + `","tools":["` + strings.Join(tools, `","`) + `"]}]`
+	}
+	tools[0] += strings.Repeat("x", authzdetails.MaxToolName-len(tools[0]))
+	for i := 1; len(build()) < authzdetails.MaxBytes; i++ {
+		pad := min(authzdetails.MaxBytes-len(build()), authzdetails.MaxToolName-len(tools[i]))
+		tools[i] += strings.Repeat("x", pad)
+	}
+	return build()
 }

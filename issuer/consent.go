@@ -41,11 +41,19 @@ func (h *Handler) serveConsent(w http.ResponseWriter, r *http.Request) {
 		h.renderError(w, r, http.StatusBadRequest, errorPage("choose Allow or Deny"))
 		return
 	}
-	c := &sigil.Consent{UserID: user.ID, ClientID: req.ClientID, Scopes: req.Scopes, Audience: req.Audience, GrantedAt: h.now()}
+	// The user allowed the scopes at the resources of the request's
+	// authorization details only with those tools (RFC 9396). Consents do
+	// not record details, so those resources are not remembered: a later
+	// request for them without details (a token a tool server may read as
+	// bounded by its scopes alone) is asked again, and prompt=none for it
+	// is consent_required.
+	toolsOnly := req.AuthorizationDetails.Resources()
+	aud := slices.DeleteFunc(slices.Clone(req.Audience), func(a string) bool { return slices.Contains(toolsOnly, a) })
+	c := &sigil.Consent{UserID: user.ID, ClientID: req.ClientID, Scopes: req.Scopes, Audience: aud, GrantedAt: h.now()}
 	if old, err := h.Store.Consent(ctx, user.ID, req.ClientID); err == nil {
 		// A narrower request does not withdraw what was allowed before.
 		c.Scopes = union(old.Scopes, req.Scopes)
-		c.Audience = union(old.Audience, req.Audience)
+		c.Audience = union(old.Audience, aud)
 	}
 	if err := h.Store.SaveConsent(ctx, c); err != nil {
 		h.Log.ErrorContext(ctx, "consent: not stored", "err", err)

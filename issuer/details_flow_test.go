@@ -114,10 +114,12 @@ func TestCodeFlowDetails(t *testing.T) {
 	if got := none.response(t, c.redirectURI).Get("error"); got != "consent_required" {
 		t.Errorf("prompt=none with details: error %q, want consent_required", got)
 	}
-	// Without details the remembered consent still applies.
+	// Nor is it consent to the tool servers without details: a request
+	// addressed there without them (aud defaults to the client's first
+	// audience, toolURL) is asked again (TestRememberedDetailsConsentSheds).
 	plain := b.get(cfg.AuthCodeURL("st-4", oauth2.S256ChallengeOption(verifier)))
-	if plain.isConsent() {
-		t.Error("a request without details asks again after consent")
+	if !plain.isConsent() {
+		t.Error("a request without details for a tools-only consent's resource skipped the page")
 	}
 }
 
