@@ -3,10 +3,13 @@ package issuer_test
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/sigil-sts/sigil/admin"
 	"github.com/sigil-sts/sigil/authzdetails"
+	"github.com/sigil-sts/sigil/issuer"
 )
 
 // largestDetails is an mcp_tool parameter for resource of exactly
@@ -84,4 +87,29 @@ func TestRememberedDetailsConsentSheds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestIDTokenExchangeKeepsToolsBound: after a code flow in which alice
+// allowed agent A only the tool search on the tool server, A's ID token
+// for her cannot be exchanged for a token addressed to that tool server
+// (which would carry no details: every tool, to a server reading scopes
+// alone).
+func TestIDTokenExchangeKeepsToolsBound(t *testing.T) {
+	n := startNode(t)
+	c := newRP(t, n, "client_secret_basic", func(s *admin.ClientSpec) {
+		s.GrantTypes = append(s.GrantTypes, grantExchange)
+		s.Audience = []string{"https://api.example.com", toolURL}
+	})
+	newUser(t, n, "alice", alicePassword, nil)
+	pk := newPKCE()
+	params := c.authParams(pk, "openid")
+	params.Set("authorization_details", toolDetails([]string{toolURL, "search"}))
+	r := n.redeem(t, c, newBrowser(t, n).codeFor(c, params, "alice", alicePassword).Get("code"), pk.verifier)
+	if r.status != http.StatusOK {
+		t.Fatalf("redeem: %d %s", r.status, r.body)
+	}
+	idt := url.Values{"grant_type": {grantExchange}, "subject_token": {r.str(t, "id_token")},
+		"subject_token_type": {issuer.TokenTypeIDToken}, "scope": {"openid"}}
+	toTool := with(idt, "audience", toolURL)
+	wantError(t, n.postForm(t, "/token", toTool, c.auth()), http.StatusBadRequest, "invalid_target")
 }

@@ -141,7 +141,7 @@ func (g tokenExchange) Exchange(ctx context.Context, req *TokenRequest) (*TokenR
 		}
 	}
 
-	bound, oerr := h.exchangeBound(ctx, c, subject, fromIDToken)
+	bound, consented, oerr := h.exchangeBound(ctx, c, subject, fromIDToken)
 	if oerr != nil {
 		return nil, oerr
 	}
@@ -164,6 +164,18 @@ func (g tokenExchange) Exchange(ctx context.Context, req *TokenRequest) (*TokenR
 	aud, oerr := h.exchangeAudience(c, targets)
 	if oerr != nil {
 		return nil, oerr
+	}
+	if fromIDToken {
+		// An ID token says who signed in, not what they allowed: the
+		// audiences are bounded by the user's consent too (and a sub-agent
+		// the client may delegate to). A tool server the user allowed only
+		// some tools of is not among them (saveConsent), so an ID token
+		// cannot turn a grant of some tools into a token without details.
+		for _, a := range aud {
+			if !slices.Contains(consented, a) && !strings.HasPrefix(a, ClientAudience("")) {
+				return nil, badRequest(CodeInvalidTarget, "audience "+a+" is not one the user consented to for this client")
+			}
+		}
 	}
 	var extra map[string]any
 	if user != nil {
@@ -359,20 +371,21 @@ func addressedTo(t *token.Claims, c *sigil.Client) bool {
 // exchangeBound is what the new token's scopes must stay within: the
 // subject token's scopes, or for an ID token (which says who signed in,
 // not what they allowed) the user's stored consent to the client; either
-// cut to the client's own scopes.
-func (h *Handler) exchangeBound(ctx context.Context, c *sigil.Client, subject *token.Claims, fromIDToken bool) ([]string, *Error) {
+// cut to the client's own scopes. For an ID token it also returns the
+// consent's audiences, which bound the new token's.
+func (h *Handler) exchangeBound(ctx context.Context, c *sigil.Client, subject *token.Claims, fromIDToken bool) (scopes, consented []string, _ *Error) {
 	granted := subject.Scopes()
 	if fromIDToken {
 		consent, err := h.Store.Consent(ctx, subject.Subject, c.ID)
 		switch {
 		case errors.Is(err, sigil.ErrNotFound):
-			return nil, invalidRequest("the user has not consented to this client")
+			return nil, nil, invalidRequest("the user has not consented to this client")
 		case err != nil:
-			return nil, internal(err)
+			return nil, nil, internal(err)
 		}
-		granted = consent.Scopes
+		granted, consented = consent.Scopes, consent.Audience
 	}
-	return slices.DeleteFunc(slices.Clone(granted), func(s string) bool { return !slices.Contains(c.Scopes, s) }), nil
+	return slices.DeleteFunc(slices.Clone(granted), func(s string) bool { return !slices.Contains(c.Scopes, s) }), consented, nil
 }
 
 // exchangeDetails decides the new token's authorization details (RFC
