@@ -24,13 +24,22 @@ const callerTokenCache = 1_000
 // returns nil when none is configured. A policy set that does not load
 // stops the start, with each file:line error: a PDP must not start
 // denying everything.
-func authZEN(cfg config.Config, core *Core, iss *issuer.Handler, trail audit.Appender, log *slog.Logger) (*authzen.Handler, error) {
+//
+// It also returns the directory's fingerprint from before the load, for
+// watchPolicies.
+func authZEN(cfg config.Config, core *Core, iss *issuer.Handler, trail audit.Appender, log *slog.Logger) (*authzen.Handler, uint64, error) {
 	if cfg.PolicyDir == "" {
-		return nil, nil
+		return nil, 0, nil
+	}
+	// Taken before the load: a change while it loads is seen by the
+	// watch (watchPolicies) and loaded again.
+	fp, err := source.Fingerprint(cfg.PolicyDir)
+	if err != nil {
+		return nil, 0, fmt.Errorf("server: policy-dir %s: %w", cfg.PolicyDir, err)
 	}
 	pdp, err := policy.NewPDP(source.Loader(cfg.PolicyDir, cfg.PolicyEngine))
 	if err != nil {
-		return nil, fmt.Errorf("server: policy-dir %s: %w", cfg.PolicyDir, err)
+		return nil, 0, fmt.Errorf("server: policy-dir %s: %w", cfg.PolicyDir, err)
 	}
 	pdp.Log = log
 	h := &authzen.Handler{
@@ -50,13 +59,13 @@ func authZEN(cfg config.Config, core *Core, iss *issuer.Handler, trail audit.App
 		h.Audit = trail
 	}
 	if err := h.Init(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return h, nil
+	return h, fp, nil
 }
 
 // watchPolicies reloads the policy directory when its files change.
 func (s *Server) watchPolicies(ctx context.Context) {
 	cfg := s.Core.Config
-	source.Watch(ctx, cfg.PolicyDir, cfg.PolicyReloadInterval, s.AuthZEN.PDP, s.Log, nil)
+	source.Watch(ctx, cfg.PolicyDir, s.policyPrint, cfg.PolicyReloadInterval, s.AuthZEN.PDP, s.Log, nil)
 }

@@ -50,6 +50,9 @@ type Server struct {
 	Audit *audit.Writer
 	// AuthZEN is the AuthZEN API; nil without a policy directory.
 	AuthZEN *authzen.Handler
+	// policyPrint is the policy directory's fingerprint before AuthZEN's
+	// policies loaded (source.Watch).
+	policyPrint uint64
 
 	public, admin     *http.Server
 	publicLn, adminLn net.Listener
@@ -153,11 +156,11 @@ func Start(ctx context.Context, core *Core, log *slog.Logger) (*Server, error) {
 	if err := iss.Init(); err != nil {
 		return nil, err
 	}
-	az, err := authZEN(cfg, core, iss, trail, log)
+	az, policyPrint, err := authZEN(cfg, core, iss, trail, log)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Core: core, Issuer: iss, Log: log, Audit: writer, AuthZEN: az}
+	s := &Server{Core: core, Issuer: iss, Log: log, Audit: writer, AuthZEN: az, policyPrint: policyPrint}
 
 	mux := http.NewServeMux()
 	iss.Mount(mux)

@@ -114,15 +114,14 @@ func Fingerprint(dir string) (uint64, error) {
 }
 
 // Watch polls dir every interval until ctx ends and reloads pdp when the
-// files change. A failed reload is logged, each error on its own line with
-// its file:line, and not retried until the files change again; the
-// previous policy set keeps serving meanwhile. onReload, when not nil, is
-// called after every reload attempt with its result (tests use it).
-func Watch(ctx context.Context, dir string, interval time.Duration, pdp *policy.PDP, log *slog.Logger, onReload func(error)) {
-	last, err := Fingerprint(dir)
-	if err != nil {
-		log.Warn("policy directory unreadable", "dir", dir, "err", err)
-	}
+// files change from since: the Fingerprint taken before pdp loaded them,
+// so that a change between that load and this call is not missed. A
+// failed reload is logged, each error on its own line with its file:line,
+// and not retried until the files change again; the previous policy set
+// keeps serving meanwhile. onReload, when not nil, is called after every
+// reload attempt with its result (tests use it).
+func Watch(ctx context.Context, dir string, since uint64, interval time.Duration, pdp *policy.PDP, log *slog.Logger, onReload func(error)) {
+	last := since
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

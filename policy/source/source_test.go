@@ -82,6 +82,10 @@ func TestWatch(t *testing.T) {
 		}
 	}
 	write(`permit(principal, action == Action::"read", resource);`)
+	since, err := source.Fingerprint(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	pdp, err := policy.NewPDP(source.Loader(dir, source.Auto))
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +93,7 @@ func TestWatch(t *testing.T) {
 	reloads := make(chan error, 4)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go source.Watch(ctx, dir, 10*time.Millisecond, pdp, slog.New(slog.NewTextHandler(io.Discard, nil)), func(err error) { reloads <- err })
+	go source.Watch(ctx, dir, since, 10*time.Millisecond, pdp, slog.New(slog.NewTextHandler(io.Discard, nil)), func(err error) { reloads <- err })
 
 	read := policy.Request{Subject: policy.Subject{Type: "user", ID: "a"}, Action: policy.Action{Name: "read"}, Resource: policy.Resource{Type: "doc", ID: "1"}}
 	write("permit(principal, action == Action::\"read\", resource);\n\nforbid(principal, action, resource) when { resource.x == };\n")
