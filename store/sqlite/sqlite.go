@@ -159,9 +159,12 @@ func dsn(path string) string {
 	q := url.Values{
 		"_pragma": {
 			"busy_timeout(5000)",
-			// 8 MiB of page cache (the default is 2 MiB): an audit batch
-			// then rarely spills dirty pages before its commit.
-			"cache_size(-8192)",
+			// 4 MiB of page cache per connection (the default is 2 MiB):
+			// an audit batch (at most 1,024 records, about a megabyte of
+			// pages) then rarely spills dirty pages before its commit.
+			// 8 MiB held 9 MiB more of the server's memory under load
+			// (BENCHMARKS.md, issue 8) and measured no faster.
+			"cache_size(-4096)",
 			// No checkpoint inside a commit: the audit writer's commits would
 			// wait for its fsync while every token request waits for them.
 			// checkpointLoop checkpoints in the background instead.
