@@ -43,17 +43,8 @@ type TestResult struct {
 // a request that is not valid fails its case.
 func RunTests(ctx context.Context, e policy.Engine, fsys fs.FS) ([]TestResult, error) {
 	var files []string
-	err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if path != "." && strings.HasPrefix(d.Name(), ".") {
-			if d.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if !d.IsDir() && strings.HasSuffix(path, ".json") {
+	err := policy.WalkFiles(fsys, func(path string, _ fs.DirEntry) error {
+		if strings.HasSuffix(path, ".json") {
 			files = append(files, path)
 		}
 		return nil

@@ -65,19 +65,7 @@ type parsedPolicy struct {
 func readSource(fsys fs.FS) (*source, error) {
 	src := &source{entities: types.EntityMap{}, entityOrigin: map[types.EntityUID]string{}}
 	var errs []error
-	walkErr := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if path != "." && strings.HasPrefix(d.Name(), ".") {
-			if d.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if d.IsDir() {
-			return nil
-		}
+	walkErr := policy.WalkFiles(fsys, func(path string, _ fs.DirEntry) error {
 		switch {
 		case strings.HasSuffix(path, PolicySuffix):
 			errs = append(errs, src.addPolicies(fsys, path)...)

@@ -121,19 +121,7 @@ func readSource(fsys fs.FS) (map[string]*ast.Module, map[string]any, error) {
 	modules := map[string]*ast.Module{}
 	data := map[string]any{}
 	var errs []error
-	walkErr := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if p != "." && strings.HasPrefix(d.Name(), ".") {
-			if d.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if d.IsDir() {
-			return nil
-		}
+	walkErr := policy.WalkFiles(fsys, func(p string, _ fs.DirEntry) error {
 		switch {
 		case strings.HasSuffix(p, ModuleSuffix):
 			src, err := fs.ReadFile(fsys, p)

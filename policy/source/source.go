@@ -81,19 +81,7 @@ func Detect(fsys fs.FS) (string, error) {
 // walk calls f for every regular file of fsys, skipping hidden files and
 // directories as the engines do.
 func walk(fsys fs.FS, f func(path string, info fs.FileInfo)) error {
-	return fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if path != "." && strings.HasPrefix(d.Name(), ".") {
-			if d.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if d.IsDir() {
-			return nil
-		}
+	return policy.WalkFiles(fsys, func(path string, d fs.DirEntry) error {
 		info, err := d.Info()
 		if err != nil {
 			return err
