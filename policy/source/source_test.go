@@ -70,14 +70,22 @@ func TestLoadTodo(t *testing.T) {
 func TestWatch(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "p.cedar")
+	// write replaces the file in one step, as editors do (a hidden
+	// temporary file, then a rename): a watch that polls between a
+	// truncation and a write would load an empty file, fail, and load the
+	// whole file at its next poll, which this test cannot tell from a bug.
 	write := func(s string) {
 		t.Helper()
-		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		tmp := filepath.Join(dir, ".p.cedar.tmp")
+		if err := os.WriteFile(tmp, []byte(s), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		// Modification times may be coarse: move it so the change shows.
 		mt := time.Now().Add(time.Duration(len(s)) * time.Second)
-		if err := os.Chtimes(path, mt, mt); err != nil {
+		if err := os.Chtimes(tmp, mt, mt); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
 			t.Fatal(err)
 		}
 	}
